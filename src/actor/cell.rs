@@ -1,0 +1,223 @@
+//! The shared part of an actor: its mailbox and the lifecycle facts that
+//! outlive its task (state, exit reason). [`ActorRef`](super::ActorRef)s point
+//! here; the actor's task owns the state itself.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+
+use super::{ActorState, ExitReason};
+use crate::mailbox::{
+    DeadLetterOffice, DeadLetterReason, Mailbox, MailboxConfig, MailboxItem, SystemSignal,
+};
+use crate::message::{Message, MessageEnvelope, MessagePriority};
+use crate::util::ActorId;
+
+/// A queued user message: a plain `tell` (no metadata, the hot path) or an
+/// envelope (TTL and metadata, boxed so plain messages stay small).
+#[derive(Debug)]
+pub(crate) enum Delivery<M> {
+    Tell(M),
+    Envelope(Box<MessageEnvelope<M>>),
+}
+
+impl<M> Delivery<M> {
+    pub(crate) fn into_message(self) -> M {
+        match self {
+            Delivery::Tell(m) => m,
+            Delivery::Envelope(env) => env.payload,
+        }
+    }
+
+    fn message(&self) -> &M {
+        match self {
+            Delivery::Tell(m) => m,
+            Delivery::Envelope(env) => &env.payload,
+        }
+    }
+}
+
+impl<M: Message> MailboxItem for Delivery<M> {
+    #[inline]
+    fn priority(&self) -> MessagePriority {
+        match self {
+            Delivery::Tell(m) => m.priority(),
+            Delivery::Envelope(env) => env.priority,
+        }
+    }
+}
+
+/// Lifecycle control that does not depend on the message type, so the system
+/// and parents can stop, kill and inspect any actor.
+pub(crate) trait ActorControl: Send + Sync {
+    fn id(&self) -> ActorId;
+    fn signal(&self, signal: SystemSignal) -> bool;
+    fn kill(&self);
+    fn is_closed(&self) -> bool;
+}
+
+pub(crate) struct ActorCell<M: Message> {
+    pub(crate) mailbox: Mailbox<Delivery<M>>,
+    pub(crate) id: ActorId,
+    pub(crate) name: Option<Arc<str>>,
+    dead_letters: Arc<DeadLetterOffice>,
+    state: AtomicU8,
+    exit: OnceLock<ExitReason>,
+    exited: Notify,
+    abort: OnceLock<AbortHandle>,
+}
+
+impl<M: Message> fmt::Debug for ActorCell<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ActorCell")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("state", &self.state())
+            .field("mailbox", &self.mailbox)
+            .finish()
+    }
+}
+
+impl<M: Message> ActorCell<M> {
+    pub(crate) fn new(
+        id: ActorId,
+        name: Option<Arc<str>>,
+        mailbox: MailboxConfig,
+        dead_letters: Arc<DeadLetterOffice>,
+    ) -> Self {
+        Self {
+            mailbox: Mailbox::new(mailbox),
+            id,
+            name,
+            dead_letters,
+            state: AtomicU8::new(ActorState::Starting.to_u8()),
+            exit: OnceLock::new(),
+            exited: Notify::new(),
+            abort: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn state(&self) -> ActorState {
+        ActorState::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn set_state(&self, state: ActorState) {
+        self.state.store(state.to_u8(), Ordering::Release);
+    }
+
+    pub(crate) fn set_abort_handle(&self, handle: AbortHandle) {
+        let _ = self.abort.set(handle);
+    }
+
+    pub(crate) fn dead_letter(&self, delivery: Delivery<M>, reason: DeadLetterReason) {
+        self.dead_letters
+            .record(self.id, M::MESSAGE_TYPE, delivery.message(), reason);
+    }
+
+    /// Closes the mailbox and records everything still queued as dead letters.
+    pub(crate) fn close_and_drain(&self, reason: DeadLetterReason) {
+        self.mailbox.close();
+        while let Some(delivery) = self.mailbox.drain_one() {
+            self.dead_letter(delivery, reason);
+        }
+    }
+
+    /// Publishes the exit reason and wakes everyone waiting for it.
+    pub(crate) fn publish_exit(&self, reason: ExitReason) {
+        let _ = self.exit.set(reason);
+        self.set_state(ActorState::Stopped);
+        self.exited.notify_waiters();
+    }
+
+    pub(crate) fn exit_reason(&self) -> Option<ExitReason> {
+        self.exit.get().cloned()
+    }
+
+    pub(crate) async fn wait_for_exit(&self) -> ExitReason {
+        loop {
+            let exited = self.exited.notified();
+            tokio::pin!(exited);
+            exited.as_mut().enable();
+            if let Some(reason) = self.exit.get() {
+                return reason.clone();
+            }
+            exited.await;
+        }
+    }
+}
+
+impl<M: Message> ActorControl for ActorCell<M> {
+    fn id(&self) -> ActorId {
+        self.id
+    }
+
+    fn signal(&self, signal: SystemSignal) -> bool {
+        self.mailbox.signal(signal)
+    }
+
+    fn is_closed(&self) -> bool {
+        self.mailbox.is_closed()
+    }
+
+    fn kill(&self) {
+        match self.abort.get() {
+            Some(handle) => handle.abort(),
+            // Only possible in the instant between spawning the task and
+            // storing its handle: fall back to the fastest graceful stop.
+            None => {
+                self.mailbox.signal(SystemSignal::Shutdown);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mailbox::Received;
+
+    #[test]
+    fn drain_records_every_queued_message() {
+        let office = Arc::new(DeadLetterOffice::new(8));
+        let cell = ActorCell::<u64>::new(
+            ActorId::next(),
+            None,
+            MailboxConfig::unbounded(),
+            office.clone(),
+        );
+        for i in 0..3 {
+            let _ = cell.mailbox.try_push(Delivery::Tell(i));
+        }
+        cell.close_and_drain(DeadLetterReason::ActorStopped);
+        assert_eq!(office.count(DeadLetterReason::ActorStopped), 3);
+        assert!(cell.mailbox.try_recv().is_none());
+        assert!(matches!(
+            cell.mailbox.try_push(Delivery::Tell(9)),
+            Err(crate::mailbox::PushError::Closed(_))
+        ));
+        let _: Option<Received<Delivery<u64>>> = None;
+    }
+
+    #[tokio::test]
+    async fn exit_is_published_once_and_wakes_waiters() {
+        let office = Arc::new(DeadLetterOffice::new(0));
+        let cell = Arc::new(ActorCell::<u64>::new(
+            ActorId::next(),
+            None,
+            MailboxConfig::unbounded(),
+            office,
+        ));
+        let waiter = tokio::spawn({
+            let cell = cell.clone();
+            async move { cell.wait_for_exit().await }
+        });
+        tokio::task::yield_now().await;
+        cell.publish_exit(ExitReason::Killed);
+        cell.publish_exit(ExitReason::Normal);
+        assert_eq!(waiter.await.unwrap(), ExitReason::Killed);
+        assert_eq!(cell.state(), ActorState::Stopped);
+    }
+}

@@ -1,0 +1,162 @@
+//! [`ActorContext`]: what a handler can do besides changing its own state —
+//! know itself, reach its system, spawn children, schedule timers, stop.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::AbortHandle;
+
+use super::ActorRef;
+use super::cell::ActorControl;
+use crate::address::ActorAddress;
+use crate::mailbox::SystemSignal;
+use crate::message::Message;
+use crate::system::{ActorSpawnBuilder, ActorSystem};
+use crate::util::ActorId;
+
+/// The context an actor's hooks run with.
+///
+/// Timers started here are cancelled when the actor stops, and children
+/// spawned here are shut down when it stops.
+pub struct ActorContext<M: Message> {
+    myself: ActorRef<M>,
+    system: ActorSystem,
+    stop_requested: bool,
+    timers: Vec<AbortHandle>,
+    children: Vec<Arc<dyn ActorControl>>,
+    pub(crate) handled: u64,
+}
+
+impl<M: Message> fmt::Debug for ActorContext<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ActorContext")
+            .field("myself", &self.myself)
+            .field("system", &self.system.name())
+            .field("timers", &self.timers.len())
+            .field("children", &self.children.len())
+            .finish()
+    }
+}
+
+/// A scheduled `send_after` or `send_interval`; cancel it with
+/// [`cancel`](TimerHandle::cancel). Dropping the handle does not cancel.
+#[derive(Debug, Clone)]
+pub struct TimerHandle(AbortHandle);
+
+impl TimerHandle {
+    /// Cancels the timer; a message not yet sent will not be sent.
+    pub fn cancel(&self) {
+        self.0.abort();
+    }
+
+    /// Whether the timer has fired for the last time or was cancelled.
+    pub fn is_finished(&self) -> bool {
+        self.0.is_finished()
+    }
+}
+
+impl<M: Message> ActorContext<M> {
+    pub(crate) fn new(myself: ActorRef<M>, system: ActorSystem) -> Self {
+        Self {
+            myself,
+            system,
+            stop_requested: false,
+            timers: Vec::new(),
+            children: Vec::new(),
+            handled: 0,
+        }
+    }
+
+    /// This actor's id.
+    pub fn id(&self) -> ActorId {
+        self.myself.id()
+    }
+
+    /// This actor's address: its name if it has one, else its id.
+    pub fn address(&self) -> ActorAddress {
+        match self.myself.name() {
+            Some(name) => ActorAddress::Named(name.to_owned()),
+            None => ActorAddress::Id(self.myself.id()),
+        }
+    }
+
+    /// A reference to this actor, to hand out to others.
+    pub fn myself(&self) -> &ActorRef<M> {
+        &self.myself
+    }
+
+    /// The system this actor runs in (name, counters, spawning).
+    pub fn system(&self) -> &ActorSystem {
+        &self.system
+    }
+
+    /// Stops this actor once the current hook returns; exit reason `Normal`.
+    pub fn stop(&mut self) {
+        self.stop_requested = true;
+    }
+
+    pub(crate) fn stop_requested(&self) -> bool {
+        self.stop_requested
+    }
+
+    /// A builder for a child actor: it is shut down when this actor stops.
+    ///
+    /// ```no_run
+    /// # use airssys_rt::prelude::*;
+    /// # fn f<M: Message, A: Actor>(ctx: &mut ActorContext<M>, worker: A) -> Result<(), SystemError> {
+    /// let child = ctx.spawn_child().name("worker").bounded(64, Backpressure::Block).spawn(worker)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn spawn_child(&mut self) -> ActorSpawnBuilder<'_> {
+        ActorSpawnBuilder::new(&self.system).with_parent(&mut self.children)
+    }
+
+    /// Sends `message` to this actor after `delay`.
+    pub fn send_after(&mut self, delay: Duration, message: M) -> TimerHandle {
+        let target = self.myself.clone();
+        self.track_timer(async move {
+            tokio::time::sleep(delay).await;
+            let _ = target.tell(message).await;
+        })
+    }
+
+    /// Sends `make()` to this actor every `period` (first after one period)
+    /// until cancelled or the actor stops. Ticks missed under load are
+    /// skipped, not bunched up.
+    pub fn send_interval<F>(&mut self, period: Duration, mut make: F) -> TimerHandle
+    where
+        F: FnMut() -> M + Send + 'static,
+    {
+        let target = self.myself.clone();
+        self.track_timer(async move {
+            let start = tokio::time::Instant::now() + period;
+            let mut ticks = tokio::time::interval_at(start, period.max(Duration::from_nanos(1)));
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                ticks.tick().await;
+                if target.tell(make()).await.is_err() {
+                    return;
+                }
+            }
+        })
+    }
+
+    fn track_timer(&mut self, timer: impl Future<Output = ()> + Send + 'static) -> TimerHandle {
+        self.timers.retain(|t| !t.is_finished());
+        let handle = self.system.runtime().spawn(timer).abort_handle();
+        self.timers.push(handle.clone());
+        TimerHandle(handle)
+    }
+}
+
+impl<M: Message> Drop for ActorContext<M> {
+    fn drop(&mut self) {
+        for timer in &self.timers {
+            timer.abort();
+        }
+        for child in &self.children {
+            child.signal(SystemSignal::Shutdown);
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! [`ActorRef`]: the cloneable address of a running actor, and [`ReplyTo`],
+//! the typed reply port used by `ask`.
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use super::cell::{ActorCell, ActorControl, Delivery};
+use super::{Actor, ActorState, ExitReason};
+use crate::mailbox::{Backpressure, DeadLetterReason, PushError, Pushed, SystemSignal};
+use crate::message::{Message, MessageEnvelope};
+use crate::system::{AskError, ReplyError, SendError, SendErrorKind};
+use crate::util::ActorId;
+
+/// A handle to an actor that receives messages of type `M`.
+///
+/// Cheap to clone (one `Arc`), `Send + Sync`. Sending never allocates beyond
+/// the mailbox slot.
+///
+/// ```
+/// use std::convert::Infallible;
+/// use std::time::Duration;
+/// use airssys_rt::prelude::*;
+///
+/// #[derive(Debug)]
+/// enum Msg { Add(u64), Get(ReplyTo<u64>) }
+/// impl Message for Msg { const MESSAGE_TYPE: &'static str = "counter"; }
+///
+/// struct Counter(u64);
+/// impl Actor for Counter {
+///     type Message = Msg;
+///     type Error = Infallible;
+///     async fn handle_message(&mut self, msg: Msg, _: &mut ActorContext<Msg>) -> Result<(), Infallible> {
+///         match msg {
+///             Msg::Add(n) => self.0 += n,
+///             Msg::Get(reply) => { let _ = reply.reply(self.0); }
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let system = ActorSystem::new(SystemConfig::default())?;
+/// let counter = system.spawn(Counter(0))?;
+/// counter.tell(Msg::Add(2)).await?;
+/// assert_eq!(counter.ask(Msg::Get, Duration::from_secs(1)).await?, 2);
+/// counter.stop();
+/// assert_eq!(counter.wait_for_exit().await, ExitReason::Normal);
+/// # Ok(()) }
+/// ```
+pub struct ActorRef<M: Message> {
+    cell: Arc<ActorCell<M>>,
+}
+
+/// The handle returned for an actor type: an [`ActorRef`] to its message type.
+pub type ActorHandle<A> = ActorRef<<A as Actor>::Message>;
+
+impl<M: Message> Clone for ActorRef<M> {
+    fn clone(&self) -> Self {
+        Self {
+            cell: self.cell.clone(),
+        }
+    }
+}
+
+impl<M: Message> fmt::Debug for ActorRef<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ActorRef")
+            .field("id", &self.cell.id)
+            .field("name", &self.cell.name)
+            .field("message_type", &M::MESSAGE_TYPE)
+            .finish()
+    }
+}
+
+impl<M: Message> PartialEq for ActorRef<M> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cell.id == other.cell.id
+    }
+}
+
+impl<M: Message> Eq for ActorRef<M> {}
+
+impl<M: Message> Hash for ActorRef<M> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.cell.id.hash(state);
+    }
+}
+
+impl<M: Message> ActorRef<M> {
+    pub(crate) fn from_cell(cell: Arc<ActorCell<M>>) -> Self {
+        Self { cell }
+    }
+
+    pub(crate) fn control(&self) -> Arc<dyn ActorControl> {
+        self.cell.clone()
+    }
+
+    /// The actor's id.
+    pub fn id(&self) -> ActorId {
+        self.cell.id
+    }
+
+    /// The name given at spawn, if any.
+    pub fn name(&self) -> Option<&str> {
+        self.cell.name.as_deref()
+    }
+
+    /// Sends a message. Waits only when a `Block` mailbox is full; other
+    /// strategies return at once. On error the message comes back.
+    #[inline]
+    pub async fn tell(&self, message: M) -> Result<(), SendError<M>> {
+        let pushed = self.cell.mailbox.push(Delivery::Tell(message)).await;
+        self.settle(pushed)
+    }
+
+    /// Sends without waiting: a full mailbox (even a `Block` one) returns
+    /// [`SendErrorKind::MailboxFull`] with the message.
+    #[inline]
+    pub fn try_tell(&self, message: M) -> Result<(), SendError<M>> {
+        let pushed = self.cell.mailbox.try_push(Delivery::Tell(message));
+        self.settle(pushed)
+    }
+
+    /// Sends an envelope: its TTL is checked when it reaches the front of the
+    /// mailbox, and an expired envelope becomes a dead letter. Its priority
+    /// overrides the message's own in a priority mailbox.
+    pub async fn tell_envelope(&self, envelope: MessageEnvelope<M>) -> Result<(), SendError<M>> {
+        let pushed = self
+            .cell
+            .mailbox
+            .push(Delivery::Envelope(Box::new(envelope)))
+            .await;
+        self.settle(pushed)
+    }
+
+    /// Sends a request built around a fresh [`ReplyTo`] and waits for the
+    /// answer, at most `timeout` (including any wait for mailbox room).
+    ///
+    /// If the actor stops before replying, the port is dropped and this
+    /// returns [`AskError::NoReply`] at once; it never hangs past `timeout`.
+    pub async fn ask<R, F>(&self, request: F, timeout: Duration) -> Result<R, AskError>
+    where
+        R: Send,
+        F: FnOnce(ReplyTo<R>) -> M,
+    {
+        let (tx, rx) = oneshot::channel();
+        let message = request(ReplyTo { port: tx });
+        let actor = self.cell.id;
+        let exchange = async {
+            self.tell(message)
+                .await
+                .map_err(|e| AskError::from_send(&e))?;
+            rx.await.map_err(|_| AskError::NoReply { actor })
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(AskError::Timeout { actor, timeout }),
+        }
+    }
+
+    /// Asks the actor to stop after its current message (system lane: ahead
+    /// of queued messages, even in a full mailbox). Queued messages become
+    /// dead letters. Returns `false` if it is already stopping.
+    pub fn stop(&self) -> bool {
+        self.cell.mailbox.signal(SystemSignal::Stop)
+    }
+
+    /// Stops the actor at its next await point without running `post_stop`;
+    /// exit reason `Killed`. Queued messages become dead letters.
+    pub fn kill(&self) {
+        self.cell.kill();
+    }
+
+    /// Whether the actor still accepts messages.
+    pub fn is_alive(&self) -> bool {
+        !self.cell.mailbox.is_closed()
+    }
+
+    /// The actor's lifecycle state.
+    pub fn state(&self) -> ActorState {
+        self.cell.state()
+    }
+
+    /// The exit reason, once the actor has stopped.
+    pub fn exit_reason(&self) -> Option<ExitReason> {
+        self.cell.exit_reason()
+    }
+
+    /// Waits until the actor has stopped and returns why.
+    pub async fn wait_for_exit(&self) -> ExitReason {
+        self.cell.wait_for_exit().await
+    }
+
+    /// User messages currently queued.
+    pub fn mailbox_len(&self) -> usize {
+        self.cell.mailbox.len()
+    }
+
+    /// Mailbox capacity, `None` when unbounded.
+    pub fn mailbox_capacity(&self) -> Option<usize> {
+        self.cell.mailbox.capacity()
+    }
+
+    /// The mailbox's backpressure strategy.
+    pub fn backpressure(&self) -> Backpressure {
+        self.cell.mailbox.backpressure()
+    }
+
+    /// Messages dropped so far by a `DropOldest`/`DropNewest` mailbox.
+    pub fn dropped_messages(&self) -> u64 {
+        self.cell.mailbox.dropped()
+    }
+
+    /// Records drops as dead letters and converts refusals to [`SendError`].
+    #[inline]
+    fn settle(
+        &self,
+        pushed: Result<Pushed<Delivery<M>>, PushError<Delivery<M>>>,
+    ) -> Result<(), SendError<M>> {
+        match pushed {
+            Ok(Pushed::Queued) => Ok(()),
+            Ok(Pushed::DroppedOldest(victim)) => {
+                self.cell
+                    .dead_letter(victim, DeadLetterReason::DroppedOldest);
+                Ok(())
+            }
+            Ok(Pushed::DroppedNewest(dropped)) => {
+                self.cell
+                    .dead_letter(dropped, DeadLetterReason::DroppedNewest);
+                Ok(())
+            }
+            Err(PushError::Closed(d)) => Err(SendError::new(
+                SendErrorKind::ActorStopped,
+                self.cell.id,
+                d.into_message(),
+            )),
+            Err(PushError::Full(d)) => Err(SendError::new(
+                SendErrorKind::MailboxFull,
+                self.cell.id,
+                d.into_message(),
+            )),
+        }
+    }
+}
+
+/// The reply port of an `ask`: put it in a message variant, and the handler
+/// answers with [`reply`](ReplyTo::reply). Dropping it unanswered makes the
+/// asker's `ask` return [`AskError::NoReply`].
+pub struct ReplyTo<T> {
+    port: oneshot::Sender<T>,
+}
+
+impl<T> fmt::Debug for ReplyTo<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ReplyTo<")?;
+        f.write_str(std::any::type_name::<T>())?;
+        f.write_str(">")
+    }
+}
+
+impl<T> ReplyTo<T> {
+    /// Sends the answer. Fails, giving the value back, if the asker stopped
+    /// waiting (timeout or cancellation).
+    pub fn reply(self, value: T) -> Result<(), ReplyError<T>> {
+        self.port.send(value).map_err(ReplyError)
+    }
+
+    /// Whether the asker has stopped waiting.
+    pub fn is_closed(&self) -> bool {
+        self.port.is_closed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reply_to_reports_a_gone_asker() {
+        let (tx, rx) = oneshot::channel::<u8>();
+        let port = ReplyTo { port: tx };
+        assert!(!port.is_closed());
+        drop(rx);
+        assert_eq!(port.reply(3), Err(ReplyError(3)));
+    }
+
+    #[test]
+    fn reply_to_debug_names_the_type() {
+        let (tx, _rx) = oneshot::channel::<u64>();
+        assert_eq!(format!("{:?}", ReplyTo { port: tx }), "ReplyTo<u64>");
+    }
+}

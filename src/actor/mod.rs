@@ -1,0 +1,19 @@
+//! Actors: the [`Actor`] trait, the [`ActorContext`] a handler runs with,
+//! [`ActorRef`] for sending, the lifecycle types, and the task that runs an
+//! actor.
+//!
+//! An actor is one tokio task that owns its state and handles one message at
+//! a time. The loop is generic over the actor type: static dispatch, no
+//! boxing, no per-message allocation.
+
+pub mod cell;
+pub mod context;
+pub mod handle;
+pub mod lifecycle;
+pub mod spawn;
+pub mod traits;
+
+pub use context::{ActorContext, TimerHandle};
+pub use handle::{ActorHandle, ActorRef, ReplyTo};
+pub use lifecycle::{ActorState, ExitReason};
+pub use traits::{Actor, ErrorAction};

@@ -1,0 +1,216 @@
+//! Dead letters: messages that were accepted but will never be handled.
+//!
+//! Every such message is recorded here with its reason, so nothing vanishes
+//! silently. The office keeps exact counts per reason and the most recent
+//! letters (a bounded ring), and emits a `tracing` event for each.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+
+use crate::util::{ActorId, RuntimeMetrics, time};
+
+/// Why a message became a dead letter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeadLetterReason {
+    /// Still queued when its actor stopped.
+    ActorStopped,
+    /// Still queued when its actor was killed.
+    ActorKilled,
+    /// Dropped by a full `DropOldest` mailbox to make room.
+    DroppedOldest,
+    /// Dropped by a full `DropNewest` mailbox on arrival.
+    DroppedNewest,
+    /// Its envelope's time-to-live ran out before it was handled.
+    Expired,
+}
+
+impl DeadLetterReason {
+    const ALL: [DeadLetterReason; 5] = [
+        DeadLetterReason::ActorStopped,
+        DeadLetterReason::ActorKilled,
+        DeadLetterReason::DroppedOldest,
+        DeadLetterReason::DroppedNewest,
+        DeadLetterReason::Expired,
+    ];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for DeadLetterReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DeadLetterReason::ActorStopped => "actor stopped before handling it",
+            DeadLetterReason::ActorKilled => "actor was killed before handling it",
+            DeadLetterReason::DroppedOldest => "dropped as the oldest message of a full mailbox",
+            DeadLetterReason::DroppedNewest => "dropped on arrival at a full mailbox",
+            DeadLetterReason::Expired => "time-to-live expired before delivery",
+        })
+    }
+}
+
+/// One recorded dead letter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The actor it was addressed to.
+    pub recipient: ActorId,
+    /// The message's `MESSAGE_TYPE`.
+    pub message_type: &'static str,
+    /// The message, rendered with `Debug`.
+    pub message: String,
+    /// Why it was not handled.
+    pub reason: DeadLetterReason,
+    /// When it was recorded.
+    pub at: DateTime<Utc>,
+}
+
+impl fmt::Display for DeadLetter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "dead letter to {} ({}): {} — {}",
+            self.recipient, self.message_type, self.message, self.reason
+        )
+    }
+}
+
+/// Where dead letters are recorded; one per actor system.
+///
+/// ```
+/// use airssys_rt::mailbox::{DeadLetterOffice, DeadLetterReason};
+/// use airssys_rt::util::ActorId;
+/// let office = DeadLetterOffice::new(2);
+/// office.record(ActorId::from_raw(1), "u64", &5u64, DeadLetterReason::Expired);
+/// assert_eq!(office.total(), 1);
+/// assert_eq!(office.count(DeadLetterReason::Expired), 1);
+/// assert_eq!(office.recent()[0].message, "5");
+/// ```
+pub struct DeadLetterOffice {
+    counts: [AtomicU64; 5],
+    recent: Mutex<VecDeque<DeadLetter>>,
+    keep: usize,
+    metrics: Option<Arc<RuntimeMetrics>>,
+}
+
+impl fmt::Debug for DeadLetterOffice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeadLetterOffice")
+            .field("total", &self.total())
+            .field("keep", &self.keep)
+            .finish()
+    }
+}
+
+impl DeadLetterOffice {
+    /// An office that keeps the `keep` most recent letters.
+    pub fn new(keep: usize) -> Self {
+        Self {
+            counts: Default::default(),
+            recent: Mutex::new(VecDeque::new()),
+            keep,
+            metrics: None,
+        }
+    }
+
+    pub(crate) fn with_metrics(keep: usize, metrics: Arc<RuntimeMetrics>) -> Self {
+        Self {
+            metrics: Some(metrics),
+            ..Self::new(keep)
+        }
+    }
+
+    /// Records `message` as undeliverable to `recipient`.
+    pub fn record(
+        &self,
+        recipient: ActorId,
+        message_type: &'static str,
+        message: &dyn fmt::Debug,
+        reason: DeadLetterReason,
+    ) {
+        self.counts[reason.index()].fetch_add(1, Ordering::Relaxed);
+        if let Some(metrics) = &self.metrics {
+            metrics.dead_letter();
+        }
+        tracing::debug!(%recipient, message_type, %reason, "dead letter");
+        if self.keep == 0 {
+            return;
+        }
+        let letter = DeadLetter {
+            recipient,
+            message_type,
+            message: format!("{message:?}"),
+            reason,
+            at: time::now(),
+        };
+        let mut recent = self.recent.lock();
+        if recent.len() == self.keep {
+            recent.pop_front();
+        }
+        recent.push_back(letter);
+    }
+
+    /// All dead letters recorded so far.
+    pub fn total(&self) -> u64 {
+        DeadLetterReason::ALL.iter().map(|r| self.count(*r)).sum()
+    }
+
+    /// Dead letters recorded for `reason`.
+    pub fn count(&self, reason: DeadLetterReason) -> u64 {
+        self.counts[reason.index()].load(Ordering::Relaxed)
+    }
+
+    /// The most recent letters, oldest first.
+    pub fn recent(&self) -> Vec<DeadLetter> {
+        self.recent.lock().iter().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_keeps_only_the_newest_but_counts_all() {
+        let office = DeadLetterOffice::new(2);
+        for i in 0..5u64 {
+            office.record(
+                ActorId::from_raw(9),
+                "u64",
+                &i,
+                DeadLetterReason::ActorStopped,
+            );
+        }
+        office.record(
+            ActorId::from_raw(9),
+            "u64",
+            &99u64,
+            DeadLetterReason::DroppedNewest,
+        );
+        assert_eq!(office.total(), 6);
+        assert_eq!(office.count(DeadLetterReason::ActorStopped), 5);
+        let recent: Vec<_> = office.recent().into_iter().map(|l| l.message).collect();
+        assert_eq!(recent, vec!["4", "99"]);
+    }
+
+    #[test]
+    fn display_names_recipient_and_reason() {
+        let office = DeadLetterOffice::new(1);
+        office.record(
+            ActorId::from_raw(3),
+            "ping",
+            &"hi",
+            DeadLetterReason::Expired,
+        );
+        let text = office.recent()[0].to_string();
+        assert!(
+            text.contains("actor#3") && text.contains("time-to-live"),
+            "{text}"
+        );
+    }
+}

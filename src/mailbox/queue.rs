@@ -1,0 +1,557 @@
+//! [`Mailbox`]: a multi-producer, single-consumer queue with a system lane,
+//! optional capacity with backpressure, and optional priority order.
+//!
+//! # How it works
+//! One atomic word holds the number of queued user items and three flags
+//! (closed, receiver parked, signal pending). A sender *reserves* a slot by a
+//! compare-and-swap on that word (which also fails fast when the mailbox is
+//! closed or full) and then pushes onto a lock-free queue. The receiver
+//! *claims* an item by decrementing the count, then pops it (spinning for the
+//! few nanoseconds a concurrent push may still be in flight). Because every
+//! item is counted before it is pushed and claimed before it is popped, the
+//! count, the capacity check and the close-then-drain protocol agree exactly:
+//! after [`Mailbox::close`], [`Mailbox::drain_one`] returns every item that was
+//! ever accepted.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::task::{Context, Poll};
+
+use crossbeam_utils::Backoff;
+use futures::task::AtomicWaker;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use super::lanes::Lanes;
+use super::{Backpressure, MailboxConfig, MailboxItem, SystemSignal};
+
+const CLOSED: usize = 0b001;
+const PARKED: usize = 0b010;
+const SIGNAL: usize = 0b100;
+const ONE: usize = 0b1000;
+const LEN_SHIFT: u32 = 3;
+
+#[inline]
+const fn len_of(state: usize) -> usize {
+    state >> LEN_SHIFT
+}
+
+/// What the receiver got.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Received<T> {
+    /// A system-lane signal (always served first).
+    Signal(SystemSignal),
+    /// A user message.
+    Item(T),
+}
+
+/// A push that was accepted.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "a dropped item must be recorded as a dead letter"]
+pub enum Pushed<T> {
+    /// The item is queued.
+    Queued,
+    /// The item is queued and this older item was dropped to make room
+    /// (`Backpressure::DropOldest`).
+    DroppedOldest(T),
+    /// The mailbox was full and the item itself was dropped
+    /// (`Backpressure::DropNewest`).
+    DroppedNewest(T),
+}
+
+/// A push that was refused; the item comes back.
+#[derive(PartialEq, Eq)]
+pub enum PushError<T> {
+    /// The mailbox is closed: its actor has stopped.
+    Closed(T),
+    /// The mailbox is full (`Block` via a non-waiting push, or `Reject`).
+    Full(T),
+}
+
+impl<T> PushError<T> {
+    /// The refused item.
+    pub fn into_inner(self) -> T {
+        match self {
+            PushError::Closed(t) | PushError::Full(t) => t,
+        }
+    }
+}
+
+impl<T> fmt::Debug for PushError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PushError::Closed(_) => "Closed(..)",
+            PushError::Full(_) => "Full(..)",
+        })
+    }
+}
+
+/// A mailbox: many senders, one receiver.
+///
+/// ```
+/// use airssys_rt::mailbox::{Backpressure, Mailbox, MailboxConfig, MailboxItem, PushError, Pushed, Received};
+/// use airssys_rt::message::MessagePriority;
+///
+/// #[derive(Debug, PartialEq)]
+/// struct Job(u32);
+/// impl MailboxItem for Job {
+///     fn priority(&self) -> MessagePriority { MessagePriority::Normal }
+/// }
+///
+/// let mb = Mailbox::new(MailboxConfig::bounded(1, Backpressure::Reject));
+/// assert_eq!(mb.try_push(Job(1)), Ok(Pushed::Queued));
+/// assert_eq!(mb.try_push(Job(2)), Err(PushError::Full(Job(2))));
+/// assert_eq!(mb.try_recv(), Some(Received::Item(Job(1))));
+/// mb.close();
+/// assert_eq!(mb.try_push(Job(3)), Err(PushError::Closed(Job(3))));
+/// ```
+pub struct Mailbox<T> {
+    state: AtomicUsize,
+    rx_waker: AtomicWaker,
+    lanes: Lanes<T>,
+    capacity: usize,
+    backpressure: Backpressure,
+    signals: Mutex<VecDeque<SystemSignal>>,
+    blocked_senders: AtomicUsize,
+    room: Notify,
+    dropped: AtomicU64,
+}
+
+impl<T> fmt::Debug for Mailbox<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mailbox")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity())
+            .field("backpressure", &self.backpressure)
+            .field("closed", &self.is_closed())
+            .field("dropped", &self.dropped())
+            .finish()
+    }
+}
+
+impl<T> Mailbox<T> {
+    /// Queued user items (claimed-but-not-yet-popped items are excluded).
+    pub fn len(&self) -> usize {
+        len_of(self.state.load(SeqCst))
+    }
+
+    /// Whether no user item is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The capacity, or `None` when unbounded.
+    pub fn capacity(&self) -> Option<usize> {
+        (self.capacity != usize::MAX).then_some(self.capacity)
+    }
+
+    /// The backpressure strategy.
+    pub fn backpressure(&self) -> Backpressure {
+        self.backpressure
+    }
+
+    /// Whether [`close`](Self::close) has been called.
+    pub fn is_closed(&self) -> bool {
+        self.state.load(SeqCst) & CLOSED != 0
+    }
+
+    /// Items dropped by `DropOldest` / `DropNewest` so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(SeqCst)
+    }
+}
+
+impl<T: MailboxItem> Mailbox<T> {
+    /// Builds a mailbox. An invalid capacity (see [`MailboxConfig::validate`])
+    /// is clamped to `1..=MAX_CAPACITY`; the spawn path validates first.
+    pub fn new(config: MailboxConfig) -> Self {
+        let capacity = match config.capacity {
+            None => usize::MAX,
+            Some(c) => c.clamp(1, MailboxConfig::MAX_CAPACITY),
+        };
+        Self {
+            state: AtomicUsize::new(0),
+            rx_waker: AtomicWaker::new(),
+            lanes: Lanes::new(config.kind),
+            capacity,
+            backpressure: config.backpressure,
+            signals: Mutex::new(VecDeque::new()),
+            blocked_senders: AtomicUsize::new(0),
+            room: Notify::new(),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Pushes without waiting. A full mailbox applies its backpressure
+    /// strategy, except that `Block` reports [`PushError::Full`] here.
+    #[inline]
+    pub fn try_push(&self, item: T) -> Result<Pushed<T>, PushError<T>> {
+        let mut state = self.state.load(SeqCst);
+        let overflowed = loop {
+            if state & CLOSED != 0 {
+                return Err(PushError::Closed(item));
+            }
+            let full = len_of(state) >= self.capacity;
+            if full {
+                match self.backpressure {
+                    Backpressure::Block | Backpressure::Reject => {
+                        return Err(PushError::Full(item));
+                    }
+                    Backpressure::DropNewest => {
+                        self.dropped.fetch_add(1, SeqCst);
+                        return Ok(Pushed::DroppedNewest(item));
+                    }
+                    Backpressure::DropOldest => {}
+                }
+            }
+            match self
+                .state
+                .compare_exchange_weak(state, (state + ONE) & !PARKED, SeqCst, SeqCst)
+            {
+                Ok(_) => break full,
+                Err(actual) => state = actual,
+            }
+        };
+        self.lanes.push(item);
+        if state & PARKED != 0 {
+            self.rx_waker.wake();
+        }
+        if overflowed {
+            if let Some(victim) = self.evict_one() {
+                return Ok(Pushed::DroppedOldest(victim));
+            }
+        }
+        Ok(Pushed::Queued)
+    }
+
+    /// Pushes, waiting for room while a `Block` mailbox is full. Other
+    /// strategies never wait. Cancel-safe: dropping the future drops the item.
+    pub async fn push(&self, item: T) -> Result<Pushed<T>, PushError<T>> {
+        let mut item = match self.try_push(item) {
+            Err(PushError::Full(back)) if self.backpressure == Backpressure::Block => back,
+            other => return other,
+        };
+        let _waiting = BlockedSender::register(&self.blocked_senders);
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            item = match self.try_push(item) {
+                Err(PushError::Full(back)) => back,
+                other => return other,
+            };
+            room.await;
+        }
+    }
+
+    /// Takes the next item without waiting: a pending signal first, then the
+    /// next user item. `None` when both lanes are empty.
+    #[inline]
+    pub fn try_recv(&self) -> Option<Received<T>> {
+        let mut state = self.state.load(SeqCst);
+        loop {
+            if state & SIGNAL != 0 {
+                if let Some(signal) = self.take_signal() {
+                    return Some(Received::Signal(signal));
+                }
+                state = self.state.load(SeqCst);
+                continue;
+            }
+            if len_of(state) == 0 {
+                return None;
+            }
+            match self
+                .state
+                .compare_exchange_weak(state, state - ONE, SeqCst, SeqCst)
+            {
+                Ok(_) => break,
+                Err(actual) => state = actual,
+            }
+        }
+        let item = self.pop_claimed(Lanes::pop_next);
+        if self.backpressure == Backpressure::Block && self.blocked_senders.load(SeqCst) > 0 {
+            self.room.notify_one();
+        }
+        Some(Received::Item(item))
+    }
+
+    /// Waits for the next item. Only the mailbox's single receiver may call
+    /// this (it registers the one receiver waker).
+    pub fn recv(&self) -> Recv<'_, T> {
+        Recv { mailbox: self }
+    }
+
+    /// Polls for the next item, registering `cx`'s waker when both lanes are empty.
+    pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Received<T>> {
+        if let Some(received) = self.try_recv() {
+            return Poll::Ready(received);
+        }
+        self.rx_waker.register(cx.waker());
+        let mut state = self.state.load(SeqCst);
+        loop {
+            if state & SIGNAL != 0 || len_of(state) > 0 {
+                if let Some(received) = self.try_recv() {
+                    return Poll::Ready(received);
+                }
+                state = self.state.load(SeqCst);
+                continue;
+            }
+            if state & PARKED != 0 {
+                return Poll::Pending;
+            }
+            match self
+                .state
+                .compare_exchange_weak(state, state | PARKED, SeqCst, SeqCst)
+            {
+                Ok(_) => return Poll::Pending,
+                Err(actual) => state = actual,
+            }
+        }
+    }
+
+    /// Queues a signal on the system lane. Returns `false` if the mailbox is
+    /// closed (the actor is already stopping).
+    pub fn signal(&self, signal: SystemSignal) -> bool {
+        let mut signals = self.signals.lock();
+        let mut state = self.state.load(SeqCst);
+        if state & CLOSED != 0 {
+            return false;
+        }
+        signals.push_back(signal);
+        loop {
+            match self.state.compare_exchange_weak(
+                state,
+                (state | SIGNAL) & !PARKED,
+                SeqCst,
+                SeqCst,
+            ) {
+                Ok(_) => break,
+                Err(actual) => state = actual,
+            }
+        }
+        drop(signals);
+        if state & PARKED != 0 {
+            self.rx_waker.wake();
+        }
+        true
+    }
+
+    /// Closes the mailbox: every later push fails with [`PushError::Closed`]
+    /// and blocked senders wake up to get their item back. Returns `true` for
+    /// the call that closed it.
+    pub fn close(&self) -> bool {
+        let previous = self.state.fetch_or(CLOSED, SeqCst);
+        self.room.notify_waiters();
+        previous & CLOSED == 0
+    }
+
+    /// After [`close`](Self::close): takes one remaining user item, oldest
+    /// first. Returns `None` once every accepted item has been taken.
+    pub fn drain_one(&self) -> Option<T> {
+        let mut state = self.state.load(SeqCst);
+        loop {
+            if len_of(state) == 0 {
+                return None;
+            }
+            match self
+                .state
+                .compare_exchange_weak(state, state - ONE, SeqCst, SeqCst)
+            {
+                Ok(_) => return Some(self.pop_claimed(Lanes::pop_next)),
+                Err(actual) => state = actual,
+            }
+        }
+    }
+
+    fn take_signal(&self) -> Option<SystemSignal> {
+        let mut signals = self.signals.lock();
+        let signal = signals.pop_front();
+        if signals.is_empty() {
+            self.state.fetch_and(!SIGNAL, SeqCst);
+        }
+        signal
+    }
+
+    /// Claims and removes one victim while the mailbox is over capacity.
+    fn evict_one(&self) -> Option<T> {
+        let mut state = self.state.load(SeqCst);
+        loop {
+            if len_of(state) <= self.capacity {
+                return None;
+            }
+            match self
+                .state
+                .compare_exchange_weak(state, state - ONE, SeqCst, SeqCst)
+            {
+                Ok(_) => {
+                    self.dropped.fetch_add(1, SeqCst);
+                    return Some(self.pop_claimed(Lanes::pop_victim));
+                }
+                Err(actual) => state = actual,
+            }
+        }
+    }
+
+    /// Pops an item whose count was already claimed. The push that matches
+    /// the claim may still be in flight on another thread; it lands within
+    /// a few instructions, so back off until it does.
+    #[inline]
+    fn pop_claimed(&self, pop: fn(&Lanes<T>) -> Option<T>) -> T {
+        if let Some(item) = pop(&self.lanes) {
+            return item;
+        }
+        let backoff = Backoff::new();
+        loop {
+            backoff.snooze();
+            if let Some(item) = pop(&self.lanes) {
+                return item;
+            }
+        }
+    }
+}
+
+/// Future returned by [`Mailbox::recv`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Recv<'a, T> {
+    mailbox: &'a Mailbox<T>,
+}
+
+impl<T: MailboxItem> Future for Recv<'_, T> {
+    type Output = Received<T>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.mailbox.poll_recv(cx)
+    }
+}
+
+/// Counts a sender waiting for room for as long as it waits (also when its
+/// future is cancelled).
+struct BlockedSender<'a>(&'a AtomicUsize);
+
+impl<'a> BlockedSender<'a> {
+    fn register(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, SeqCst);
+        Self(counter)
+    }
+}
+
+impl Drop for BlockedSender<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mailbox::MailboxKind;
+    use crate::message::MessagePriority;
+    use std::sync::Arc;
+
+    #[derive(Debug, PartialEq, Eq)]
+    struct Item(MessagePriority, u32);
+    impl MailboxItem for Item {
+        fn priority(&self) -> MessagePriority {
+            self.0
+        }
+    }
+    fn n(v: u32) -> Item {
+        Item(MessagePriority::Normal, v)
+    }
+
+    #[test]
+    fn signals_jump_the_queue_and_ignore_capacity() {
+        let mb = Mailbox::new(MailboxConfig::bounded(1, Backpressure::Reject));
+        assert_eq!(mb.try_push(n(1)), Ok(Pushed::Queued));
+        assert!(mb.signal(SystemSignal::Stop));
+        assert_eq!(mb.try_recv(), Some(Received::Signal(SystemSignal::Stop)));
+        assert_eq!(mb.try_recv(), Some(Received::Item(n(1))));
+        assert_eq!(mb.try_recv(), None);
+    }
+
+    #[test]
+    fn drop_strategies_report_their_victims() {
+        let oldest = Mailbox::new(MailboxConfig::bounded(2, Backpressure::DropOldest));
+        assert_eq!(oldest.try_push(n(1)), Ok(Pushed::Queued));
+        assert_eq!(oldest.try_push(n(2)), Ok(Pushed::Queued));
+        assert_eq!(oldest.try_push(n(3)), Ok(Pushed::DroppedOldest(n(1))));
+        assert_eq!(oldest.len(), 2);
+        assert_eq!(oldest.dropped(), 1);
+
+        let newest = Mailbox::new(MailboxConfig::bounded(1, Backpressure::DropNewest));
+        assert_eq!(newest.try_push(n(1)), Ok(Pushed::Queued));
+        assert_eq!(newest.try_push(n(2)), Ok(Pushed::DroppedNewest(n(2))));
+        assert_eq!(newest.try_recv(), Some(Received::Item(n(1))));
+    }
+
+    #[test]
+    fn closing_refuses_signals_and_drains_everything() {
+        let mb = Mailbox::new(MailboxConfig::unbounded().with_kind(MailboxKind::Priority));
+        for v in 0..5 {
+            let _ = mb.try_push(n(v));
+        }
+        assert!(mb.close());
+        assert!(!mb.close());
+        assert!(!mb.signal(SystemSignal::Stop));
+        let drained: Vec<_> = std::iter::from_fn(|| mb.drain_one()).collect();
+        assert_eq!(drained, (0..5).map(n).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn blocked_sender_wakes_when_room_appears_and_on_close() {
+        let mb = Arc::new(Mailbox::new(MailboxConfig::bounded(1, Backpressure::Block)));
+        assert_eq!(mb.try_push(n(1)), Ok(Pushed::Queued));
+        let sender = tokio::spawn({
+            let mb = mb.clone();
+            async move { mb.push(n(2)).await }
+        });
+        while mb.blocked_senders.load(SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(mb.recv().await, Received::Item(n(1)));
+        assert_eq!(sender.await.unwrap(), Ok(Pushed::Queued));
+
+        let sender = tokio::spawn({
+            let mb = mb.clone();
+            async move { mb.push(n(3)).await }
+        });
+        while mb.blocked_senders.load(SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        mb.close();
+        assert_eq!(sender.await.unwrap(), Err(PushError::Closed(n(3))));
+    }
+
+    #[test]
+    fn concurrent_pushes_are_all_received() {
+        let mb = Arc::new(Mailbox::new(MailboxConfig::unbounded()));
+        let producers: Vec<_> = (0..4)
+            .map(|p| {
+                let mb = mb.clone();
+                std::thread::spawn(move || {
+                    for i in 0..10_000 {
+                        assert_eq!(mb.try_push(n(p * 100_000 + i)), Ok(Pushed::Queued));
+                    }
+                })
+            })
+            .collect();
+        let mut last = [None::<u32>; 4];
+        let mut got = 0;
+        while got < 40_000 {
+            if let Some(Received::Item(Item(_, v))) = mb.try_recv() {
+                let p = (v / 100_000) as usize;
+                assert!(last[p].is_none_or(|l| l < v), "per-producer FIFO broken");
+                last[p] = Some(v);
+                got += 1;
+            }
+        }
+        for p in producers {
+            p.join().unwrap();
+        }
+        assert_eq!(mb.try_recv(), None);
+    }
+}

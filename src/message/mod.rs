@@ -1,0 +1,14 @@
+//! Messages: the [`Message`] trait every actor message implements, its
+//! [`MessagePriority`], the [`MessageEnvelope`] used on the broker path, and
+//! key-based routing helpers.
+
+pub mod envelope;
+pub mod priority;
+pub mod router;
+pub mod traits;
+
+pub use crate::util::MessageId;
+pub use envelope::MessageEnvelope;
+pub use priority::MessagePriority;
+pub use router::route_by_key;
+pub use traits::Message;

@@ -1,0 +1,328 @@
+//! [`ActorSystem`]: owns the registry of live actors, the dead-letter office
+//! and the runtime counters, spawns actors, and shuts everything down.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+use tokio::runtime::Handle;
+use tokio::sync::Notify;
+
+use super::{ActorSpawnBuilder, SystemConfig, SystemError};
+use crate::actor::cell::ActorControl;
+use crate::actor::{Actor, ActorRef};
+use crate::mailbox::{DeadLetterOffice, SystemSignal};
+use crate::util::{ActorId, RuntimeMetrics, RuntimeMetricsSnapshot, time};
+
+/// How long killed actors get to unwind before shutdown gives up on them.
+const KILL_GRACE: Duration = Duration::from_secs(1);
+
+/// A running actor system. Cheap to clone; all clones are the same system.
+///
+/// ```
+/// use std::time::Duration;
+/// use airssys_rt::system::{ActorSystem, SystemConfig};
+///
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let system = ActorSystem::new(SystemConfig::named("demo"))?;
+/// assert_eq!(system.actor_count(), 0);
+/// let report = system.shutdown(Duration::from_secs(1)).await;
+/// assert_eq!(report.killed, 0);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct ActorSystem {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: SystemConfig,
+    runtime: Handle,
+    actors: Mutex<HashMap<ActorId, Arc<dyn ActorControl>>>,
+    all_stopped: Notify,
+    shutting_down: AtomicBool,
+    dead_letters: Arc<DeadLetterOffice>,
+    metrics: Arc<RuntimeMetrics>,
+    started_at: DateTime<Utc>,
+    started: Instant,
+}
+
+/// What [`ActorSystem::shutdown`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Actors alive when shutdown began.
+    pub actors: usize,
+    /// Of those, how many stopped gracefully (ran `post_stop`) in time.
+    pub stopped_cleanly: usize,
+    /// How many had to be killed when the grace period ran out.
+    pub killed: usize,
+    /// Actors still running after the kill grace (stuck in blocking code).
+    pub unresponsive: usize,
+    /// Dead letters recorded over the system's whole life.
+    pub dead_letters: u64,
+    /// How long shutdown took.
+    pub elapsed: Duration,
+}
+
+impl fmt::Display for ShutdownReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} actors: {} stopped cleanly, {} killed, {} unresponsive; {} dead letters; took {}",
+            self.actors,
+            self.stopped_cleanly,
+            self.killed,
+            self.unresponsive,
+            self.dead_letters,
+            time::human(self.elapsed)
+        )
+    }
+}
+
+/// A summary of the system for actors and monitoring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemInfo {
+    /// The system's name.
+    pub name: String,
+    /// Actors currently alive.
+    pub actor_count: usize,
+    /// When the system was created.
+    pub started_at: DateTime<Utc>,
+    /// Whether shutdown has begun.
+    pub shutting_down: bool,
+    /// The runtime counters.
+    pub metrics: RuntimeMetricsSnapshot,
+}
+
+impl fmt::Debug for ActorSystem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ActorSystem")
+            .field("name", &self.inner.config.name)
+            .field("actors", &self.actor_count())
+            .finish()
+    }
+}
+
+impl ActorSystem {
+    /// Creates a system on the current tokio runtime.
+    pub fn new(config: SystemConfig) -> Result<Self, SystemError> {
+        let runtime = Handle::try_current().map_err(|_| SystemError::NoRuntime)?;
+        Ok(Self::with_runtime(config, runtime))
+    }
+
+    /// Creates a system whose actors run on `runtime` (usable from any thread).
+    pub fn with_runtime(config: SystemConfig, runtime: Handle) -> Self {
+        let metrics = Arc::new(RuntimeMetrics::default());
+        let dead_letters = Arc::new(DeadLetterOffice::with_metrics(
+            config.dead_letters_kept,
+            metrics.clone(),
+        ));
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                runtime,
+                actors: Mutex::new(HashMap::new()),
+                all_stopped: Notify::new(),
+                shutting_down: AtomicBool::new(false),
+                dead_letters,
+                metrics,
+                started_at: time::now(),
+                started: Instant::now(),
+            }),
+        }
+    }
+
+    /// The system's name.
+    pub fn name(&self) -> &str {
+        &self.inner.config.name
+    }
+
+    /// The configuration it was built with.
+    pub fn config(&self) -> &SystemConfig {
+        &self.inner.config
+    }
+
+    /// Spawns `actor` with the default mailbox.
+    pub fn spawn<A: Actor>(&self, actor: A) -> Result<ActorRef<A::Message>, SystemError> {
+        self.spawn_builder().spawn(actor)
+    }
+
+    /// A builder to spawn an actor with a name or a custom mailbox.
+    pub fn spawn_builder(&self) -> ActorSpawnBuilder<'_> {
+        ActorSpawnBuilder::new(self)
+    }
+
+    /// Actors currently alive.
+    pub fn actor_count(&self) -> usize {
+        self.inner.actors.lock().len()
+    }
+
+    /// Where undeliverable messages are recorded.
+    pub fn dead_letters(&self) -> &DeadLetterOffice {
+        &self.inner.dead_letters
+    }
+
+    /// The runtime counters.
+    pub fn metrics(&self) -> &RuntimeMetrics {
+        &self.inner.metrics
+    }
+
+    /// How long the system has been running.
+    pub fn uptime(&self) -> Duration {
+        self.inner.started.elapsed()
+    }
+
+    /// A summary for monitoring.
+    pub fn info(&self) -> SystemInfo {
+        SystemInfo {
+            name: self.inner.config.name.clone(),
+            actor_count: self.actor_count(),
+            started_at: self.inner.started_at,
+            shutting_down: self.is_shutting_down(),
+            metrics: self.inner.metrics.snapshot(),
+        }
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// Stops every actor: each gets a `Shutdown` signal ahead of its queued
+    /// messages and runs `post_stop`; actors still running after `timeout`
+    /// are killed. Queued messages become dead letters. New spawns fail from
+    /// the moment this is called.
+    pub async fn shutdown(&self, timeout: Duration) -> ShutdownReport {
+        let began = Instant::now();
+        self.inner.shutting_down.store(true, Ordering::Release);
+        let actors = self.live_actors();
+        for actor in &actors {
+            actor.signal(SystemSignal::Shutdown);
+        }
+        let mut killed = 0;
+        if tokio::time::timeout(timeout, self.all_stopped())
+            .await
+            .is_err()
+        {
+            let stragglers = self.live_actors();
+            killed = stragglers.len();
+            for actor in &stragglers {
+                actor.kill();
+            }
+            let _ = tokio::time::timeout(KILL_GRACE, self.all_stopped()).await;
+        }
+        let unresponsive = self.actor_count();
+        let report = ShutdownReport {
+            actors: actors.len(),
+            stopped_cleanly: actors.len().saturating_sub(killed),
+            killed,
+            unresponsive,
+            dead_letters: self.inner.dead_letters.total(),
+            elapsed: began.elapsed(),
+        };
+        tracing::info!(system = %self.name(), %report, "actor system shut down");
+        report
+    }
+
+    /// [`shutdown`](Self::shutdown) with the configured grace period.
+    pub async fn shutdown_default(&self) -> ShutdownReport {
+        self.shutdown(self.inner.config.shutdown_timeout).await
+    }
+
+    /// Waits until no actor is alive.
+    pub async fn all_stopped(&self) {
+        loop {
+            let notified = self.inner.all_stopped.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.inner.actors.lock().is_empty() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    pub(crate) fn runtime(&self) -> &Handle {
+        &self.inner.runtime
+    }
+
+    pub(crate) fn dead_letter_office(&self) -> Arc<DeadLetterOffice> {
+        self.inner.dead_letters.clone()
+    }
+
+    pub(crate) fn register(&self, actor: Arc<dyn ActorControl>) -> Result<(), SystemError> {
+        let mut actors = self.inner.actors.lock();
+        if self.is_shutting_down() {
+            return Err(SystemError::ShuttingDown {
+                system: self.inner.config.name.clone(),
+            });
+        }
+        actors.insert(actor.id(), actor);
+        drop(actors);
+        self.inner.metrics.actor_spawned();
+        Ok(())
+    }
+
+    pub(crate) fn deregister(&self, id: ActorId) {
+        let mut actors = self.inner.actors.lock();
+        let removed = actors.remove(&id).is_some();
+        let empty = actors.is_empty();
+        drop(actors);
+        if removed {
+            self.inner.metrics.actor_stopped();
+        }
+        if empty {
+            self.inner.all_stopped.notify_waiters();
+        }
+    }
+
+    fn live_actors(&self) -> Vec<Arc<dyn ActorControl>> {
+        self.inner.actors.lock().values().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_outside_a_runtime_is_a_clear_error() {
+        assert_eq!(
+            ActorSystem::new(SystemConfig::default()).unwrap_err(),
+            SystemError::NoRuntime
+        );
+    }
+
+    #[tokio::test]
+    async fn shutdown_refuses_new_spawns() {
+        struct Idle;
+        impl Actor for Idle {
+            type Message = u64;
+            type Error = std::convert::Infallible;
+            async fn handle_message(
+                &mut self,
+                _: u64,
+                _: &mut crate::actor::ActorContext<u64>,
+            ) -> Result<(), Self::Error> {
+                Ok(())
+            }
+        }
+        let system = ActorSystem::new(SystemConfig::named("t")).unwrap();
+        let a = system.spawn(Idle).unwrap();
+        let report = system.shutdown(Duration::from_secs(5)).await;
+        assert_eq!(
+            (report.actors, report.stopped_cleanly, report.killed),
+            (1, 1, 0)
+        );
+        assert_eq!(a.wait_for_exit().await, crate::actor::ExitReason::Shutdown);
+        assert!(matches!(
+            system.spawn(Idle),
+            Err(SystemError::ShuttingDown { .. })
+        ));
+        assert_eq!(system.info().metrics.alive(), 0);
+    }
+}

@@ -1,0 +1,198 @@
+//! Error types. Each message says what happened and what to do about it.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::util::ActorId;
+
+/// Why a `tell` failed. The message comes back in the [`SendError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SendErrorKind {
+    /// The actor has stopped; its mailbox is closed.
+    ActorStopped,
+    /// The mailbox is full (`Reject`, or `try_tell` on a `Block` mailbox).
+    MailboxFull,
+}
+
+/// A message that could not be sent, returned to the sender.
+///
+/// ```
+/// # use airssys_rt::system::{SendError, SendErrorKind};
+/// # fn handle(err: SendError<String>) {
+/// match err.kind() {
+///     SendErrorKind::MailboxFull => { /* retry later with err.into_message() */ }
+///     SendErrorKind::ActorStopped => { /* find another recipient */ }
+/// }
+/// # }
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[error("{}", describe_send(*.kind, *.actor))]
+pub struct SendError<M> {
+    kind: SendErrorKind,
+    actor: ActorId,
+    message: M,
+}
+
+fn describe_send(kind: SendErrorKind, actor: ActorId) -> String {
+    match kind {
+        SendErrorKind::ActorStopped => format!(
+            "{actor} has stopped and accepts no more messages; the message is returned in the error \
+             (spawn a replacement or look the actor up again)"
+        ),
+        SendErrorKind::MailboxFull => format!(
+            "the mailbox of {actor} is full; the message is returned in the error \
+             (retry later, use `tell` on a Block mailbox to wait for room, or raise the capacity)"
+        ),
+    }
+}
+
+impl<M> SendError<M> {
+    pub(crate) fn new(kind: SendErrorKind, actor: ActorId, message: M) -> Self {
+        Self {
+            kind,
+            actor,
+            message,
+        }
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> SendErrorKind {
+        self.kind
+    }
+
+    /// The intended recipient.
+    pub fn actor(&self) -> ActorId {
+        self.actor
+    }
+
+    /// The message that was not delivered.
+    pub fn message(&self) -> &M {
+        &self.message
+    }
+
+    /// Takes the undelivered message back.
+    pub fn into_message(self) -> M {
+        self.message
+    }
+}
+
+/// Why an `ask` returned no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AskError {
+    /// No reply within the timeout.
+    #[error(
+        "{actor} did not reply within {timeout:?}; it may be overloaded or stuck (raise the timeout or check the actor)"
+    )]
+    Timeout {
+        /// The asked actor.
+        actor: ActorId,
+        /// The timeout that passed.
+        timeout: Duration,
+    },
+    /// The actor had already stopped.
+    #[error(
+        "{actor} has stopped, so the request was not delivered (spawn a replacement or look the actor up again)"
+    )]
+    ActorStopped {
+        /// The asked actor.
+        actor: ActorId,
+    },
+    /// The actor's mailbox refused the request.
+    #[error(
+        "the mailbox of {actor} is full, so the request was not delivered (retry later or raise the capacity)"
+    )]
+    MailboxFull {
+        /// The asked actor.
+        actor: ActorId,
+    },
+    /// The request was delivered but its reply port was dropped unanswered:
+    /// the actor stopped first, or its handler discarded the port.
+    #[error(
+        "{actor} dropped the request without replying (it stopped, failed, or its handler did not call reply)"
+    )]
+    NoReply {
+        /// The asked actor.
+        actor: ActorId,
+    },
+}
+
+impl AskError {
+    pub(crate) fn from_send<M>(err: &SendError<M>) -> Self {
+        match err.kind() {
+            SendErrorKind::ActorStopped => AskError::ActorStopped { actor: err.actor() },
+            SendErrorKind::MailboxFull => AskError::MailboxFull { actor: err.actor() },
+        }
+    }
+}
+
+/// Errors of the actor system itself.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SystemError {
+    /// The system was created outside a tokio runtime.
+    #[error(
+        "no tokio runtime is running here; create the ActorSystem inside a runtime (e.g. in #[tokio::main]) or pass a handle with ActorSystem::with_runtime"
+    )]
+    NoRuntime,
+    /// The system is shutting down and accepts no new actors.
+    #[error(
+        "actor system '{system}' is shutting down and cannot spawn new actors; create a new system"
+    )]
+    ShuttingDown {
+        /// The system's name.
+        system: String,
+    },
+    /// The mailbox configuration is invalid.
+    #[error("invalid mailbox configuration: {0}")]
+    InvalidMailbox(String),
+}
+
+/// The reply port was dropped by the asker (it timed out or gave up); the
+/// value comes back.
+#[derive(PartialEq, Eq, thiserror::Error)]
+#[error("the asker is no longer waiting for this reply (it timed out or was cancelled)")]
+pub struct ReplyError<T>(pub T);
+
+impl<T> fmt::Debug for ReplyError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ReplyError(..)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_error_returns_the_message_and_explains() {
+        let err = SendError::new(SendErrorKind::MailboxFull, ActorId::from_raw(4), "hello");
+        let text = err.to_string();
+        assert!(
+            text.contains("actor#4") && text.contains("full") && text.contains("raise"),
+            "{text}"
+        );
+        assert_eq!(err.into_message(), "hello");
+    }
+
+    #[test]
+    fn ask_error_maps_send_kinds() {
+        let stopped = SendError::new(SendErrorKind::ActorStopped, ActorId::from_raw(1), ());
+        assert_eq!(
+            AskError::from_send(&stopped),
+            AskError::ActorStopped {
+                actor: ActorId::from_raw(1)
+            }
+        );
+        let t = AskError::Timeout {
+            actor: ActorId::from_raw(2),
+            timeout: Duration::from_millis(5),
+        };
+        assert!(t.to_string().contains("5ms"));
+    }
+
+    #[test]
+    fn system_errors_say_what_to_do() {
+        assert!(SystemError::NoRuntime.to_string().contains("tokio::main"));
+        let e = SystemError::ShuttingDown { system: "s".into() };
+        assert!(e.to_string().contains("new system"));
+    }
+}

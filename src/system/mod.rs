@@ -1,0 +1,12 @@
+//! The actor system: configuration, spawning, the registry of live actors,
+//! shutdown, and the error types.
+
+pub mod actor_system;
+pub mod builder;
+pub mod config;
+pub mod errors;
+
+pub use actor_system::{ActorSystem, ShutdownReport, SystemInfo};
+pub use builder::ActorSpawnBuilder;
+pub use config::SystemConfig;
+pub use errors::{AskError, ReplyError, SendError, SendErrorKind, SystemError};

@@ -1,0 +1,113 @@
+//! The counters the runtime keeps about itself.
+//!
+//! Counters are relaxed atomics updated off the per-message path (spawn,
+//! exit, dead letter, restart) or in batches (messages handled are flushed
+//! when a mailbox runs empty). Each update is also reported through the
+//! [`metrics`] facade, so an installed exporter (Prometheus, StatsD, …) sees
+//! them without extra wiring.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Live counters of one [`ActorSystem`](crate::system::ActorSystem).
+#[derive(Debug, Default)]
+pub struct RuntimeMetrics {
+    spawned: AtomicU64,
+    stopped: AtomicU64,
+    messages_handled: AtomicU64,
+    dead_letters: AtomicU64,
+    panics: AtomicU64,
+    restarts: AtomicU64,
+}
+
+/// A point-in-time copy of [`RuntimeMetrics`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RuntimeMetricsSnapshot {
+    /// Actors spawned since the system started.
+    pub spawned: u64,
+    /// Actors that have exited, for any reason.
+    pub stopped: u64,
+    /// User messages handed to `handle_message`.
+    pub messages_handled: u64,
+    /// Messages recorded as dead letters.
+    pub dead_letters: u64,
+    /// Panics caught in actor hooks.
+    pub panics: u64,
+    /// In-place restarts requested through `ErrorAction::Restart`.
+    pub restarts: u64,
+}
+
+impl RuntimeMetricsSnapshot {
+    /// Actors currently alive according to these counters.
+    pub fn alive(&self) -> u64 {
+        self.spawned.saturating_sub(self.stopped)
+    }
+}
+
+impl RuntimeMetrics {
+    /// Copies the current values.
+    pub fn snapshot(&self) -> RuntimeMetricsSnapshot {
+        RuntimeMetricsSnapshot {
+            spawned: self.spawned.load(Ordering::Relaxed),
+            stopped: self.stopped.load(Ordering::Relaxed),
+            messages_handled: self.messages_handled.load(Ordering::Relaxed),
+            dead_letters: self.dead_letters.load(Ordering::Relaxed),
+            panics: self.panics.load(Ordering::Relaxed),
+            restarts: self.restarts.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn actor_spawned(&self) {
+        self.spawned.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("airssys_rt_actors_spawned_total").increment(1);
+    }
+
+    pub(crate) fn actor_stopped(&self) {
+        self.stopped.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("airssys_rt_actors_stopped_total").increment(1);
+    }
+
+    pub(crate) fn messages_handled(&self, n: u64) {
+        if n > 0 {
+            self.messages_handled.fetch_add(n, Ordering::Relaxed);
+            metrics::counter!("airssys_rt_messages_handled_total").increment(n);
+        }
+    }
+
+    pub(crate) fn dead_letter(&self) {
+        self.dead_letters.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("airssys_rt_dead_letters_total").increment(1);
+    }
+
+    pub(crate) fn panic_caught(&self) {
+        self.panics.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("airssys_rt_panics_total").increment(1);
+    }
+
+    pub(crate) fn restarted(&self) {
+        self.restarts.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("airssys_rt_restarts_total").increment(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_reflects_updates() {
+        let m = RuntimeMetrics::default();
+        m.actor_spawned();
+        m.actor_spawned();
+        m.actor_stopped();
+        m.messages_handled(10);
+        m.messages_handled(0);
+        m.dead_letter();
+        m.panic_caught();
+        m.restarted();
+        let s = m.snapshot();
+        assert_eq!(s.spawned, 2);
+        assert_eq!(s.alive(), 1);
+        assert_eq!(s.messages_handled, 10);
+        assert_eq!((s.dead_letters, s.panics, s.restarts), (1, 1, 1));
+    }
+}

@@ -1,0 +1,9 @@
+//! Small shared building blocks: cheap identifiers, time helpers and the
+//! counters the runtime keeps about itself.
+
+pub mod ids;
+pub mod metrics;
+pub mod time;
+
+pub use ids::{ActorId, MessageId};
+pub use metrics::{RuntimeMetrics, RuntimeMetricsSnapshot};
