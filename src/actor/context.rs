@@ -23,9 +23,16 @@ pub struct ActorContext<M: Message> {
     myself: ActorRef<M>,
     system: ActorSystem,
     stop_requested: bool,
+    pub(crate) handled: u64,
+    /// Timers and children, allocated the first time either is used so that
+    /// actors without them stay small.
+    dependents: Option<Box<Dependents>>,
+}
+
+#[derive(Default)]
+struct Dependents {
     timers: Vec<AbortHandle>,
     children: Vec<Arc<dyn ActorControl>>,
-    pub(crate) handled: u64,
 }
 
 impl<M: Message> fmt::Debug for ActorContext<M> {
@@ -33,8 +40,14 @@ impl<M: Message> fmt::Debug for ActorContext<M> {
         f.debug_struct("ActorContext")
             .field("myself", &self.myself)
             .field("system", &self.system.name())
-            .field("timers", &self.timers.len())
-            .field("children", &self.children.len())
+            .field(
+                "timers",
+                &self.dependents.as_ref().map_or(0, |d| d.timers.len()),
+            )
+            .field(
+                "children",
+                &self.dependents.as_ref().map_or(0, |d| d.children.len()),
+            )
             .finish()
     }
 }
@@ -62,9 +75,8 @@ impl<M: Message> ActorContext<M> {
             myself,
             system,
             stop_requested: false,
-            timers: Vec::new(),
-            children: Vec::new(),
             handled: 0,
+            dependents: None,
         }
     }
 
@@ -109,7 +121,8 @@ impl<M: Message> ActorContext<M> {
     /// # Ok(()) }
     /// ```
     pub fn spawn_child(&mut self) -> ActorSpawnBuilder<'_> {
-        ActorSpawnBuilder::new(&self.system).with_parent(&mut self.children)
+        let dependents = self.dependents.get_or_insert_with(Box::default);
+        ActorSpawnBuilder::new(&self.system).with_parent(&mut dependents.children)
     }
 
     /// Sends `message` to this actor after `delay`.
@@ -143,19 +156,23 @@ impl<M: Message> ActorContext<M> {
     }
 
     fn track_timer(&mut self, timer: impl Future<Output = ()> + Send + 'static) -> TimerHandle {
-        self.timers.retain(|t| !t.is_finished());
         let handle = self.system.runtime().spawn(timer).abort_handle();
-        self.timers.push(handle.clone());
+        let timers = &mut self.dependents.get_or_insert_with(Box::default).timers;
+        timers.retain(|t| !t.is_finished());
+        timers.push(handle.clone());
         TimerHandle(handle)
     }
 }
 
 impl<M: Message> Drop for ActorContext<M> {
     fn drop(&mut self) {
-        for timer in &self.timers {
+        let Some(dependents) = self.dependents.take() else {
+            return;
+        };
+        for timer in &dependents.timers {
             timer.abort();
         }
-        for child in &self.children {
+        for child in &dependents.children {
             child.signal(SystemSignal::Shutdown);
         }
     }

@@ -66,7 +66,7 @@ async fn run<A, F>(
     A: Actor,
     F: FnMut() -> A + Send + 'static,
 {
-    let cell = exit.cell.clone();
+    let cell = &*exit.cell;
     tracing::debug!(actor = %cell.id, name = ?cell.name, "actor started");
     let reason = loop {
         cell.set_state(ActorState::Starting);
@@ -79,7 +79,7 @@ async fn run<A, F>(
             Ok(Ok(())) => {}
         }
         cell.set_state(ActorState::Running);
-        let loop_exit = match AssertUnwindSafe(serve(&mut actor, &mut ctx, &cell))
+        let loop_exit = match AssertUnwindSafe(serve(&mut actor, &mut ctx, cell))
             .catch_unwind()
             .await
         {

@@ -17,6 +17,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::task::{Context, Poll};
 
@@ -26,7 +27,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use super::lanes::Lanes;
-use super::{Backpressure, MailboxConfig, MailboxItem, SystemSignal};
+use super::{Backpressure, MailboxConfig, MailboxItem, MailboxKind, SystemSignal};
 
 const CLOSED: usize = 0b001;
 const PARKED: usize = 0b010;
@@ -111,7 +112,10 @@ impl<T> fmt::Debug for PushError<T> {
 pub struct Mailbox<T> {
     state: AtomicUsize,
     rx_waker: AtomicWaker,
-    lanes: Lanes<T>,
+    /// Allocated on the first push: an actor that is never sent anything
+    /// pays one pointer for its user lane.
+    lanes: OnceLock<Box<Lanes<T>>>,
+    kind: MailboxKind,
     capacity: usize,
     backpressure: Backpressure,
     signals: Mutex<VecDeque<SystemSignal>>,
@@ -175,7 +179,8 @@ impl<T: MailboxItem> Mailbox<T> {
         Self {
             state: AtomicUsize::new(0),
             rx_waker: AtomicWaker::new(),
-            lanes: Lanes::new(config.kind),
+            lanes: OnceLock::new(),
+            kind: config.kind,
             capacity,
             backpressure: config.backpressure,
             signals: Mutex::new(VecDeque::new()),
@@ -215,7 +220,9 @@ impl<T: MailboxItem> Mailbox<T> {
                 Err(actual) => state = actual,
             }
         };
-        self.lanes.push(item);
+        self.lanes
+            .get_or_init(|| Box::new(Lanes::new(self.kind)))
+            .push(item);
         if state & PARKED != 0 {
             self.rx_waker.wake();
         }
@@ -400,15 +407,12 @@ impl<T: MailboxItem> Mailbox<T> {
     /// a few instructions, so back off until it does.
     #[inline]
     fn pop_claimed(&self, pop: fn(&Lanes<T>) -> Option<T>) -> T {
-        if let Some(item) = pop(&self.lanes) {
-            return item;
-        }
         let backoff = Backoff::new();
         loop {
-            backoff.snooze();
-            if let Some(item) = pop(&self.lanes) {
+            if let Some(item) = self.lanes.get().and_then(|lanes| pop(lanes)) {
                 return item;
             }
+            backoff.snooze();
         }
     }
 }
