@@ -10,10 +10,9 @@ use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 use super::{ActorState, ExitReason};
-use crate::mailbox::{
-    DeadLetterOffice, DeadLetterReason, Mailbox, MailboxConfig, MailboxItem, SystemSignal,
-};
+use crate::mailbox::{DeadLetterReason, Mailbox, MailboxConfig, MailboxItem, SystemSignal};
 use crate::message::{Message, MessageEnvelope, MessagePriority};
+use crate::system::shared::SystemShared;
 use crate::util::ActorId;
 
 /// A queued user message: a plain `tell` (no metadata, the hot path) or an
@@ -63,7 +62,7 @@ pub(crate) struct ActorCell<M: Message> {
     pub(crate) mailbox: Mailbox<Delivery<M>>,
     pub(crate) id: ActorId,
     pub(crate) name: Option<Arc<str>>,
-    dead_letters: Arc<DeadLetterOffice>,
+    pub(crate) shared: Arc<SystemShared>,
     state: AtomicU8,
     exit: OnceLock<ExitReason>,
     exited: Notify,
@@ -86,13 +85,13 @@ impl<M: Message> ActorCell<M> {
         id: ActorId,
         name: Option<Arc<str>>,
         mailbox: MailboxConfig,
-        dead_letters: Arc<DeadLetterOffice>,
+        shared: Arc<SystemShared>,
     ) -> Self {
         Self {
             mailbox: Mailbox::new(mailbox),
             id,
             name,
-            dead_letters,
+            shared,
             state: AtomicU8::new(ActorState::Starting.to_u8()),
             exit: OnceLock::new(),
             exited: Notify::new(),
@@ -113,7 +112,8 @@ impl<M: Message> ActorCell<M> {
     }
 
     pub(crate) fn dead_letter(&self, delivery: Delivery<M>, reason: DeadLetterReason) {
-        self.dead_letters
+        self.shared
+            .dead_letters
             .record(self.id, M::MESSAGE_TYPE, delivery.message(), reason);
     }
 
@@ -177,38 +177,44 @@ impl<M: Message> ActorControl for ActorCell<M> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mailbox::Received;
 
-    #[test]
-    fn drain_records_every_queued_message() {
-        let office = Arc::new(DeadLetterOffice::new(8));
+    fn shared() -> Arc<SystemShared> {
+        let metrics = Arc::new(crate::util::RuntimeMetrics::default());
+        Arc::new(SystemShared::new(
+            8,
+            metrics,
+            tokio::runtime::Handle::current(),
+        ))
+    }
+
+    #[tokio::test]
+    async fn drain_records_every_queued_message() {
+        let shared = shared();
         let cell = ActorCell::<u64>::new(
             ActorId::next(),
             None,
             MailboxConfig::unbounded(),
-            office.clone(),
+            shared.clone(),
         );
         for i in 0..3 {
             let _ = cell.mailbox.try_push(Delivery::Tell(i));
         }
         cell.close_and_drain(DeadLetterReason::ActorStopped);
-        assert_eq!(office.count(DeadLetterReason::ActorStopped), 3);
+        assert_eq!(shared.dead_letters.count(DeadLetterReason::ActorStopped), 3);
         assert!(cell.mailbox.try_recv().is_none());
         assert!(matches!(
             cell.mailbox.try_push(Delivery::Tell(9)),
             Err(crate::mailbox::PushError::Closed(_))
         ));
-        let _: Option<Received<Delivery<u64>>> = None;
     }
 
     #[tokio::test]
     async fn exit_is_published_once_and_wakes_waiters() {
-        let office = Arc::new(DeadLetterOffice::new(0));
         let cell = Arc::new(ActorCell::<u64>::new(
             ActorId::next(),
             None,
             MailboxConfig::unbounded(),
-            office,
+            shared(),
         ));
         let waiter = tokio::spawn({
             let cell = cell.clone();

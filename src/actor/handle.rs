@@ -6,7 +6,12 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use super::cell::{ActorCell, ActorControl, Delivery};
 use super::{Actor, ActorState, ExitReason};
@@ -14,6 +19,7 @@ use crate::mailbox::{Backpressure, DeadLetterReason, PushError, Pushed, SystemSi
 use crate::message::{Message, MessageEnvelope};
 use crate::system::{AskError, ReplyError, SendError, SendErrorKind};
 use crate::util::ActorId;
+use crate::util::deadlines::{DeadlineKey, Deadlines};
 
 /// A handle to an actor that receives messages of type `M`.
 ///
@@ -147,19 +153,28 @@ impl<M: Message> ActorRef<M> {
         R: Send,
         F: FnOnce(ReplyTo<R>) -> M,
     {
-        let (tx, rx) = oneshot::channel();
-        let message = request(ReplyTo { port: tx });
+        let (port, reply) = oneshot::channel();
+        let message = request(ReplyTo { port });
+        let deadline = Instant::now() + timeout;
         let actor = self.cell.id;
-        let exchange = async {
-            self.tell(message)
-                .await
-                .map_err(|e| AskError::from_send(&e))?;
-            rx.await.map_err(|_| AskError::NoReply { actor })
+        let pushed = match self.cell.mailbox.try_push(Delivery::Tell(message)) {
+            Err(PushError::Full(request)) if self.backpressure() == Backpressure::Block => {
+                tokio::time::timeout_at(deadline, self.cell.mailbox.push(request))
+                    .await
+                    .map_err(|_| AskError::Timeout { actor, timeout })?
+            }
+            pushed => pushed,
         };
-        match tokio::time::timeout(timeout, exchange).await {
-            Ok(result) => result,
-            Err(_) => Err(AskError::Timeout { actor, timeout }),
+        self.settle(pushed).map_err(|e| AskError::from_send(&e))?;
+        AwaitReply {
+            reply,
+            deadlines: &self.cell.shared.deadlines,
+            deadline,
+            registered: None,
+            actor,
+            timeout,
         }
+        .await
     }
 
     /// Asks the actor to stop after its current message (system lane: ahead
@@ -243,6 +258,54 @@ impl<M: Message> ActorRef<M> {
                 self.cell.id,
                 d.into_message(),
             )),
+        }
+    }
+}
+
+/// Waits for the reply of an `ask` until its deadline, using the system's
+/// [`Deadlines`] registry instead of a tokio timer per request.
+struct AwaitReply<'a, R> {
+    reply: oneshot::Receiver<R>,
+    deadlines: &'a Arc<Deadlines>,
+    deadline: Instant,
+    registered: Option<DeadlineKey>,
+    actor: ActorId,
+    timeout: Duration,
+}
+
+impl<R> Future for AwaitReply<'_, R> {
+    type Output = Result<R, AskError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if let Poll::Ready(answer) = Pin::new(&mut this.reply).poll(cx) {
+            if let Some(key) = this.registered.take() {
+                this.deadlines.cancel(key);
+            }
+            return Poll::Ready(answer.map_err(|_| AskError::NoReply { actor: this.actor }));
+        }
+        let still_waiting = match this.registered {
+            Some(key) => this.deadlines.refresh(key, cx.waker()),
+            None => {
+                this.registered = Some(this.deadlines.register(this.deadline, cx.waker().clone()));
+                true
+            }
+        };
+        if still_waiting {
+            return Poll::Pending;
+        }
+        this.registered = None;
+        Poll::Ready(Err(AskError::Timeout {
+            actor: this.actor,
+            timeout: this.timeout,
+        }))
+    }
+}
+
+impl<R> Drop for AwaitReply<'_, R> {
+    fn drop(&mut self) {
+        if let Some(key) = self.registered.take() {
+            self.deadlines.cancel(key);
         }
     }
 }

@@ -36,7 +36,7 @@ where
         ActorId::next(),
         name,
         mailbox,
-        system.dead_letter_office(),
+        system.shared(),
     ));
     let myself = ActorRef::from_cell(cell.clone());
     system.register(myself.control())?;

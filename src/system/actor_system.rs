@@ -12,6 +12,7 @@ use parking_lot::Mutex;
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
 
+use super::shared::SystemShared;
 use super::{ActorSpawnBuilder, SystemConfig, SystemError};
 use crate::actor::cell::ActorControl;
 use crate::actor::{Actor, ActorRef};
@@ -45,7 +46,7 @@ struct Inner {
     actors: Mutex<HashMap<ActorId, Arc<dyn ActorControl>>>,
     all_stopped: Notify,
     shutting_down: AtomicBool,
-    dead_letters: Arc<DeadLetterOffice>,
+    shared: Arc<SystemShared>,
     metrics: Arc<RuntimeMetrics>,
     started_at: DateTime<Utc>,
     started: Instant,
@@ -117,9 +118,10 @@ impl ActorSystem {
     /// Creates a system whose actors run on `runtime` (usable from any thread).
     pub fn with_runtime(config: SystemConfig, runtime: Handle) -> Self {
         let metrics = Arc::new(RuntimeMetrics::default());
-        let dead_letters = Arc::new(DeadLetterOffice::with_metrics(
+        let shared = Arc::new(SystemShared::new(
             config.dead_letters_kept,
             metrics.clone(),
+            runtime.clone(),
         ));
         Self {
             inner: Arc::new(Inner {
@@ -128,7 +130,7 @@ impl ActorSystem {
                 actors: Mutex::new(HashMap::new()),
                 all_stopped: Notify::new(),
                 shutting_down: AtomicBool::new(false),
-                dead_letters,
+                shared,
                 metrics,
                 started_at: time::now(),
                 started: Instant::now(),
@@ -163,7 +165,7 @@ impl ActorSystem {
 
     /// Where undeliverable messages are recorded.
     pub fn dead_letters(&self) -> &DeadLetterOffice {
-        &self.inner.dead_letters
+        &self.inner.shared.dead_letters
     }
 
     /// The runtime counters.
@@ -221,7 +223,7 @@ impl ActorSystem {
             stopped_cleanly: actors.len().saturating_sub(killed),
             killed,
             unresponsive,
-            dead_letters: self.inner.dead_letters.total(),
+            dead_letters: self.inner.shared.dead_letters.total(),
             elapsed: began.elapsed(),
         };
         tracing::info!(system = %self.name(), %report, "actor system shut down");
@@ -250,8 +252,8 @@ impl ActorSystem {
         &self.inner.runtime
     }
 
-    pub(crate) fn dead_letter_office(&self) -> Arc<DeadLetterOffice> {
-        self.inner.dead_letters.clone()
+    pub(crate) fn shared(&self) -> Arc<SystemShared> {
+        self.inner.shared.clone()
     }
 
     pub(crate) fn register(&self, actor: Arc<dyn ActorControl>) -> Result<(), SystemError> {

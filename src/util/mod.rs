@@ -1,6 +1,7 @@
 //! Small shared building blocks: cheap identifiers, time helpers and the
 //! counters the runtime keeps about itself.
 
+pub(crate) mod deadlines;
 pub mod ids;
 pub mod metrics;
 pub mod time;

@@ -1,0 +1,35 @@
+//! The parts of a system that each actor cell reaches without holding the
+//! whole [`ActorSystem`](super::ActorSystem): the dead-letter office and the
+//! ask-timeout registry.
+
+use std::sync::Arc;
+
+use tokio::runtime::Handle;
+
+use crate::mailbox::DeadLetterOffice;
+use crate::util::RuntimeMetrics;
+use crate::util::deadlines::Deadlines;
+
+pub(crate) struct SystemShared {
+    pub(crate) dead_letters: DeadLetterOffice,
+    pub(crate) deadlines: Arc<Deadlines>,
+}
+
+impl SystemShared {
+    pub(crate) fn new(
+        dead_letters_kept: usize,
+        metrics: Arc<RuntimeMetrics>,
+        runtime: Handle,
+    ) -> Self {
+        Self {
+            dead_letters: DeadLetterOffice::with_metrics(dead_letters_kept, metrics),
+            deadlines: Arc::new(Deadlines::new(runtime)),
+        }
+    }
+}
+
+impl Drop for SystemShared {
+    fn drop(&mut self) {
+        self.deadlines.close();
+    }
+}
