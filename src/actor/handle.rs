@@ -325,6 +325,13 @@ impl<T> fmt::Debug for ReplyTo<T> {
     }
 }
 
+impl<T> From<oneshot::Sender<T>> for ReplyTo<T> {
+    /// Wraps a tokio oneshot sender, e.g. to collect a reply outside `ask`.
+    fn from(port: oneshot::Sender<T>) -> Self {
+        Self { port }
+    }
+}
+
 impl<T> ReplyTo<T> {
     /// Sends the answer. Fails, giving the value back, if the asker stopped
     /// waiting (timeout or cancellation).

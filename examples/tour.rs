@@ -1,0 +1,260 @@
+//! A guided tour of airssys-rt: run it with
+//! `cargo run --release --example tour`.
+//!
+//! 1. a counter actor driven with `tell` and `ask`
+//! 2. a bounded mailbox rejecting messages under load (and giving them back)
+//! 3. a priority mailbox serving urgent messages first
+//! 4. a panicking handler, reported as an exit reason
+//! 5. a graceful shutdown and its report
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use airssys_rt::prelude::*;
+use tokio::sync::oneshot;
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+// ---------------------------------------------------------------- counter --
+
+#[derive(Debug)]
+enum CounterMsg {
+    Add(u64),
+    Get(ReplyTo<u64>),
+}
+
+impl Message for CounterMsg {
+    const MESSAGE_TYPE: &'static str = "tour.counter";
+}
+
+struct Counter {
+    total: u64,
+}
+
+impl Actor for Counter {
+    type Message = CounterMsg;
+    type Error = Infallible;
+
+    async fn handle_message(
+        &mut self,
+        msg: CounterMsg,
+        _: &mut ActorContext<CounterMsg>,
+    ) -> Result<(), Infallible> {
+        match msg {
+            CounterMsg::Add(n) => self.total += n,
+            CounterMsg::Get(reply) => {
+                let _ = reply.reply(self.total);
+            }
+        }
+        Ok(())
+    }
+
+    async fn post_stop(&mut self, ctx: &ActorContext<CounterMsg>) -> Result<(), Infallible> {
+        println!(
+            "   counter {} ran post_stop with total {}",
+            ctx.id(),
+            self.total
+        );
+        Ok(())
+    }
+}
+
+// ------------------------------------------------------------ slow worker --
+
+/// Holds every job until its gate opens, so its mailbox fills up.
+#[derive(Debug)]
+enum Job {
+    /// Reports that it started, then waits until the gate opens.
+    Gate(oneshot::Sender<()>, oneshot::Receiver<()>),
+    Work(u32),
+    Log(&'static str, MessagePriority, ReplyTo<()>),
+    Report(ReplyTo<Vec<String>>),
+}
+
+impl Message for Job {
+    const MESSAGE_TYPE: &'static str = "tour.job";
+    fn priority(&self) -> MessagePriority {
+        match self {
+            Job::Log(_, priority, _) => *priority,
+            _ => MessagePriority::Normal,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Worker {
+    log: Vec<String>,
+}
+
+impl Actor for Worker {
+    type Message = Job;
+    type Error = Infallible;
+
+    async fn handle_message(
+        &mut self,
+        job: Job,
+        _: &mut ActorContext<Job>,
+    ) -> Result<(), Infallible> {
+        match job {
+            Job::Gate(started, gate) => {
+                let _ = started.send(());
+                let _ = gate.await;
+            }
+            Job::Work(n) => self.log.push(format!("work {n}")),
+            Job::Log(text, priority, done) => {
+                self.log.push(format!("{priority:?}: {text}"));
+                let _ = done.reply(());
+            }
+            Job::Report(reply) => {
+                let _ = reply.reply(std::mem::take(&mut self.log));
+            }
+        }
+        Ok(())
+    }
+}
+
+// ------------------------------------------------------------ fragile --
+
+struct Fragile;
+
+impl Actor for Fragile {
+    type Message = String;
+    type Error = Infallible;
+
+    async fn handle_message(
+        &mut self,
+        text: String,
+        _: &mut ActorContext<String>,
+    ) -> Result<(), Infallible> {
+        if text == "divide by zero" {
+            panic!("cannot {text}");
+        }
+        Ok(())
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Keep the demo's output readable: the runtime reports panics itself.
+    std::panic::set_hook(Box::new(|info| {
+        let text = info.payload_as_str().unwrap_or("non-string panic");
+        let place = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        println!("   (panic hook) '{text}' at {place}");
+    }));
+    let system = ActorSystem::new(SystemConfig::named("tour"))?;
+
+    println!("1. counter: tell and ask");
+    let counter = system
+        .spawn_builder()
+        .name("counter")
+        .spawn(Counter { total: 0 })?;
+    for n in 1..=10 {
+        counter.tell(CounterMsg::Add(n)).await?;
+    }
+    let total = counter.ask(CounterMsg::Get, TIMEOUT).await?;
+    println!("   told 1..=10, asked for the total: {total}");
+
+    println!("\n2. bounded mailbox (capacity 4, Reject) under load");
+    let worker = system
+        .spawn_builder()
+        .name("busy-worker")
+        .bounded(4, Backpressure::Reject)
+        .spawn(Worker::default())?;
+    let open = hold(&worker).await?;
+    let (mut accepted, mut rejected) = (0, Vec::new());
+    for n in 0..10 {
+        match worker.try_tell(Job::Work(n)) {
+            Ok(()) => accepted += 1,
+            Err(err) => {
+                if rejected.is_empty() {
+                    println!("   first rejection: {err}");
+                }
+                if let Job::Work(n) = err.into_message() {
+                    rejected.push(n);
+                }
+            }
+        }
+    }
+    println!(
+        "   accepted {accepted}, got back {} rejected messages: {rejected:?}",
+        rejected.len()
+    );
+    let _ = open.send(());
+    let log = loop {
+        // The mailbox may still be full for a moment: a rejected ask is an
+        // error to handle, here by retrying.
+        match worker.ask(Job::Report, TIMEOUT).await {
+            Err(AskError::MailboxFull { .. }) => tokio::task::yield_now().await,
+            other => break other?,
+        }
+    };
+    println!("   the worker handled: {log:?}");
+
+    println!("\n3. priority mailbox: urgent messages first");
+    let prio = system
+        .spawn_builder()
+        .name("triage")
+        .priority()
+        .spawn(Worker::default())?;
+    let open = hold(&prio).await?;
+    let mut done = Vec::new();
+    for (text, priority) in [
+        ("tidy logs", MessagePriority::Low),
+        ("serve request", MessagePriority::Normal),
+        ("disk almost full", MessagePriority::High),
+        ("data center on fire", MessagePriority::Critical),
+    ] {
+        let (tx, rx) = oneshot::channel();
+        prio.tell(Job::Log(text, priority, ReplyTo::from(tx)))
+            .await?;
+        done.push(rx);
+        println!("   queued {priority:?}: {text}");
+    }
+    let _ = open.send(());
+    for rx in done {
+        rx.await?;
+    }
+    println!(
+        "   handled in this order: {:?}",
+        prio.ask(Job::Report, TIMEOUT).await?
+    );
+
+    println!("\n4. a panicking handler");
+    let fragile = system.spawn_builder().name("fragile").spawn(Fragile)?;
+    fragile.tell("divide by zero".to_owned()).await?;
+    println!("   exit reason: {}", fragile.wait_for_exit().await);
+    match fragile.tell("anyone there?".to_owned()).await {
+        Err(err) => println!("   a later tell fails cleanly: {err}"),
+        Ok(()) => println!("   unexpected: the stopped actor accepted a message"),
+    }
+
+    println!("\n5. graceful shutdown");
+    // The shutdown signal travels on the system lane and usually overtakes
+    // this message; if so it is listed below as a dead letter, never lost.
+    counter.tell(CounterMsg::Add(1)).await?;
+    let report = system.shutdown(TIMEOUT).await;
+    println!("   {report}");
+    println!("   counter exit reason: {}", counter.wait_for_exit().await);
+    for letter in system.dead_letters().recent() {
+        println!("   {letter}");
+    }
+    println!(
+        "   runtime counters: {} spawned, {} messages handled, {} panics",
+        system.info().metrics.spawned,
+        system.info().metrics.messages_handled,
+        system.info().metrics.panics
+    );
+    Ok(())
+}
+
+/// Parks `worker` on a gate and returns the key that opens it.
+async fn hold(worker: &ActorRef<Job>) -> Result<oneshot::Sender<()>, Box<dyn std::error::Error>> {
+    let (started_tx, started) = oneshot::channel();
+    let (open, gate) = oneshot::channel();
+    worker.tell(Job::Gate(started_tx, gate)).await?;
+    started.await?;
+    Ok(open)
+}
