@@ -226,10 +226,8 @@ impl<T: MailboxItem> Mailbox<T> {
         if state & PARKED != 0 {
             self.rx_waker.wake();
         }
-        if overflowed {
-            if let Some(victim) = self.evict_one() {
-                return Ok(Pushed::DroppedOldest(victim));
-            }
+        if overflowed && let Some(victim) = self.evict_one() {
+            return Ok(Pushed::DroppedOldest(victim));
         }
         Ok(Pushed::Queued)
     }
