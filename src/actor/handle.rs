@@ -119,7 +119,13 @@ impl<M: Message> ActorRef<M> {
     /// strategies return at once. On error the message comes back.
     #[inline]
     pub async fn tell(&self, message: M) -> Result<(), SendError<M>> {
-        let pushed = self.cell.mailbox.push(Delivery::Tell(message)).await;
+        let mailbox = &self.cell.mailbox;
+        let pushed = match mailbox.try_push(Delivery::Tell(message)) {
+            Err(PushError::Full(message)) if mailbox.waits_when_full() => {
+                mailbox.push_when_room(message).await
+            }
+            pushed => pushed,
+        };
         self.settle(pushed)
     }
 
@@ -158,8 +164,8 @@ impl<M: Message> ActorRef<M> {
         let deadline = Instant::now() + timeout;
         let actor = self.cell.id;
         let pushed = match self.cell.mailbox.try_push(Delivery::Tell(message)) {
-            Err(PushError::Full(request)) if self.backpressure() == Backpressure::Block => {
-                tokio::time::timeout_at(deadline, self.cell.mailbox.push(request))
+            Err(PushError::Full(request)) if self.cell.mailbox.waits_when_full() => {
+                tokio::time::timeout_at(deadline, self.cell.mailbox.push_when_room(request))
                     .await
                     .map_err(|_| AskError::Timeout { actor, timeout })?
             }
@@ -231,7 +237,7 @@ impl<M: Message> ActorRef<M> {
     }
 
     /// Records drops as dead letters and converts refusals to [`SendError`].
-    #[inline]
+    #[inline(always)]
     fn settle(
         &self,
         pushed: Result<Pushed<Delivery<M>>, PushError<Delivery<M>>>,

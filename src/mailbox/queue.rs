@@ -18,7 +18,10 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64, AtomicUsize,
+    Ordering::{Relaxed, SeqCst},
+};
 use std::task::{Context, Poll};
 
 use crossbeam_utils::Backoff;
@@ -31,9 +34,8 @@ use super::{Backpressure, MailboxConfig, MailboxItem, MailboxKind, SystemSignal}
 
 const CLOSED: usize = 0b001;
 const PARKED: usize = 0b010;
-const SIGNAL: usize = 0b100;
-const ONE: usize = 0b1000;
-const LEN_SHIFT: u32 = 3;
+const ONE: usize = 0b100;
+const LEN_SHIFT: u32 = 2;
 
 #[inline]
 const fn len_of(state: usize) -> usize {
@@ -119,6 +121,14 @@ pub struct Mailbox<T> {
     capacity: usize,
     backpressure: Backpressure,
     signals: Mutex<VecDeque<SystemSignal>>,
+    /// Whether `signals` is non-empty; read by the receiver before every
+    /// message, written only when signals come and go.
+    signal_pending: AtomicBool,
+    /// Items the receiver has claimed from the count but not yet popped;
+    /// written only by the receiver.
+    claimed: AtomicUsize,
+    /// Bounded with `Block`: the receiver must look for waiting senders.
+    senders_may_block: bool,
     blocked_senders: AtomicUsize,
     room: Notify,
     dropped: AtomicU64,
@@ -137,9 +147,9 @@ impl<T> fmt::Debug for Mailbox<T> {
 }
 
 impl<T> Mailbox<T> {
-    /// Queued user items (claimed-but-not-yet-popped items are excluded).
+    /// Queued user items.
     pub fn len(&self) -> usize {
-        len_of(self.state.load(SeqCst))
+        len_of(self.state.load(SeqCst)) + self.claimed.load(Relaxed)
     }
 
     /// Whether no user item is queued.
@@ -184,6 +194,9 @@ impl<T: MailboxItem> Mailbox<T> {
             capacity,
             backpressure: config.backpressure,
             signals: Mutex::new(VecDeque::new()),
+            signal_pending: AtomicBool::new(false),
+            claimed: AtomicUsize::new(0),
+            senders_may_block: capacity != usize::MAX && config.backpressure == Backpressure::Block,
             blocked_senders: AtomicUsize::new(0),
             room: Notify::new(),
             dropped: AtomicU64::new(0),
@@ -192,7 +205,7 @@ impl<T: MailboxItem> Mailbox<T> {
 
     /// Pushes without waiting. A full mailbox applies its backpressure
     /// strategy, except that `Block` reports [`PushError::Full`] here.
-    #[inline]
+    #[inline(always)]
     pub fn try_push(&self, item: T) -> Result<Pushed<T>, PushError<T>> {
         let mut state = self.state.load(SeqCst);
         let overflowed = loop {
@@ -235,10 +248,21 @@ impl<T: MailboxItem> Mailbox<T> {
     /// Pushes, waiting for room while a `Block` mailbox is full. Other
     /// strategies never wait. Cancel-safe: dropping the future drops the item.
     pub async fn push(&self, item: T) -> Result<Pushed<T>, PushError<T>> {
-        let mut item = match self.try_push(item) {
-            Err(PushError::Full(back)) if self.backpressure == Backpressure::Block => back,
-            other => return other,
-        };
+        match self.try_push(item) {
+            Err(PushError::Full(item)) if self.waits_when_full() => self.push_when_room(item).await,
+            pushed => pushed,
+        }
+    }
+
+    /// Whether a full mailbox makes [`push`](Self::push) wait (`Block`).
+    #[inline]
+    pub fn waits_when_full(&self) -> bool {
+        self.backpressure == Backpressure::Block
+    }
+
+    /// The slow path of [`push`](Self::push): `item` found the mailbox full;
+    /// wait until there is room (or the mailbox closes).
+    pub async fn push_when_room(&self, mut item: T) -> Result<Pushed<T>, PushError<T>> {
         let _waiting = BlockedSender::register(&self.blocked_senders);
         loop {
             let room = self.room.notified();
@@ -256,28 +280,16 @@ impl<T: MailboxItem> Mailbox<T> {
     /// next user item. `None` when both lanes are empty.
     #[inline]
     pub fn try_recv(&self) -> Option<Received<T>> {
-        let mut state = self.state.load(SeqCst);
-        loop {
-            if state & SIGNAL != 0 {
-                if let Some(signal) = self.take_signal() {
-                    return Some(Received::Signal(signal));
-                }
-                state = self.state.load(SeqCst);
-                continue;
-            }
-            if len_of(state) == 0 {
-                return None;
-            }
-            match self
-                .state
-                .compare_exchange_weak(state, state - ONE, SeqCst, SeqCst)
-            {
-                Ok(_) => break,
-                Err(actual) => state = actual,
-            }
+        if self.signal_pending.load(SeqCst)
+            && let Some(signal) = self.take_signal()
+        {
+            return Some(Received::Signal(signal));
+        }
+        if !self.claim() {
+            return None;
         }
         let item = self.pop_claimed(Lanes::pop_next);
-        if self.backpressure == Backpressure::Block && self.blocked_senders.load(SeqCst) > 0 {
+        if self.senders_may_block && self.blocked_senders.load(SeqCst) > 0 {
             self.room.notify_one();
         }
         Some(Received::Item(item))
@@ -297,7 +309,7 @@ impl<T: MailboxItem> Mailbox<T> {
         self.rx_waker.register(cx.waker());
         let mut state = self.state.load(SeqCst);
         loop {
-            if state & SIGNAL != 0 || len_of(state) > 0 {
+            if len_of(state) > 0 || self.signal_pending.load(SeqCst) {
                 if let Some(received) = self.try_recv() {
                     return Poll::Ready(received);
                 }
@@ -311,6 +323,9 @@ impl<T: MailboxItem> Mailbox<T> {
                 .state
                 .compare_exchange_weak(state, state | PARKED, SeqCst, SeqCst)
             {
+                // A signal queued just before we parked cleared no PARKED
+                // bit, so look once more (both sides are SeqCst).
+                Ok(_) if self.signal_pending.load(SeqCst) => state |= PARKED,
                 Ok(_) => return Poll::Pending,
                 Err(actual) => state = actual,
             }
@@ -326,18 +341,9 @@ impl<T: MailboxItem> Mailbox<T> {
             return false;
         }
         signals.push_back(signal);
-        loop {
-            match self.state.compare_exchange_weak(
-                state,
-                (state | SIGNAL) & !PARKED,
-                SeqCst,
-                SeqCst,
-            ) {
-                Ok(_) => break,
-                Err(actual) => state = actual,
-            }
-        }
+        self.signal_pending.store(true, SeqCst);
         drop(signals);
+        state = self.state.fetch_and(!PARKED, SeqCst);
         if state & PARKED != 0 {
             self.rx_waker.wake();
         }
@@ -356,16 +362,41 @@ impl<T: MailboxItem> Mailbox<T> {
     /// After [`close`](Self::close): takes one remaining user item, oldest
     /// first. Returns `None` once every accepted item has been taken.
     pub fn drain_one(&self) -> Option<T> {
+        self.claim().then(|| self.pop_claimed(Lanes::pop_next))
+    }
+
+    /// Claims one item for the receiver: from the batch it already holds,
+    /// else from the shared count. An unbounded mailbox claims everything
+    /// queued in one step, so a busy receiver touches the shared word once
+    /// per batch instead of once per message; a bounded one claims one at a
+    /// time, so that its capacity counts exactly the messages not yet taken.
+    /// Returns `false` when nothing is queued.
+    #[inline]
+    fn claim(&self) -> bool {
+        let batch = self.claimed.load(Relaxed);
+        if batch > 0 {
+            self.claimed.store(batch - 1, Relaxed);
+            return true;
+        }
         let mut state = self.state.load(SeqCst);
         loop {
-            if len_of(state) == 0 {
-                return None;
+            let queued = len_of(state);
+            if queued == 0 {
+                return false;
             }
+            let take = if self.capacity == usize::MAX {
+                queued
+            } else {
+                1
+            };
             match self
                 .state
-                .compare_exchange_weak(state, state - ONE, SeqCst, SeqCst)
+                .compare_exchange_weak(state, state - take * ONE, SeqCst, SeqCst)
             {
-                Ok(_) => return Some(self.pop_claimed(Lanes::pop_next)),
+                Ok(_) => {
+                    self.claimed.store(take - 1, Relaxed);
+                    return true;
+                }
                 Err(actual) => state = actual,
             }
         }
@@ -375,7 +406,7 @@ impl<T: MailboxItem> Mailbox<T> {
         let mut signals = self.signals.lock();
         let signal = signals.pop_front();
         if signals.is_empty() {
-            self.state.fetch_and(!SIGNAL, SeqCst);
+            self.signal_pending.store(false, SeqCst);
         }
         signal
     }
