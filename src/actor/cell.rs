@@ -120,7 +120,13 @@ impl<M: Message> ActorCell<M> {
     /// Closes the mailbox and records everything still queued as dead letters.
     pub(crate) fn close_and_drain(&self, reason: DeadLetterReason) {
         self.mailbox.close();
-        while let Some(delivery) = self.mailbox.drain_one() {
+        let Some(mut inbox) = self.mailbox.receiver() else {
+            // The actor task is the only receiver and drains after releasing
+            // its own, so this cannot happen; say so loudly if it ever does.
+            tracing::error!(actor = %self.id, "mailbox receiver busy while draining; queued messages not recorded");
+            return;
+        };
+        while let Some(delivery) = inbox.drain_one() {
             self.dead_letter(delivery, reason);
         }
     }
@@ -201,7 +207,7 @@ mod tests {
         }
         cell.close_and_drain(DeadLetterReason::ActorStopped);
         assert_eq!(shared.dead_letters.count(DeadLetterReason::ActorStopped), 3);
-        assert!(cell.mailbox.try_recv().is_none());
+        assert!(cell.mailbox.receiver().unwrap().try_recv().is_none());
         assert!(matches!(
             cell.mailbox.try_push(Delivery::Tell(9)),
             Err(crate::mailbox::PushError::Closed(_))

@@ -101,6 +101,10 @@ impl<M: Message> ActorRef<M> {
         Self { cell }
     }
 
+    pub(crate) fn cell(&self) -> &ActorCell<M> {
+        &self.cell
+    }
+
     pub(crate) fn control(&self) -> Arc<dyn ActorControl> {
         self.cell.clone()
     }

@@ -10,26 +10,47 @@ use futures::FutureExt;
 use super::cell::{ActorCell, Delivery};
 use super::lifecycle::panic_text;
 use super::{Actor, ActorContext, ActorRef, ActorState, ErrorAction, ExitReason};
-use crate::mailbox::{DeadLetterReason, MailboxConfig, Received, SystemSignal};
+use crate::mailbox::{DeadLetterReason, MailboxConfig, MailboxReceiver, Received, SystemSignal};
 use crate::message::Message;
 use crate::system::{ActorSystem, SystemError};
 use crate::util::ActorId;
 
-/// Builds a fresh actor for a restart.
-pub(crate) type NoFactory<A> = fn() -> A;
+/// How a replacement actor is built for `ErrorAction::Restart`.
+pub(crate) trait Rebuild<A>: Send + 'static {
+    /// A fresh actor, or `None` if this actor cannot be rebuilt.
+    fn rebuild(&mut self) -> Option<A>;
+}
 
-/// Starts `actor` in `system`. `factory`, when given, builds the replacement
-/// for `ErrorAction::Restart`.
+/// Spawned from an instance: no way to build another (and no bytes spent).
+pub(crate) struct NoFactory;
+
+impl<A> Rebuild<A> for NoFactory {
+    fn rebuild(&mut self) -> Option<A> {
+        None
+    }
+}
+
+/// Spawned from a factory, which builds each replacement.
+pub(crate) struct Factory<F>(pub(crate) F);
+
+impl<A, F: FnMut() -> A + Send + 'static> Rebuild<A> for Factory<F> {
+    fn rebuild(&mut self) -> Option<A> {
+        Some((self.0)())
+    }
+}
+
+/// Starts `actor` in `system`; `factory` builds replacements for
+/// `ErrorAction::Restart`.
 pub(crate) fn spawn_actor<A, F>(
     system: &ActorSystem,
     name: Option<Arc<str>>,
     mailbox: MailboxConfig,
     actor: A,
-    factory: Option<F>,
+    factory: F,
 ) -> Result<ActorRef<A::Message>, SystemError>
 where
     A: Actor,
-    F: FnMut() -> A + Send + 'static,
+    F: Rebuild<A>,
 {
     mailbox.validate().map_err(SystemError::InvalidMailbox)?;
     let cell = Arc::new(ActorCell::new(
@@ -51,6 +72,9 @@ where
     Ok(myself)
 }
 
+/// The receiving end of an actor's mailbox, held by its task.
+type Inbox<'a, M> = MailboxReceiver<'a, Delivery<M>>;
+
 /// How the message loop ended.
 enum LoopExit {
     Stop(ExitReason),
@@ -59,17 +83,21 @@ enum LoopExit {
 
 async fn run<A, F>(
     mut actor: A,
-    mut factory: Option<F>,
+    mut factory: F,
     mut ctx: ActorContext<A::Message>,
     exit: ExitGuard<A::Message>,
 ) where
     A: Actor,
-    F: FnMut() -> A + Send + 'static,
+    F: Rebuild<A>,
 {
-    let cell = &*exit.cell;
-    tracing::debug!(actor = %cell.id, name = ?cell.name, "actor started");
+    let Some(mut inbox) = exit.cell.mailbox.receiver() else {
+        let reason =
+            ExitReason::Error("internal error: the actor's mailbox already had a receiver".into());
+        return exit.finish(reason, 0);
+    };
+    tracing::debug!(actor = %exit.cell.id, name = ?exit.cell.name, "actor started");
     let reason = loop {
-        cell.set_state(ActorState::Starting);
+        exit.cell.set_state(ActorState::Starting);
         match AssertUnwindSafe(actor.pre_start(&mut ctx))
             .catch_unwind()
             .await
@@ -78,8 +106,8 @@ async fn run<A, F>(
             Ok(Err(error)) => break ExitReason::Error(format!("pre_start failed: {error}")),
             Ok(Ok(())) => {}
         }
-        cell.set_state(ActorState::Running);
-        let loop_exit = match AssertUnwindSafe(serve(&mut actor, &mut ctx, cell))
+        exit.cell.set_state(ActorState::Running);
+        let loop_exit = match AssertUnwindSafe(serve(&mut actor, &mut ctx, &mut inbox))
             .catch_unwind()
             .await
         {
@@ -88,10 +116,10 @@ async fn run<A, F>(
         };
         let restarting = matches!(loop_exit, LoopExit::Restart);
         if restarting {
-            cell.set_state(ActorState::Restarting);
+            exit.cell.set_state(ActorState::Restarting);
         } else {
-            cell.mailbox.close();
-            cell.set_state(ActorState::Stopping);
+            exit.cell.mailbox.close();
+            exit.cell.set_state(ActorState::Stopping);
         }
         let mut reason = match loop_exit {
             LoopExit::Stop(reason) => reason,
@@ -99,7 +127,7 @@ async fn run<A, F>(
         };
         match AssertUnwindSafe(actor.post_stop(&ctx)).catch_unwind().await {
             Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::warn!(actor = %cell.id, %error, "post_stop failed"),
+            Ok(Err(error)) => tracing::warn!(actor = %exit.cell.id, %error, "post_stop failed"),
             Err(panic) => {
                 let panic = exit.panicked(panic);
                 if reason.is_normal() {
@@ -110,22 +138,24 @@ async fn run<A, F>(
         if !restarting {
             break reason;
         }
-        let Some(make) = factory.as_mut() else {
-            break ExitReason::Error(
-                "restart requested but the actor was spawned without a factory; \
-                 spawn it with spawn_with_factory to allow restarts"
-                    .into(),
-            );
-        };
-        match std::panic::catch_unwind(AssertUnwindSafe(make)) {
-            Ok(fresh) => {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| factory.rebuild())) {
+            Ok(Some(fresh)) => {
                 actor = fresh;
                 ctx.system().metrics().restarted();
-                tracing::debug!(actor = %cell.id, "actor restarted");
+                tracing::debug!(actor = %exit.cell.id, "actor restarted");
+            }
+            Ok(None) => {
+                break ExitReason::Error(
+                    "restart requested but the actor was spawned without a factory; \
+                     spawn it with spawn_with_factory to allow restarts"
+                        .into(),
+                );
             }
             Err(panic) => break exit.panicked(panic),
         }
     };
+    // The receiver goes first: draining takes it again.
+    drop(inbox);
     let handled = ctx.handled;
     drop(ctx);
     drop(actor);
@@ -137,22 +167,24 @@ async fn run<A, F>(
 async fn serve<A: Actor>(
     actor: &mut A,
     ctx: &mut ActorContext<A::Message>,
-    cell: &ActorCell<A::Message>,
+    inbox: &mut Inbox<'_, A::Message>,
 ) -> LoopExit {
     loop {
-        let received = match cell.mailbox.try_recv() {
+        let received = match inbox.try_recv() {
             Some(received) => received,
             None => {
                 let handled = std::mem::take(&mut ctx.handled);
                 ctx.system().metrics().messages_handled(handled);
-                cell.mailbox.recv().await
+                inbox.recv().await
             }
         };
         let message = match received {
             Received::Item(Delivery::Tell(message)) => message,
             Received::Item(Delivery::Envelope(envelope)) => {
                 if envelope.is_expired() {
-                    cell.dead_letter(Delivery::Envelope(envelope), DeadLetterReason::Expired);
+                    ctx.myself()
+                        .cell()
+                        .dead_letter(Delivery::Envelope(envelope), DeadLetterReason::Expired);
                     continue;
                 }
                 envelope.payload

@@ -2,7 +2,8 @@
 
 use crossbeam_queue::SegQueue;
 
-use super::MailboxKind;
+use super::mpsc::MpscQueue;
+use super::{Backpressure, MailboxConfig, MailboxKind};
 use crate::message::MessagePriority;
 
 /// Something a [`Mailbox`](super::Mailbox) can hold: it only needs to say its
@@ -12,24 +13,31 @@ pub trait MailboxItem: Send {
     fn priority(&self) -> MessagePriority;
 }
 
-/// The user lane's queues. A FIFO lane is a single queue whose first segment
-/// is allocated on the first push, so an idle actor pays for no slots.
-// The FIFO lane is inline on purpose: it is the hot path and must not pay
-// an extra pointer hop; the rarer priority lanes are boxed.
-#[allow(clippy::large_enum_variant)]
+/// The user lane's queues, allocated on the first push (see
+/// [`Mailbox`](super::Mailbox)).
 pub(crate) enum Lanes<T> {
-    Fifo(SegQueue<T>),
-    /// Indexed by `MessagePriority::index()`; boxed so FIFO mailboxes stay small.
+    /// The common case: only the receiver pops, so a single-consumer queue
+    /// serves it.
+    Fifo(MpscQueue<T>),
+    /// FIFO with `DropOldest`: senders pop victims too, so the queue must
+    /// allow several consumers.
+    SharedFifo(SegQueue<T>),
+    /// Indexed by `MessagePriority::index()`; senders may pop victims.
     Priority(Box<[SegQueue<T>; MessagePriority::COUNT]>),
 }
 
 impl<T: MailboxItem> Lanes<T> {
-    pub(crate) fn new(kind: MailboxKind) -> Self {
-        match kind {
-            MailboxKind::Fifo => Lanes::Fifo(SegQueue::new()),
+    pub(crate) fn new(config: MailboxConfig) -> Self {
+        match config.kind {
             MailboxKind::Priority => {
                 Lanes::Priority(Box::new(std::array::from_fn(|_| SegQueue::new())))
             }
+            MailboxKind::Fifo
+                if config.capacity.is_some() && config.backpressure == Backpressure::DropOldest =>
+            {
+                Lanes::SharedFifo(SegQueue::new())
+            }
+            MailboxKind::Fifo => Lanes::Fifo(MpscQueue::new()),
         }
     }
 
@@ -37,25 +45,34 @@ impl<T: MailboxItem> Lanes<T> {
     pub(crate) fn push(&self, item: T) {
         match self {
             Lanes::Fifo(q) => q.push(item),
+            Lanes::SharedFifo(q) => q.push(item),
             Lanes::Priority(qs) => qs[item.priority().index()].push(item),
         }
     }
 
     /// The next item to handle: the front of the FIFO, or of the highest
-    /// non-empty priority.
+    /// non-empty priority. `None` if the claimed item is still in flight.
+    ///
+    /// # Safety
+    /// Only the mailbox's single receiver may call this, and only for an item
+    /// it has claimed from the mailbox's count.
     #[inline]
-    pub(crate) fn pop_next(&self) -> Option<T> {
+    pub(crate) unsafe fn pop_next(&self) -> Option<T> {
         match self {
-            Lanes::Fifo(q) => q.pop(),
+            // SAFETY: forwarded from this function's contract.
+            Lanes::Fifo(q) => Some(unsafe { q.pop() }),
+            Lanes::SharedFifo(q) => q.pop(),
             Lanes::Priority(qs) => qs.iter().rev().find_map(SegQueue::pop),
         }
     }
 
     /// The item to sacrifice under `DropOldest`: the front of the FIFO, or of
-    /// the lowest non-empty priority.
+    /// the lowest non-empty priority. Any thread may call this.
     pub(crate) fn pop_victim(&self) -> Option<T> {
         match self {
-            Lanes::Fifo(q) => q.pop(),
+            // A single-consumer lane is never chosen for `DropOldest`.
+            Lanes::Fifo(_) => None,
+            Lanes::SharedFifo(q) => q.pop(),
             Lanes::Priority(qs) => qs.iter().find_map(SegQueue::pop),
         }
     }
@@ -75,24 +92,46 @@ mod tests {
 
     #[test]
     fn priority_lanes_serve_highest_first_and_sacrifice_lowest() {
-        let lanes = Lanes::new(MailboxKind::Priority);
+        let lanes = Lanes::new(MailboxConfig::unbounded().with_kind(MailboxKind::Priority));
         lanes.push(P(MessagePriority::Low, 1));
         lanes.push(P(MessagePriority::Critical, 2));
         lanes.push(P(MessagePriority::Normal, 3));
         lanes.push(P(MessagePriority::Critical, 4));
         assert_eq!(lanes.pop_victim(), Some(P(MessagePriority::Low, 1)));
-        assert_eq!(lanes.pop_next(), Some(P(MessagePriority::Critical, 2)));
-        assert_eq!(lanes.pop_next(), Some(P(MessagePriority::Critical, 4)));
-        assert_eq!(lanes.pop_next(), Some(P(MessagePriority::Normal, 3)));
-        assert_eq!(lanes.pop_next(), None);
+        // SAFETY (all pops): this test is the only consumer.
+        assert_eq!(
+            unsafe { lanes.pop_next() },
+            Some(P(MessagePriority::Critical, 2))
+        );
+        assert_eq!(
+            unsafe { lanes.pop_next() },
+            Some(P(MessagePriority::Critical, 4))
+        );
+        assert_eq!(
+            unsafe { lanes.pop_next() },
+            Some(P(MessagePriority::Normal, 3))
+        );
+        assert_eq!(unsafe { lanes.pop_next() }, None);
     }
 
     #[test]
-    fn fifo_lane_ignores_priority() {
-        let lanes = Lanes::new(MailboxKind::Fifo);
-        lanes.push(P(MessagePriority::Low, 1));
-        lanes.push(P(MessagePriority::Critical, 2));
-        assert_eq!(lanes.pop_next(), Some(P(MessagePriority::Low, 1)));
-        assert_eq!(lanes.pop_victim(), Some(P(MessagePriority::Critical, 2)));
+    fn fifo_lanes_ignore_priority() {
+        let single = Lanes::new(MailboxConfig::unbounded());
+        assert!(matches!(single, Lanes::Fifo(_)));
+        let shared = Lanes::new(MailboxConfig::bounded(4, Backpressure::DropOldest));
+        assert!(matches!(shared, Lanes::SharedFifo(_)));
+        for lanes in [single, shared] {
+            lanes.push(P(MessagePriority::Low, 1));
+            lanes.push(P(MessagePriority::Critical, 2));
+            // SAFETY: this test is the only consumer and both items are pushed.
+            assert_eq!(
+                unsafe { lanes.pop_next() },
+                Some(P(MessagePriority::Low, 1))
+            );
+            assert_eq!(
+                unsafe { lanes.pop_next() },
+                Some(P(MessagePriority::Critical, 2))
+            );
+        }
     }
 }

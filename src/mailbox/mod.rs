@@ -20,6 +20,7 @@ pub mod backpressure;
 pub mod config;
 pub mod dead_letter;
 pub mod lanes;
+mod mpsc;
 pub mod queue;
 pub mod signal;
 
@@ -27,5 +28,5 @@ pub use backpressure::Backpressure;
 pub use config::{MailboxConfig, MailboxKind};
 pub use dead_letter::{DeadLetter, DeadLetterOffice, DeadLetterReason};
 pub use lanes::MailboxItem;
-pub use queue::{Mailbox, PushError, Pushed, Received};
+pub use queue::{Mailbox, MailboxReceiver, PushError, Pushed, Received, Recv};
 pub use signal::SystemSignal;

@@ -10,7 +10,7 @@
 //! few nanoseconds a concurrent push may still be in flight). Because every
 //! item is counted before it is pushed and claimed before it is popped, the
 //! count, the capacity check and the close-then-drain protocol agree exactly:
-//! after [`Mailbox::close`], [`Mailbox::drain_one`] returns every item that was
+//! after [`Mailbox::close`], [`MailboxReceiver::drain_one`] returns every item that was
 //! ever accepted.
 
 use std::collections::VecDeque;
@@ -107,7 +107,8 @@ impl<T> fmt::Debug for PushError<T> {
 /// let mb = Mailbox::new(MailboxConfig::bounded(1, Backpressure::Reject));
 /// assert_eq!(mb.try_push(Job(1)), Ok(Pushed::Queued));
 /// assert_eq!(mb.try_push(Job(2)), Err(PushError::Full(Job(2))));
-/// assert_eq!(mb.try_recv(), Some(Received::Item(Job(1))));
+/// let mut rx = mb.receiver().expect("the only receiver");
+/// assert_eq!(rx.try_recv(), Some(Received::Item(Job(1))));
 /// mb.close();
 /// assert_eq!(mb.try_push(Job(3)), Err(PushError::Closed(Job(3))));
 /// ```
@@ -125,8 +126,10 @@ pub struct Mailbox<T> {
     /// message, written only when signals come and go.
     signal_pending: AtomicBool,
     /// Items the receiver has claimed from the count but not yet popped;
-    /// written only by the receiver.
+    /// written only by the receiver. Kept here (not in the receiver) so a
+    /// batch survives the receiver being dropped and taken again.
     claimed: AtomicUsize,
+    receiver_taken: AtomicBool,
     /// Bounded with `Block`: the receiver must look for waiting senders.
     senders_may_block: bool,
     blocked_senders: AtomicUsize,
@@ -160,6 +163,15 @@ impl<T> Mailbox<T> {
     /// The capacity, or `None` when unbounded.
     pub fn capacity(&self) -> Option<usize> {
         (self.capacity != usize::MAX).then_some(self.capacity)
+    }
+
+    /// The configuration this mailbox was built with (capacity clamped).
+    pub fn config(&self) -> MailboxConfig {
+        MailboxConfig {
+            kind: self.kind,
+            capacity: self.capacity(),
+            backpressure: self.backpressure,
+        }
     }
 
     /// The backpressure strategy.
@@ -196,6 +208,7 @@ impl<T: MailboxItem> Mailbox<T> {
             signals: Mutex::new(VecDeque::new()),
             signal_pending: AtomicBool::new(false),
             claimed: AtomicUsize::new(0),
+            receiver_taken: AtomicBool::new(false),
             senders_may_block: capacity != usize::MAX && config.backpressure == Backpressure::Block,
             blocked_senders: AtomicUsize::new(0),
             room: Notify::new(),
@@ -234,7 +247,7 @@ impl<T: MailboxItem> Mailbox<T> {
             }
         };
         self.lanes
-            .get_or_init(|| Box::new(Lanes::new(self.kind)))
+            .get_or_init(|| Box::new(Lanes::new(self.config())))
             .push(item);
         if state & PARKED != 0 {
             self.rx_waker.wake();
@@ -276,62 +289,6 @@ impl<T: MailboxItem> Mailbox<T> {
         }
     }
 
-    /// Takes the next item without waiting: a pending signal first, then the
-    /// next user item. `None` when both lanes are empty.
-    #[inline]
-    pub fn try_recv(&self) -> Option<Received<T>> {
-        if self.signal_pending.load(SeqCst)
-            && let Some(signal) = self.take_signal()
-        {
-            return Some(Received::Signal(signal));
-        }
-        if !self.claim() {
-            return None;
-        }
-        let item = self.pop_claimed(Lanes::pop_next);
-        if self.senders_may_block && self.blocked_senders.load(SeqCst) > 0 {
-            self.room.notify_one();
-        }
-        Some(Received::Item(item))
-    }
-
-    /// Waits for the next item. Only the mailbox's single receiver may call
-    /// this (it registers the one receiver waker).
-    pub fn recv(&self) -> Recv<'_, T> {
-        Recv { mailbox: self }
-    }
-
-    /// Polls for the next item, registering `cx`'s waker when both lanes are empty.
-    pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Received<T>> {
-        if let Some(received) = self.try_recv() {
-            return Poll::Ready(received);
-        }
-        self.rx_waker.register(cx.waker());
-        let mut state = self.state.load(SeqCst);
-        loop {
-            if len_of(state) > 0 || self.signal_pending.load(SeqCst) {
-                if let Some(received) = self.try_recv() {
-                    return Poll::Ready(received);
-                }
-                state = self.state.load(SeqCst);
-                continue;
-            }
-            if state & PARKED != 0 {
-                return Poll::Pending;
-            }
-            match self
-                .state
-                .compare_exchange_weak(state, state | PARKED, SeqCst, SeqCst)
-            {
-                // A signal queued just before we parked cleared no PARKED
-                // bit, so look once more (both sides are SeqCst).
-                Ok(_) if self.signal_pending.load(SeqCst) => state |= PARKED,
-                Ok(_) => return Poll::Pending,
-                Err(actual) => state = actual,
-            }
-        }
-    }
-
     /// Queues a signal on the system lane. Returns `false` if the mailbox is
     /// closed (the actor is already stopping).
     pub fn signal(&self, signal: SystemSignal) -> bool {
@@ -359,47 +316,10 @@ impl<T: MailboxItem> Mailbox<T> {
         previous & CLOSED == 0
     }
 
-    /// After [`close`](Self::close): takes one remaining user item, oldest
-    /// first. Returns `None` once every accepted item has been taken.
-    pub fn drain_one(&self) -> Option<T> {
-        self.claim().then(|| self.pop_claimed(Lanes::pop_next))
-    }
-
-    /// Claims one item for the receiver: from the batch it already holds,
-    /// else from the shared count. An unbounded mailbox claims everything
-    /// queued in one step, so a busy receiver touches the shared word once
-    /// per batch instead of once per message; a bounded one claims one at a
-    /// time, so that its capacity counts exactly the messages not yet taken.
-    /// Returns `false` when nothing is queued.
-    #[inline]
-    fn claim(&self) -> bool {
-        let batch = self.claimed.load(Relaxed);
-        if batch > 0 {
-            self.claimed.store(batch - 1, Relaxed);
-            return true;
-        }
-        let mut state = self.state.load(SeqCst);
-        loop {
-            let queued = len_of(state);
-            if queued == 0 {
-                return false;
-            }
-            let take = if self.capacity == usize::MAX {
-                queued
-            } else {
-                1
-            };
-            match self
-                .state
-                .compare_exchange_weak(state, state - take * ONE, SeqCst, SeqCst)
-            {
-                Ok(_) => {
-                    self.claimed.store(take - 1, Relaxed);
-                    return true;
-                }
-                Err(actual) => state = actual,
-            }
-        }
+    /// The receiving end, or `None` while another receiver exists. Only the
+    /// receiver pops, so exactly one consumer touches the queue at a time.
+    pub fn receiver(&self) -> Option<MailboxReceiver<'_, T>> {
+        (!self.receiver_taken.swap(true, SeqCst)).then_some(MailboxReceiver { mailbox: self })
     }
 
     fn take_signal(&self) -> Option<SystemSignal> {
@@ -424,40 +344,177 @@ impl<T: MailboxItem> Mailbox<T> {
             {
                 Ok(_) => {
                     self.dropped.fetch_add(1, SeqCst);
-                    return Some(self.pop_claimed(Lanes::pop_victim));
+                    let backoff = Backoff::new();
+                    loop {
+                        if let Some(victim) = self.lanes.get().and_then(|lanes| lanes.pop_victim())
+                        {
+                            return Some(victim);
+                        }
+                        backoff.snooze();
+                    }
+                }
+                Err(actual) => state = actual,
+            }
+        }
+    }
+}
+
+/// The receiving end of a [`Mailbox`]: at most one exists at a time (see
+/// [`Mailbox::receiver`]), which is what makes popping safe without locks.
+pub struct MailboxReceiver<'a, T: MailboxItem> {
+    mailbox: &'a Mailbox<T>,
+}
+
+impl<T: MailboxItem> fmt::Debug for MailboxReceiver<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("MailboxReceiver")
+            .field(self.mailbox)
+            .finish()
+    }
+}
+
+impl<T: MailboxItem> Drop for MailboxReceiver<'_, T> {
+    fn drop(&mut self) {
+        self.mailbox.receiver_taken.store(false, SeqCst);
+    }
+}
+
+impl<'a, T: MailboxItem> MailboxReceiver<'a, T> {
+    /// The mailbox this receiver reads.
+    pub fn mailbox(&self) -> &'a Mailbox<T> {
+        self.mailbox
+    }
+
+    /// Takes the next item without waiting: a pending signal first, then the
+    /// next user item. `None` when both lanes are empty.
+    #[inline]
+    pub fn try_recv(&mut self) -> Option<Received<T>> {
+        let mailbox = self.mailbox;
+        if mailbox.signal_pending.load(SeqCst)
+            && let Some(signal) = mailbox.take_signal()
+        {
+            return Some(Received::Signal(signal));
+        }
+        if !self.claim() {
+            return None;
+        }
+        let item = self.pop_claimed();
+        if mailbox.senders_may_block && mailbox.blocked_senders.load(SeqCst) > 0 {
+            mailbox.room.notify_one();
+        }
+        Some(Received::Item(item))
+    }
+
+    /// Waits for the next item.
+    pub fn recv(&mut self) -> Recv<'_, 'a, T> {
+        Recv { receiver: self }
+    }
+
+    /// Polls for the next item, registering `cx`'s waker when both lanes are empty.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Received<T>> {
+        if let Some(received) = self.try_recv() {
+            return Poll::Ready(received);
+        }
+        let mailbox = self.mailbox;
+        mailbox.rx_waker.register(cx.waker());
+        let mut state = mailbox.state.load(SeqCst);
+        loop {
+            if len_of(state) > 0 || mailbox.signal_pending.load(SeqCst) {
+                if let Some(received) = self.try_recv() {
+                    return Poll::Ready(received);
+                }
+                state = mailbox.state.load(SeqCst);
+                continue;
+            }
+            if state & PARKED != 0 {
+                return Poll::Pending;
+            }
+            match mailbox
+                .state
+                .compare_exchange_weak(state, state | PARKED, SeqCst, SeqCst)
+            {
+                // A signal queued just before we parked cleared no PARKED
+                // bit, so look once more (both sides are SeqCst).
+                Ok(_) if mailbox.signal_pending.load(SeqCst) => state |= PARKED,
+                Ok(_) => return Poll::Pending,
+                Err(actual) => state = actual,
+            }
+        }
+    }
+
+    /// After [`Mailbox::close`]: takes one remaining user item, oldest
+    /// first. Returns `None` once every accepted item has been taken.
+    pub fn drain_one(&mut self) -> Option<T> {
+        self.claim().then(|| self.pop_claimed())
+    }
+
+    /// Claims one item: from the batch already held, else from the shared
+    /// count. An unbounded mailbox claims everything queued in one step, so
+    /// a busy receiver touches the shared word once per batch instead of once
+    /// per message; a bounded one claims one at a time, so that its capacity
+    /// counts exactly the messages not yet taken. `false` when nothing is queued.
+    #[inline]
+    fn claim(&mut self) -> bool {
+        let mailbox = self.mailbox;
+        let batch = mailbox.claimed.load(Relaxed);
+        if batch > 0 {
+            mailbox.claimed.store(batch - 1, Relaxed);
+            return true;
+        }
+        let mut state = mailbox.state.load(SeqCst);
+        loop {
+            let queued = len_of(state);
+            if queued == 0 {
+                return false;
+            }
+            let take = if mailbox.capacity == usize::MAX {
+                queued
+            } else {
+                1
+            };
+            match mailbox
+                .state
+                .compare_exchange_weak(state, state - take * ONE, SeqCst, SeqCst)
+            {
+                Ok(_) => {
+                    mailbox.claimed.store(take - 1, Relaxed);
+                    return true;
                 }
                 Err(actual) => state = actual,
             }
         }
     }
 
-    /// Pops an item whose count was already claimed. The push that matches
-    /// the claim may still be in flight on another thread; it lands within
-    /// a few instructions, so back off until it does.
+    /// Pops a claimed item. Its push may still be in flight on another
+    /// thread; it lands within a few instructions, so back off until it does.
     #[inline]
-    fn pop_claimed(&self, pop: fn(&Lanes<T>) -> Option<T>) -> T {
+    fn pop_claimed(&mut self) -> T {
         let backoff = Backoff::new();
         loop {
-            if let Some(item) = self.lanes.get().and_then(|lanes| pop(lanes)) {
-                return item;
+            if let Some(lanes) = self.mailbox.lanes.get() {
+                // SAFETY: this receiver is the only one (`receiver_taken`),
+                // and the item was claimed from the count just above.
+                if let Some(item) = unsafe { lanes.pop_next() } {
+                    return item;
+                }
             }
             backoff.snooze();
         }
     }
 }
 
-/// Future returned by [`Mailbox::recv`].
+/// Future returned by [`MailboxReceiver::recv`].
 #[must_use = "futures do nothing unless awaited"]
-pub struct Recv<'a, T> {
-    mailbox: &'a Mailbox<T>,
+pub struct Recv<'r, 'a, T: MailboxItem> {
+    receiver: &'r mut MailboxReceiver<'a, T>,
 }
 
-impl<T: MailboxItem> Future for Recv<'_, T> {
+impl<T: MailboxItem> Future for Recv<'_, '_, T> {
     type Output = Received<T>;
 
     #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.mailbox.poll_recv(cx)
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.receiver.poll_recv(cx)
     }
 }
 
@@ -501,9 +558,16 @@ mod tests {
         let mb = Mailbox::new(MailboxConfig::bounded(1, Backpressure::Reject));
         assert_eq!(mb.try_push(n(1)), Ok(Pushed::Queued));
         assert!(mb.signal(SystemSignal::Stop));
-        assert_eq!(mb.try_recv(), Some(Received::Signal(SystemSignal::Stop)));
-        assert_eq!(mb.try_recv(), Some(Received::Item(n(1))));
-        assert_eq!(mb.try_recv(), None);
+        let mut rx = mb.receiver().unwrap();
+        assert!(mb.receiver().is_none(), "only one receiver at a time");
+        assert_eq!(rx.try_recv(), Some(Received::Signal(SystemSignal::Stop)));
+        assert_eq!(rx.try_recv(), Some(Received::Item(n(1))));
+        assert_eq!(rx.try_recv(), None);
+        drop(rx);
+        assert!(
+            mb.receiver().is_some(),
+            "a dropped receiver can be taken again"
+        );
     }
 
     #[test]
@@ -518,7 +582,10 @@ mod tests {
         let newest = Mailbox::new(MailboxConfig::bounded(1, Backpressure::DropNewest));
         assert_eq!(newest.try_push(n(1)), Ok(Pushed::Queued));
         assert_eq!(newest.try_push(n(2)), Ok(Pushed::DroppedNewest(n(2))));
-        assert_eq!(newest.try_recv(), Some(Received::Item(n(1))));
+        assert_eq!(
+            newest.receiver().unwrap().try_recv(),
+            Some(Received::Item(n(1)))
+        );
     }
 
     #[test]
@@ -530,7 +597,8 @@ mod tests {
         assert!(mb.close());
         assert!(!mb.close());
         assert!(!mb.signal(SystemSignal::Stop));
-        let drained: Vec<_> = std::iter::from_fn(|| mb.drain_one()).collect();
+        let mut rx = mb.receiver().unwrap();
+        let drained: Vec<_> = std::iter::from_fn(|| rx.drain_one()).collect();
         assert_eq!(drained, (0..5).map(n).collect::<Vec<_>>());
     }
 
@@ -545,7 +613,7 @@ mod tests {
         while mb.blocked_senders.load(SeqCst) == 0 {
             tokio::task::yield_now().await;
         }
-        assert_eq!(mb.recv().await, Received::Item(n(1)));
+        assert_eq!(mb.receiver().unwrap().recv().await, Received::Item(n(1)));
         assert_eq!(sender.await.unwrap(), Ok(Pushed::Queued));
 
         let sender = tokio::spawn({
@@ -572,10 +640,11 @@ mod tests {
                 })
             })
             .collect();
+        let mut rx = mb.receiver().unwrap();
         let mut last = [None::<u32>; 4];
         let mut got = 0;
         while got < 40_000 {
-            if let Some(Received::Item(Item(_, v))) = mb.try_recv() {
+            if let Some(Received::Item(Item(_, v))) = rx.try_recv() {
                 let p = (v / 100_000) as usize;
                 assert!(last[p].is_none_or(|l| l < v), "per-producer FIFO broken");
                 last[p] = Some(v);
@@ -585,6 +654,6 @@ mod tests {
         for p in producers {
             p.join().unwrap();
         }
-        assert_eq!(mb.try_recv(), None);
+        assert_eq!(rx.try_recv(), None);
     }
 }

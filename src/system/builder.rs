@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::{ActorSystem, SystemError};
 use crate::actor::cell::ActorControl;
-use crate::actor::spawn::{NoFactory, spawn_actor};
+use crate::actor::spawn::{Factory, NoFactory, Rebuild, spawn_actor};
 use crate::actor::{Actor, ActorRef};
 use crate::mailbox::{Backpressure, MailboxConfig, MailboxKind};
 
@@ -91,7 +91,7 @@ impl<'a> ActorSpawnBuilder<'a> {
     /// Spawns `actor`. `ErrorAction::Restart` needs a factory: use
     /// [`spawn_with_factory`](Self::spawn_with_factory) for actors that restart.
     pub fn spawn<A: Actor>(self, actor: A) -> Result<ActorRef<A::Message>, SystemError> {
-        self.launch(actor, None::<NoFactory<A>>)
+        self.launch(actor, NoFactory)
     }
 
     /// Spawns the actor built by `factory`, which also builds each
@@ -105,13 +105,13 @@ impl<'a> ActorSpawnBuilder<'a> {
         F: FnMut() -> A + Send + 'static,
     {
         let actor = factory();
-        self.launch(actor, Some(factory))
+        self.launch(actor, Factory(factory))
     }
 
-    fn launch<A, F>(self, actor: A, factory: Option<F>) -> Result<ActorRef<A::Message>, SystemError>
+    fn launch<A, F>(self, actor: A, factory: F) -> Result<ActorRef<A::Message>, SystemError>
     where
         A: Actor,
-        F: FnMut() -> A + Send + 'static,
+        F: Rebuild<A>,
     {
         let actor_ref = spawn_actor(self.system, self.name, self.mailbox, actor, factory)?;
         if let Some(children) = self.parent {

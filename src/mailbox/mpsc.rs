@@ -1,0 +1,340 @@
+//! A lock-free multi-producer, single-consumer FIFO: a linked list of
+//! fixed-size blocks, the shape tokio's channels use.
+//!
+//! It is specialised for the [`Mailbox`](super::Mailbox): the mailbox's state
+//! word already counts every item before it is pushed, and the receiver pops
+//! only an item it has claimed from that count. So the consumer never has to
+//! detect emptiness: it only waits (a few nanoseconds at most) for a claimed
+//! item whose push is still in flight. A push is one `fetch_add` and one
+//! release store; a pop reads the slot and touches no shared counter.
+//!
+//! # Memory reclamation
+//! Producers reach blocks through `tail_block`, which only moves past a block
+//! once every slot of that block is written. The producer that moves it
+//! records the tail index it then sees (`observed_tail`) and releases the
+//! block. Any producer that could still hold a pointer to the block reserved
+//! its index before that, so once the consumer has popped every index below
+//! `observed_tail`, no producer can touch the block again and it is freed.
+
+use std::cell::UnsafeCell;
+use std::mem::MaybeUninit;
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+
+use crossbeam_utils::{Backoff, CachePadded};
+
+const BLOCK_CAP: usize = 32;
+const OFFSET_MASK: usize = BLOCK_CAP - 1;
+
+struct Slot<T> {
+    value: UnsafeCell<MaybeUninit<T>>,
+    ready: AtomicBool,
+}
+
+struct Block<T> {
+    /// Index of `slots[0]`.
+    start: usize,
+    next: AtomicPtr<Block<T>>,
+    /// Set once `tail_block` has moved past this block.
+    released: AtomicBool,
+    /// The tail index seen when it was released; written once, before
+    /// `released` is set.
+    observed_tail: UnsafeCell<usize>,
+    slots: [Slot<T>; BLOCK_CAP],
+}
+
+impl<T> Block<T> {
+    fn allocate(start: usize) -> *mut Block<T> {
+        Box::into_raw(Box::new(Block {
+            start,
+            next: AtomicPtr::new(ptr::null_mut()),
+            released: AtomicBool::new(false),
+            observed_tail: UnsafeCell::new(0),
+            slots: std::array::from_fn(|_| Slot {
+                value: UnsafeCell::new(MaybeUninit::uninit()),
+                ready: AtomicBool::new(false),
+            }),
+        }))
+    }
+
+    fn is_full(&self) -> bool {
+        self.slots
+            .iter()
+            .all(|slot| slot.ready.load(Ordering::Acquire))
+    }
+}
+
+/// The consumer's private position.
+struct Cursor<T> {
+    head: usize,
+    head_block: *mut Block<T>,
+    /// Oldest block not yet freed (at or before `head_block`).
+    free_head: *mut Block<T>,
+}
+
+/// A multi-producer, single-consumer FIFO queue; see the module docs.
+pub(crate) struct MpscQueue<T> {
+    tail: CachePadded<AtomicUsize>,
+    tail_block: CachePadded<AtomicPtr<Block<T>>>,
+    cursor: CachePadded<UnsafeCell<Cursor<T>>>,
+}
+
+// SAFETY: values of type `T` move between threads through the queue (hence
+// `T: Send`); producer-shared state is atomic, and the consumer cursor is only
+// touched by the single consumer, as `pop`'s contract requires.
+unsafe impl<T: Send> Send for MpscQueue<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for MpscQueue<T> {}
+
+impl<T> MpscQueue<T> {
+    pub(crate) fn new() -> Self {
+        let first = Block::allocate(0);
+        Self {
+            tail: CachePadded::new(AtomicUsize::new(0)),
+            tail_block: CachePadded::new(AtomicPtr::new(first)),
+            cursor: CachePadded::new(UnsafeCell::new(Cursor {
+                head: 0,
+                head_block: first,
+                free_head: first,
+            })),
+        }
+    }
+
+    /// Appends `value`. Any thread may push.
+    #[inline]
+    pub(crate) fn push(&self, value: T) {
+        let index = self.tail.fetch_add(1, Ordering::AcqRel);
+        let block = self.find_block(index & !OFFSET_MASK);
+        // SAFETY: `find_block` returns the live block holding `index`, and
+        // this producer alone reserved `index`, so it alone writes the slot.
+        unsafe {
+            let slot = &(*block).slots[index & OFFSET_MASK];
+            (*slot.value.get()).write(value);
+            slot.ready.store(true, Ordering::Release);
+        }
+    }
+
+    /// Finds (creating if needed) the block that starts at `start`, moving
+    /// `tail_block` past full blocks on the way.
+    fn find_block(&self, start: usize) -> *mut Block<T> {
+        let mut block = self.tail_block.load(Ordering::Acquire);
+        let mut may_advance = true;
+        loop {
+            // SAFETY: `tail_block` never moves past a block holding an index
+            // reserved by an unfinished push (it moves only past full blocks),
+            // and a block reachable from it is freed only after every push
+            // that could reach it has finished (module docs); ours has not.
+            let current = unsafe { &*block };
+            if current.start == start {
+                return block;
+            }
+            let next = match current.next.load(Ordering::Acquire) {
+                next if next.is_null() => self.grow(current),
+                next => next,
+            };
+            if may_advance && current.is_full() {
+                match self.tail_block.compare_exchange(
+                    block,
+                    next,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => {
+                        // SAFETY: only the producer whose CAS moved
+                        // `tail_block` past this block writes this field, and
+                        // it does so before publishing `released`.
+                        unsafe { *current.observed_tail.get() = self.tail.load(Ordering::Acquire) };
+                        current.released.store(true, Ordering::Release);
+                    }
+                    Err(_) => may_advance = false,
+                }
+            } else {
+                may_advance = false;
+            }
+            block = next;
+        }
+    }
+
+    /// Links a new block after `current` (or returns the one another
+    /// producer linked first).
+    fn grow(&self, current: &Block<T>) -> *mut Block<T> {
+        let fresh = Block::allocate(current.start + BLOCK_CAP);
+        match current.next.compare_exchange(
+            ptr::null_mut(),
+            fresh,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => fresh,
+            Err(winner) => {
+                // SAFETY: `fresh` was never shared.
+                drop(unsafe { Box::from_raw(fresh) });
+                winner
+            }
+        }
+    }
+
+    /// Removes the oldest item, waiting for its push to land if it is still
+    /// in flight.
+    ///
+    /// # Safety
+    /// Only one thread may pop at a time (single consumer), and only after a
+    /// push of this item has at least begun (the caller claimed it from a
+    /// count that producers increment before pushing).
+    #[inline]
+    pub(crate) unsafe fn pop(&self) -> T {
+        // SAFETY: single consumer, per the contract.
+        let cursor = unsafe { &mut *self.cursor.get() };
+        let start = cursor.head & !OFFSET_MASK;
+        // SAFETY: `head_block` is never freed while it is the cursor's block.
+        while unsafe { (*cursor.head_block).start } != start {
+            self.advance(cursor);
+        }
+        // SAFETY: the block is live (above) and the slot was reserved.
+        let slot = unsafe { &(*cursor.head_block).slots[cursor.head & OFFSET_MASK] };
+        if !slot.ready.load(Ordering::Acquire) {
+            let backoff = Backoff::new();
+            while !slot.ready.load(Ordering::Acquire) {
+                backoff.snooze();
+            }
+        }
+        cursor.head += 1;
+        // SAFETY: `ready` says the value was written; it is read once, here.
+        unsafe { (*slot.value.get()).assume_init_read() }
+    }
+
+    /// Moves the cursor to the next block (waiting for a producer to link
+    /// it), then frees the blocks no producer can reach any more.
+    #[cold]
+    fn advance(&self, cursor: &mut Cursor<T>) {
+        // SAFETY: `head_block` is live.
+        let current = unsafe { &*cursor.head_block };
+        let backoff = Backoff::new();
+        let next = loop {
+            let next = current.next.load(Ordering::Acquire);
+            if !next.is_null() {
+                break next;
+            }
+            backoff.snooze();
+        };
+        cursor.head_block = next;
+        while cursor.free_head != cursor.head_block {
+            // SAFETY: blocks from `free_head` up to `head_block` are live.
+            let oldest = unsafe { &*cursor.free_head };
+            // SAFETY: `observed_tail` is read only after `released` is seen.
+            if !oldest.released.load(Ordering::Acquire)
+                || unsafe { *oldest.observed_tail.get() } > cursor.head
+            {
+                break;
+            }
+            let next = oldest.next.load(Ordering::Acquire);
+            // SAFETY: released, and every push that could reach it has been
+            // popped (module docs): nobody references this block any more.
+            drop(unsafe { Box::from_raw(cursor.free_head) });
+            cursor.free_head = next;
+        }
+    }
+}
+
+impl<T> Drop for MpscQueue<T> {
+    fn drop(&mut self) {
+        let tail = *self.tail.get_mut();
+        let cursor = self.cursor.get_mut();
+        let mut block = cursor.free_head;
+        while !block.is_null() {
+            // SAFETY: exclusive access; every block from `free_head` on is live
+            // and owned by the queue.
+            let owned = unsafe { Box::from_raw(block) };
+            for (offset, slot) in owned.slots.iter().enumerate() {
+                let index = owned.start + offset;
+                if index >= cursor.head && index < tail && slot.ready.load(Ordering::Acquire) {
+                    // SAFETY: written and never popped.
+                    unsafe { (*slot.value.get()).assume_init_drop() };
+                }
+            }
+            block = owned.next.load(Ordering::Acquire);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize as Counter;
+
+    #[test]
+    fn fifo_across_many_blocks() {
+        let q = MpscQueue::new();
+        for i in 0..1_000 {
+            q.push(i);
+        }
+        for i in 0..1_000 {
+            // SAFETY: single consumer; item pushed.
+            assert_eq!(unsafe { q.pop() }, i);
+        }
+    }
+
+    #[test]
+    fn drop_releases_unpopped_values_exactly_once() {
+        struct Tracked(Arc<Counter>);
+        impl Drop for Tracked {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let drops = Arc::new(Counter::new(0));
+        let q = MpscQueue::new();
+        for _ in 0..100 {
+            q.push(Tracked(drops.clone()));
+        }
+        for _ in 0..40 {
+            // SAFETY: single consumer; items pushed.
+            drop(unsafe { q.pop() });
+        }
+        assert_eq!(drops.load(Ordering::SeqCst), 40);
+        drop(q);
+        assert_eq!(drops.load(Ordering::SeqCst), 100);
+    }
+
+    #[test]
+    fn concurrent_producers_keep_per_producer_order_and_lose_nothing() {
+        for _ in 0..20 {
+            let q = Arc::new(MpscQueue::new());
+            let pushed = Arc::new(Counter::new(0));
+            const PRODUCERS: usize = 4;
+            const EACH: usize = 20_000;
+            let producers: Vec<_> = (0..PRODUCERS)
+                .map(|p| {
+                    let q = q.clone();
+                    let pushed = pushed.clone();
+                    std::thread::spawn(move || {
+                        for i in 0..EACH {
+                            // Count first, as the mailbox does: the consumer
+                            // may then wait on a push still in flight.
+                            pushed.fetch_add(1, Ordering::SeqCst);
+                            q.push((p, i));
+                        }
+                    })
+                })
+                .collect();
+            let mut next = [0usize; PRODUCERS];
+            let mut popped = 0;
+            while popped < PRODUCERS * EACH {
+                // Pop only what is counted (the mailbox's claim rule).
+                if popped < pushed.load(Ordering::SeqCst) {
+                    // SAFETY: single consumer; the item is counted, so its push
+                    // has begun or will.
+                    let (p, i) = unsafe { q.pop() };
+                    assert_eq!(i, next[p], "producer {p} out of order");
+                    next[p] += 1;
+                    popped += 1;
+                }
+            }
+            for p in producers {
+                p.join().unwrap();
+            }
+            assert_eq!(next, [EACH; PRODUCERS]);
+        }
+    }
+}
