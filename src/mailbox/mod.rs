@@ -9,10 +9,12 @@
 //! * a **system lane** for [`SystemSignal`]s, always served first and never
 //!   subject to the user lane's capacity.
 //!
-//! The user lane is a lock-free segmented queue plus one atomic state word
-//! (length, closed, parked, signal-pending). A send is one compare-and-swap and
-//! one queue push; the receiver's waker is touched only when the receiver is
-//! actually parked, and blocked senders only when someone is waiting.
+//! The user lane is a lock-free block queue (single-consumer for FIFO
+//! mailboxes; multi-consumer where `DropOldest` lets senders evict) plus one
+//! atomic state word (length, closed, parked). A send is one compare-and-swap
+//! and one queue push; the receiver's waker is touched only when the receiver
+//! is actually parked, and blocked senders only when someone is waiting. The
+//! single [`MailboxReceiver`] is what makes lock-free popping safe.
 //!
 //! [`MessagePriority`]: crate::message::MessagePriority
 

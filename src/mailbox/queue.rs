@@ -2,8 +2,10 @@
 //! optional capacity with backpressure, and optional priority order.
 //!
 //! # How it works
-//! One atomic word holds the number of queued user items and three flags
-//! (closed, receiver parked, signal pending). A sender *reserves* a slot by a
+//! One atomic word holds the number of queued user items and two flags
+//! (closed, receiver parked); a separate byte holds the pending system
+//! signals, so the receiver's per-message check of the system lane reads a
+//! line that senders do not write. A sender *reserves* a slot by a
 //! compare-and-swap on that word (which also fails fast when the mailbox is
 //! closed or full) and then pushes onto a lock-free queue. The receiver
 //! *claims* an item by decrementing the count, then pops it (spinning for the
@@ -13,20 +15,18 @@
 //! after [`Mailbox::close`], [`MailboxReceiver::drain_one`] returns every item that was
 //! ever accepted.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::OnceLock;
 use std::sync::atomic::{
-    AtomicBool, AtomicU64, AtomicUsize,
+    AtomicBool, AtomicU8, AtomicU64, AtomicUsize,
     Ordering::{Relaxed, SeqCst},
 };
 use std::task::{Context, Poll};
 
 use crossbeam_utils::Backoff;
 use futures::task::AtomicWaker;
-use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use super::lanes::Lanes;
@@ -40,6 +40,13 @@ const LEN_SHIFT: u32 = 2;
 #[inline]
 const fn len_of(state: usize) -> usize {
     state >> LEN_SHIFT
+}
+
+const fn signal_bit(signal: SystemSignal) -> u8 {
+    match signal {
+        SystemSignal::Stop => 0b01,
+        SystemSignal::Shutdown => 0b10,
+    }
 }
 
 /// What the receiver got.
@@ -121,10 +128,9 @@ pub struct Mailbox<T> {
     kind: MailboxKind,
     capacity: usize,
     backpressure: Backpressure,
-    signals: Mutex<VecDeque<SystemSignal>>,
-    /// Whether `signals` is non-empty; read by the receiver before every
-    /// message, written only when signals come and go.
-    signal_pending: AtomicBool,
+    /// The system lane: one bit per pending [`SystemSignal`]. Read by the
+    /// receiver before every message, written only when signals come and go.
+    signals: AtomicU8,
     /// Items the receiver has claimed from the count but not yet popped;
     /// written only by the receiver. Kept here (not in the receiver) so a
     /// batch survives the receiver being dropped and taken again.
@@ -205,8 +211,7 @@ impl<T: MailboxItem> Mailbox<T> {
             kind: config.kind,
             capacity,
             backpressure: config.backpressure,
-            signals: Mutex::new(VecDeque::new()),
-            signal_pending: AtomicBool::new(false),
+            signals: AtomicU8::new(0),
             claimed: AtomicUsize::new(0),
             receiver_taken: AtomicBool::new(false),
             senders_may_block: capacity != usize::MAX && config.backpressure == Backpressure::Block,
@@ -289,18 +294,16 @@ impl<T: MailboxItem> Mailbox<T> {
         }
     }
 
-    /// Queues a signal on the system lane. Returns `false` if the mailbox is
-    /// closed (the actor is already stopping).
+    /// Raises a signal on the system lane. Returns `false` if the mailbox is
+    /// closed (the actor is already stopping). A signal already pending is
+    /// not raised twice; when several kinds are pending, `Shutdown` is served
+    /// before `Stop`.
     pub fn signal(&self, signal: SystemSignal) -> bool {
-        let mut signals = self.signals.lock();
-        let mut state = self.state.load(SeqCst);
-        if state & CLOSED != 0 {
+        if self.is_closed() {
             return false;
         }
-        signals.push_back(signal);
-        self.signal_pending.store(true, SeqCst);
-        drop(signals);
-        state = self.state.fetch_and(!PARKED, SeqCst);
+        self.signals.fetch_or(signal_bit(signal), SeqCst);
+        let state = self.state.fetch_and(!PARKED, SeqCst);
         if state & PARKED != 0 {
             self.rx_waker.wake();
         }
@@ -322,13 +325,15 @@ impl<T: MailboxItem> Mailbox<T> {
         (!self.receiver_taken.swap(true, SeqCst)).then_some(MailboxReceiver { mailbox: self })
     }
 
+    /// Takes the most urgent pending signal (receiver only: senders only
+    /// ever set bits, so clearing one cannot lose another).
     fn take_signal(&self) -> Option<SystemSignal> {
-        let mut signals = self.signals.lock();
-        let signal = signals.pop_front();
-        if signals.is_empty() {
-            self.signal_pending.store(false, SeqCst);
-        }
-        signal
+        let pending = self.signals.load(SeqCst);
+        let signal = [SystemSignal::Shutdown, SystemSignal::Stop]
+            .into_iter()
+            .find(|s| pending & signal_bit(*s) != 0)?;
+        self.signals.fetch_and(!signal_bit(signal), SeqCst);
+        Some(signal)
     }
 
     /// Claims and removes one victim while the mailbox is over capacity.
@@ -390,7 +395,7 @@ impl<'a, T: MailboxItem> MailboxReceiver<'a, T> {
     #[inline]
     pub fn try_recv(&mut self) -> Option<Received<T>> {
         let mailbox = self.mailbox;
-        if mailbox.signal_pending.load(SeqCst)
+        if mailbox.signals.load(SeqCst) != 0
             && let Some(signal) = mailbox.take_signal()
         {
             return Some(Received::Signal(signal));
@@ -419,7 +424,7 @@ impl<'a, T: MailboxItem> MailboxReceiver<'a, T> {
         mailbox.rx_waker.register(cx.waker());
         let mut state = mailbox.state.load(SeqCst);
         loop {
-            if len_of(state) > 0 || mailbox.signal_pending.load(SeqCst) {
+            if len_of(state) > 0 || mailbox.signals.load(SeqCst) != 0 {
                 if let Some(received) = self.try_recv() {
                     return Poll::Ready(received);
                 }
@@ -435,7 +440,7 @@ impl<'a, T: MailboxItem> MailboxReceiver<'a, T> {
             {
                 // A signal queued just before we parked cleared no PARKED
                 // bit, so look once more (both sides are SeqCst).
-                Ok(_) if mailbox.signal_pending.load(SeqCst) => state |= PARKED,
+                Ok(_) if mailbox.signals.load(SeqCst) != 0 => state |= PARKED,
                 Ok(_) => return Poll::Pending,
                 Err(actual) => state = actual,
             }
