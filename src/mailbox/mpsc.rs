@@ -114,10 +114,21 @@ impl<T> MpscQueue<T> {
         }
     }
 
-    /// Finds (creating if needed) the block that starts at `start`, moving
-    /// `tail_block` past full blocks on the way.
+    /// The block that starts at `start`: almost always `tail_block` itself.
+    #[inline(always)]
     fn find_block(&self, start: usize) -> *mut Block<T> {
-        let mut block = self.tail_block.load(Ordering::Acquire);
+        let block = self.tail_block.load(Ordering::Acquire);
+        // SAFETY: see `walk_to`.
+        if unsafe { (*block).start } == start {
+            return block;
+        }
+        self.walk_to(block, start)
+    }
+
+    /// Walks from `block` to the block that starts at `start`, creating it
+    /// if needed and moving `tail_block` past full blocks on the way.
+    #[cold]
+    fn walk_to(&self, mut block: *mut Block<T>, start: usize) -> *mut Block<T> {
         let mut may_advance = true;
         loop {
             // SAFETY: `tail_block` never moves past a block holding an index

@@ -138,6 +138,8 @@ pub struct Mailbox<T> {
     receiver_taken: AtomicBool,
     /// Bounded with `Block`: the receiver must look for waiting senders.
     senders_may_block: bool,
+    /// Bounded with `DropOldest`: senders may claim (evict) items too.
+    senders_evict: bool,
     blocked_senders: AtomicUsize,
     room: Notify,
     dropped: AtomicU64,
@@ -215,6 +217,8 @@ impl<T: MailboxItem> Mailbox<T> {
             claimed: AtomicUsize::new(0),
             receiver_taken: AtomicBool::new(false),
             senders_may_block: capacity != usize::MAX && config.backpressure == Backpressure::Block,
+            senders_evict: capacity != usize::MAX
+                && config.backpressure == Backpressure::DropOldest,
             blocked_senders: AtomicUsize::new(0),
             room: Notify::new(),
             dropped: AtomicU64::new(0),
@@ -477,6 +481,13 @@ impl<'a, T: MailboxItem> MailboxReceiver<'a, T> {
             } else {
                 1
             };
+            if !mailbox.senders_evict {
+                // Only this receiver ever lowers the count, so it cannot
+                // fall below `take` before this subtraction lands.
+                mailbox.state.fetch_sub(take * ONE, SeqCst);
+                mailbox.claimed.store(take - 1, Relaxed);
+                return true;
+            }
             match mailbox
                 .state
                 .compare_exchange_weak(state, state - take * ONE, SeqCst, SeqCst)
