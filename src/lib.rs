@@ -58,3 +58,8 @@ pub mod prelude {
         ActorSystem, AskError, SendError, SendErrorKind, SystemConfig, SystemError,
     };
 }
+
+/// Compiles and runs the README's example as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
