@@ -71,48 +71,42 @@ where
 
 const ASK_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Tells `iters` messages to a counter with `mailbox`, then checks its total.
+async fn tell_to_counter(mailbox: MailboxConfig, iters: u64) -> Duration {
+    let system = ActorSystem::new(SystemConfig::default()).expect("system");
+    let counter = system
+        .spawn_builder()
+        .mailbox(mailbox)
+        .spawn(Counter(0))
+        .expect("spawn");
+    let start = Instant::now();
+    for _ in 0..iters {
+        counter.tell(Msg::Add(1)).await.expect("tell");
+    }
+    let total = counter.ask(Msg::Total, ASK_TIMEOUT).await.expect("ask");
+    let elapsed = start.elapsed();
+    assert_eq!(total, iters);
+    system.shutdown(Duration::from_secs(5)).await;
+    elapsed
+}
+
 fn tell(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("tell");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("airssys-rt", |b| {
-        b.iter_custom(|iters| {
-            on_worker(&rt, iters, |iters| async move {
-                let system = ActorSystem::new(SystemConfig::default()).expect("system");
-                let counter = system.spawn(Counter(0)).expect("spawn");
-                let start = Instant::now();
-                for _ in 0..iters {
-                    counter.tell(Msg::Add(1)).await.expect("tell");
-                }
-                let total = counter.ask(Msg::Total, ASK_TIMEOUT).await.expect("ask");
-                let elapsed = start.elapsed();
-                assert_eq!(total, iters);
-                system.shutdown(Duration::from_secs(5)).await;
-                elapsed
+    for (name, mailbox) in [
+        ("airssys-rt", MailboxConfig::unbounded()),
+        (
+            "airssys-rt bounded(1024, Block)",
+            MailboxConfig::bounded(1024, Backpressure::Block),
+        ),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                on_worker(&rt, iters, move |iters| tell_to_counter(mailbox, iters))
             })
-        })
-    });
-    group.bench_function("airssys-rt bounded(1024, Block)", |b| {
-        b.iter_custom(|iters| {
-            on_worker(&rt, iters, |iters| async move {
-                let system = ActorSystem::new(SystemConfig::default()).expect("system");
-                let counter = system
-                    .spawn_builder()
-                    .bounded(1024, Backpressure::Block)
-                    .spawn(Counter(0))
-                    .expect("spawn");
-                let start = Instant::now();
-                for _ in 0..iters {
-                    counter.tell(Msg::Add(1)).await.expect("tell");
-                }
-                let total = counter.ask(Msg::Total, ASK_TIMEOUT).await.expect("ask");
-                let elapsed = start.elapsed();
-                assert_eq!(total, iters);
-                system.shutdown(Duration::from_secs(5)).await;
-                elapsed
-            })
-        })
-    });
+        });
+    }
     group.bench_function("tokio unbounded mpsc", |b| {
         b.iter_custom(|iters| {
             on_worker(&rt, iters, |iters| async move {

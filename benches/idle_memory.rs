@@ -5,33 +5,17 @@
 //! receiver is measured the same way as the floor. Run with
 //! `cargo bench --bench idle_memory`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
 
+#[path = "../tests/support/counting.rs"]
+mod counting;
+
+use airssys_rt::actor::ActorState;
 use airssys_rt::prelude::*;
 
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards to the system allocator and only adds bookkeeping.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: counting::Counting = counting::Counting;
 
 const ACTORS: usize = 100_000;
 
@@ -47,10 +31,6 @@ impl Actor for Idle {
     ) -> Result<(), Infallible> {
         Ok(())
     }
-}
-
-fn live() -> isize {
-    LIVE.load(Ordering::Relaxed)
 }
 
 fn main() {
@@ -73,25 +53,28 @@ fn main() {
             system.all_stopped().await;
             tokio::task::yield_now().await;
 
-            let before = live();
+            let before = counting::live();
             let actors: Vec<_> = (0..ACTORS)
                 .map(|_| system.spawn(Idle).expect("spawn"))
                 .collect();
-            tokio::time::sleep(Duration::from_millis(200)).await; // let every task reach its first park
-            let per_actor = (live() - before) as f64 / ACTORS as f64;
+            while actors.iter().any(|a| a.state() != ActorState::Running) {
+                tokio::task::yield_now().await;
+            }
+            let per_actor = (counting::live() - before) as f64 / ACTORS as f64;
             println!("airssys-rt idle actor: {per_actor:.0} B live heap per actor");
             system.shutdown(Duration::from_secs(30)).await;
             drop(actors);
 
-            let before = live();
+            let before = counting::live();
             let mut senders = Vec::with_capacity(ACTORS);
             for _ in 0..ACTORS {
                 let (tx, mut rx) = tokio::sync::mpsc::channel::<u64>(32);
                 tokio::spawn(async move { while rx.recv().await.is_some() {} });
                 senders.push(tx);
             }
+            // Plain tasks report no state: give them time to reach their first park.
             tokio::time::sleep(Duration::from_millis(200)).await;
-            let per_task = (live() - before) as f64 / ACTORS as f64;
+            let per_task = (counting::live() - before) as f64 / ACTORS as f64;
             println!("raw tokio task + bounded mpsc: {per_task:.0} B live heap per task");
             println!("ratio airssys-rt / raw tokio: {:.2}", per_actor / per_task);
         })

@@ -1,33 +1,16 @@
 //! Live heap per idle actor, from a counting global allocator (its own test
 //! binary, so no other test allocates concurrently).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicIsize, Ordering};
+
+#[path = "support/counting.rs"]
+mod counting;
 
 use airssys_rt::actor::ActorState;
 use airssys_rt::prelude::*;
 
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards to the system allocator and only adds bookkeeping.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::SeqCst);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::SeqCst);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: counting::Counting = counting::Counting;
 
 struct Idle;
 
@@ -57,7 +40,7 @@ async fn an_idle_actor_costs_less_than_an_erlang_process() {
     }
     system.all_stopped().await;
 
-    let before = LIVE.load(Ordering::SeqCst);
+    let before = counting::live();
     for _ in 0..ACTORS {
         actors.push(system.spawn(Idle).unwrap());
     }
@@ -66,7 +49,7 @@ async fn an_idle_actor_costs_less_than_an_erlang_process() {
         tokio::task::yield_now().await;
     }
     tokio::task::yield_now().await;
-    let per_actor = (LIVE.load(Ordering::SeqCst) - before) as usize / ACTORS;
+    let per_actor = (counting::live() - before) as usize / ACTORS;
     println!("live heap per idle actor: {per_actor} B");
     assert!(per_actor <= 1_536, "an idle actor takes {per_actor} B");
     system.shutdown(std::time::Duration::from_secs(30)).await;
