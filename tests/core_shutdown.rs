@@ -75,3 +75,16 @@ async fn an_invalid_mailbox_is_refused_with_a_clear_error() {
     }
     assert_eq!(system.actor_count(), 0);
 }
+
+#[tokio::test]
+async fn actors_already_stopping_are_not_counted_by_shutdown() {
+    let system = system();
+    let gone = system.spawn(Probe::new(&Seen::new())).unwrap();
+    gone.stop();
+    gone.wait_for_exit().await;
+    let running = system.spawn(Probe::new(&Seen::new())).unwrap();
+    let report = system.shutdown(Duration::from_secs(5)).await;
+    assert_eq!((report.actors, report.stopped_cleanly), (1, 1));
+    assert_eq!(running.wait_for_exit().await, ExitReason::Shutdown);
+    assert_eq!(gone.exit_reason(), Some(ExitReason::Normal));
+}

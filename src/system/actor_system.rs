@@ -55,7 +55,7 @@ struct Inner {
 /// What [`ActorSystem::shutdown`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShutdownReport {
-    /// Actors alive when shutdown began.
+    /// Actors that were running (not already stopping) when shutdown began.
     pub actors: usize,
     /// Of those, how many stopped gracefully (ran `post_stop`) in time.
     pub stopped_cleanly: usize,
@@ -201,10 +201,13 @@ impl ActorSystem {
     pub async fn shutdown(&self, timeout: Duration) -> ShutdownReport {
         let began = Instant::now();
         self.inner.shutting_down.store(true, Ordering::Release);
-        let actors = self.live_actors();
-        for actor in &actors {
-            actor.signal(SystemSignal::Shutdown);
-        }
+        // Actors whose mailbox is already closed are stopping by themselves:
+        // they are waited for but not counted as stopped by this shutdown.
+        let actors = self
+            .live_actors()
+            .iter()
+            .filter(|actor| actor.signal(SystemSignal::Shutdown))
+            .count();
         let mut killed = 0;
         if tokio::time::timeout(timeout, self.all_stopped())
             .await
@@ -219,8 +222,8 @@ impl ActorSystem {
         }
         let unresponsive = self.actor_count();
         let report = ShutdownReport {
-            actors: actors.len(),
-            stopped_cleanly: actors.len().saturating_sub(killed),
+            actors,
+            stopped_cleanly: actors.saturating_sub(killed),
             killed,
             unresponsive,
             dead_letters: self.inner.shared.dead_letters.total(),
