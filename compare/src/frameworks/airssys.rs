@@ -1,0 +1,388 @@
+//! airssys-rt, written as its README recommends: default (unbounded FIFO)
+//! mailboxes, `tell` and `ask`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use airssys_rt::actor::ActorState;
+use airssys_rt::prelude::*;
+use tokio::sync::oneshot;
+
+use crate::memory::MemoryProbe;
+use crate::workload::{FAN_OUT_ACTORS, Framework, RING_ACTORS, Sample};
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// The airssys-rt column.
+pub struct Airssys;
+
+#[derive(Debug)]
+enum Count {
+    Add(u64),
+    Total(ReplyTo<u64>),
+}
+
+impl Message for Count {
+    const MESSAGE_TYPE: &'static str = "compare.count";
+}
+
+struct Counter(u64);
+
+impl Actor for Counter {
+    type Message = Count;
+    type Error = Infallible;
+    async fn handle_message(
+        &mut self,
+        msg: Count,
+        _: &mut ActorContext<Count>,
+    ) -> Result<(), Infallible> {
+        match msg {
+            Count::Add(n) => self.0 += n,
+            Count::Total(reply) => {
+                let _ = reply.reply(self.0);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+enum Ball {
+    Start(ActorRef<Ball>),
+    Ping(ActorRef<Ball>),
+    Pong,
+}
+
+impl Message for Ball {
+    const MESSAGE_TYPE: &'static str = "compare.ball";
+}
+
+/// Bounces `Pong` back to whoever pinged.
+struct Ponger;
+
+impl Actor for Ponger {
+    type Message = Ball;
+    type Error = Infallible;
+    async fn handle_message(
+        &mut self,
+        msg: Ball,
+        _: &mut ActorContext<Ball>,
+    ) -> Result<(), Infallible> {
+        if let Ball::Ping(from) = msg {
+            let _ = from.tell(Ball::Pong).await;
+        }
+        Ok(())
+    }
+}
+
+/// Pings until it has seen `target` pongs, then reports.
+struct Pinger {
+    ponger: Option<ActorRef<Ball>>,
+    seen: u64,
+    target: u64,
+    done: Option<oneshot::Sender<u64>>,
+}
+
+impl Actor for Pinger {
+    type Message = Ball;
+    type Error = Infallible;
+    async fn handle_message(
+        &mut self,
+        msg: Ball,
+        ctx: &mut ActorContext<Ball>,
+    ) -> Result<(), Infallible> {
+        match msg {
+            Ball::Start(ponger) => {
+                let _ = ponger.tell(Ball::Ping(ctx.myself().clone())).await;
+                self.ponger = Some(ponger);
+            }
+            Ball::Pong => {
+                self.seen += 1;
+                if self.seen == self.target {
+                    if let Some(done) = self.done.take() {
+                        let _ = done.send(self.seen);
+                    }
+                } else if let Some(ponger) = &self.ponger {
+                    let _ = ponger.tell(Ball::Ping(ctx.myself().clone())).await;
+                }
+            }
+            Ball::Ping(_) => {}
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+enum Ring {
+    Link(ActorRef<Ring>),
+    Token { left: u64, travelled: u64 },
+}
+
+impl Message for Ring {
+    const MESSAGE_TYPE: &'static str = "compare.ring";
+}
+
+struct RingNode {
+    next: Option<ActorRef<Ring>>,
+    done: Arc<parking_lot::Mutex<Option<oneshot::Sender<u64>>>>,
+}
+
+impl Actor for RingNode {
+    type Message = Ring;
+    type Error = Infallible;
+    async fn handle_message(
+        &mut self,
+        msg: Ring,
+        _: &mut ActorContext<Ring>,
+    ) -> Result<(), Infallible> {
+        match msg {
+            Ring::Link(next) => self.next = Some(next),
+            Ring::Token { left: 0, travelled } => {
+                if let Some(done) = self.done.lock().take() {
+                    let _ = done.send(travelled);
+                }
+            }
+            Ring::Token { left, travelled } => {
+                if let Some(next) = &self.next {
+                    let _ = next
+                        .tell(Ring::Token {
+                            left: left - 1,
+                            travelled: travelled + 1,
+                        })
+                        .await;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct Go(u64, ActorRef<Count>, ReplyTo<u64>);
+
+impl Message for Go {
+    const MESSAGE_TYPE: &'static str = "compare.go";
+}
+
+/// The Savina counting producer: an actor that feeds a counter, then queries it.
+struct Producer;
+
+impl Actor for Producer {
+    type Message = Go;
+    type Error = Infallible;
+    async fn handle_message(
+        &mut self,
+        Go(n, counter, reply): Go,
+        _: &mut ActorContext<Go>,
+    ) -> Result<(), Infallible> {
+        for _ in 0..n {
+            let _ = counter.tell(Count::Add(1)).await;
+        }
+        if let Ok(total) = counter.ask(Count::Total, PATIENCE).await {
+            let _ = reply.reply(total);
+        }
+        Ok(())
+    }
+}
+
+/// One fork-join worker: counts its message and signals when it is the last.
+struct Forked {
+    finished: Arc<AtomicU64>,
+    target: u64,
+    done: Arc<parking_lot::Mutex<Option<oneshot::Sender<u64>>>>,
+}
+
+impl Actor for Forked {
+    type Message = u64;
+    type Error = Infallible;
+    async fn handle_message(
+        &mut self,
+        _: u64,
+        _: &mut ActorContext<u64>,
+    ) -> Result<(), Infallible> {
+        if self.finished.fetch_add(1, Ordering::AcqRel) + 1 == self.target
+            && let Some(done) = self.done.lock().take()
+        {
+            let _ = done.send(self.target);
+        }
+        Ok(())
+    }
+}
+
+fn system() -> ActorSystem {
+    ActorSystem::new(SystemConfig::named("compare")).expect("inside a runtime")
+}
+
+impl Framework for Airssys {
+    const NAME: &'static str = "airssys-rt";
+
+    async fn tell(n: u64) -> Sample {
+        let system = system();
+        let counter = system.spawn(Counter(0)).expect("spawn");
+        let start = Instant::now();
+        for _ in 0..n {
+            counter.tell(Count::Add(1)).await.expect("tell");
+        }
+        let total = counter.ask(Count::Total, PATIENCE).await.expect("ask");
+        let sample = Sample::per_op(start.elapsed(), total);
+        system.shutdown(PATIENCE).await;
+        sample
+    }
+
+    async fn fan_out(n: u64) -> Sample {
+        let system = system();
+        let actors: Vec<_> = (0..FAN_OUT_ACTORS)
+            .map(|_| system.spawn(Counter(0)).expect("spawn"))
+            .collect();
+        let start = Instant::now();
+        for i in 0..n {
+            actors[(i % FAN_OUT_ACTORS) as usize]
+                .tell(Count::Add(1))
+                .await
+                .expect("tell");
+        }
+        let mut total = 0;
+        for actor in &actors {
+            total += actor.ask(Count::Total, PATIENCE).await.expect("ask");
+        }
+        let sample = Sample::per_op(start.elapsed(), total);
+        system.shutdown(PATIENCE).await;
+        sample
+    }
+
+    async fn ask(n: u64) -> Sample {
+        let system = system();
+        let counter = system.spawn(Counter(1)).expect("spawn");
+        let mut latencies = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let start = Instant::now();
+            let answer = counter.ask(Count::Total, PATIENCE).await.expect("ask");
+            latencies.push(start.elapsed().as_nanos() as u64);
+            assert_eq!(answer, 1, "wrong answer");
+        }
+        system.shutdown(PATIENCE).await;
+        Sample::latencies(latencies)
+    }
+
+    async fn spawn_stop(n: u64) -> Sample {
+        let system = system();
+        let start = Instant::now();
+        let mut answered = 0;
+        for _ in 0..n {
+            let actor = system.spawn(Counter(1)).expect("spawn");
+            answered += actor.ask(Count::Total, PATIENCE).await.expect("ask");
+            actor.stop();
+            actor.wait_for_exit().await;
+        }
+        Sample::per_op(start.elapsed(), answered)
+    }
+
+    async fn idle_memory(n: u64) -> Sample {
+        let system = system();
+        let probe = MemoryProbe::start();
+        let actors: Vec<_> = (0..n)
+            .map(|_| system.spawn(Counter(0)).expect("spawn"))
+            .collect();
+        while actors.iter().any(|a| a.state() != ActorState::Running) {
+            tokio::task::yield_now().await;
+        }
+        let (heap, rss) = probe.per_actor(n);
+        let alive = system.actor_count() as u64;
+        system.shutdown(PATIENCE).await;
+        Sample {
+            processed: alive,
+            value: heap,
+            secondary: Some(rss),
+        }
+    }
+
+    async fn ping_pong(n: u64) -> Sample {
+        let system = system();
+        let (done, finished) = oneshot::channel();
+        let ponger = system.spawn(Ponger).expect("spawn");
+        let pinger = system
+            .spawn(Pinger {
+                ponger: None,
+                seen: 0,
+                target: n,
+                done: Some(done),
+            })
+            .expect("spawn");
+        let start = Instant::now();
+        pinger.tell(Ball::Start(ponger)).await.expect("tell");
+        let seen = finished.await.expect("ping-pong finished");
+        let sample = Sample::per_op(start.elapsed(), seen);
+        system.shutdown(PATIENCE).await;
+        sample
+    }
+
+    async fn thread_ring(hops: u64) -> Sample {
+        let system = system();
+        let (done, finished) = oneshot::channel();
+        let done = Arc::new(parking_lot::Mutex::new(Some(done)));
+        let nodes: Vec<_> = (0..RING_ACTORS)
+            .map(|_| {
+                system
+                    .spawn(RingNode {
+                        next: None,
+                        done: done.clone(),
+                    })
+                    .expect("spawn")
+            })
+            .collect();
+        for (i, node) in nodes.iter().enumerate() {
+            let next = nodes[(i + 1) % nodes.len()].clone();
+            node.tell(Ring::Link(next)).await.expect("link");
+        }
+        let start = Instant::now();
+        nodes[0]
+            .tell(Ring::Token {
+                left: hops,
+                travelled: 0,
+            })
+            .await
+            .expect("token");
+        let travelled = finished.await.expect("ring finished");
+        let sample = Sample::per_op(start.elapsed(), travelled);
+        system.shutdown(PATIENCE).await;
+        sample
+    }
+
+    async fn counting(n: u64) -> Sample {
+        let system = system();
+        let counter = system.spawn(Counter(0)).expect("spawn");
+        let producer = system.spawn(Producer).expect("spawn");
+        let start = Instant::now();
+        let total = producer
+            .ask(|reply| Go(n, counter.clone(), reply), PATIENCE)
+            .await
+            .expect("counted");
+        let sample = Sample::per_op(start.elapsed(), total);
+        system.shutdown(PATIENCE).await;
+        sample
+    }
+
+    async fn fork_join(n: u64) -> Sample {
+        let system = system();
+        let (done, finished) = oneshot::channel();
+        let done = Arc::new(parking_lot::Mutex::new(Some(done)));
+        let counter = Arc::new(AtomicU64::new(0));
+        let start = Instant::now();
+        for _ in 0..n {
+            let worker = system
+                .spawn(Forked {
+                    finished: counter.clone(),
+                    target: n,
+                    done: done.clone(),
+                })
+                .expect("spawn");
+            worker.tell(1).await.expect("tell");
+        }
+        let joined = finished.await.expect("all joined");
+        let sample = Sample::per_op(start.elapsed(), joined);
+        system.shutdown(PATIENCE).await;
+        sample
+    }
+}

@@ -1,0 +1,7 @@
+//! One module per framework, each implementing [`Framework`](crate::workload::Framework).
+
+pub mod actix_impl;
+pub mod airssys;
+pub mod kameo_impl;
+pub mod ractor_impl;
+pub mod raw_tokio;

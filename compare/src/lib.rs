@@ -1,0 +1,15 @@
+//! # airssys-rt-compare
+//!
+//! The side-by-side benchmark harness: the same workloads written
+//! idiomatically for airssys-rt, ractor, kameo, actix and plain tokio, run
+//! interleaved in one process on the same runtime settings, every run checked
+//! for having done all of its work.
+//!
+//! `cargo run --release -p airssys-rt-compare -- --quick` for a one-minute
+//! run; without `--quick` for the full one. Results land in `target/compare/`.
+
+pub mod driver;
+pub mod frameworks;
+pub mod memory;
+pub mod report;
+pub mod workload;

@@ -1,0 +1,220 @@
+//! Results: every raw sample, their medians and spreads, and the three
+//! outputs — a markdown table, a JSON file and an SVG bar chart.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use plotters::prelude::*;
+use serde::Serialize;
+
+use crate::driver::{Contender, Flavor};
+use crate::workload::{Sample, Sizes, Workload};
+
+/// All measured repeats of one (workload, flavor, contender).
+#[derive(Debug, Clone, Serialize)]
+pub struct Series {
+    pub workload: Workload,
+    pub flavor: Flavor,
+    pub framework: &'static str,
+    #[serde(skip)]
+    pub contender: Contender,
+    pub unit: &'static str,
+    pub samples: Vec<Sample>,
+}
+
+impl Series {
+    fn values(&self) -> Vec<f64> {
+        let mut v: Vec<f64> = self.samples.iter().map(|s| s.value).collect();
+        v.sort_by(f64::total_cmp);
+        v
+    }
+
+    /// Median of the repeats.
+    pub fn median(&self) -> f64 {
+        median(&self.values())
+    }
+
+    /// Median of the secondary figure (ask p99, idle RSS), if any.
+    pub fn secondary_median(&self) -> Option<f64> {
+        let mut v: Vec<f64> = self.samples.iter().filter_map(|s| s.secondary).collect();
+        v.sort_by(f64::total_cmp);
+        (!v.is_empty()).then(|| median(&v))
+    }
+
+    /// (max - min) / median, as a percentage.
+    pub fn spread_percent(&self) -> f64 {
+        let v = self.values();
+        match (v.first(), v.last()) {
+            (Some(lo), Some(hi)) if self.median() > 0.0 => (hi - lo) / self.median() * 100.0,
+            _ => 0.0,
+        }
+    }
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+/// Everything one harness run produced.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub machine: String,
+    pub sizes: Sizes,
+    pub repeats: usize,
+    pub series: Vec<Series>,
+}
+
+impl Report {
+    fn find(&self, workload: Workload, flavor: Flavor, contender: Contender) -> Option<&Series> {
+        self.series
+            .iter()
+            .find(|s| s.workload == workload && s.flavor == flavor && s.contender == contender)
+    }
+
+    /// The markdown table: a row per (workload, flavor), a column per
+    /// contender; each cell the median, its spread and its ratio to airssys-rt.
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        let _ = write!(out, "| workload | runtime |");
+        for c in Contender::ALL {
+            let _ = write!(out, " {} |", c.name());
+        }
+        let _ = writeln!(out);
+        let _ = writeln!(out, "|---|---|{}", "---|".repeat(Contender::ALL.len()));
+        for workload in Workload::ALL {
+            for flavor in Flavor::ALL {
+                let Some(base) = self.find(workload, flavor, Contender::Airssys) else {
+                    continue;
+                };
+                let _ = write!(
+                    out,
+                    "| {} ({}) | {} |",
+                    workload.label(),
+                    workload.unit(),
+                    flavor.label()
+                );
+                for c in Contender::ALL {
+                    let cell = match self.find(workload, flavor, c) {
+                        None => "—".to_owned(),
+                        Some(s) => {
+                            let mut cell =
+                                format!("{} ±{:.0}%", figure(s.median()), s.spread_percent());
+                            if workload == Workload::Ask
+                                && let Some(p99) = s.secondary_median()
+                            {
+                                let _ = write!(cell, ", p99 {}", figure(p99));
+                            }
+                            if c != Contender::Airssys {
+                                let _ = write!(cell, " ({:.2}×)", s.median() / base.median());
+                            }
+                            cell
+                        }
+                    };
+                    let _ = write!(out, " {cell} |");
+                }
+                let _ = writeln!(out);
+            }
+        }
+        out
+    }
+
+    /// Writes `results.json`, `results.md` and `chart.svg` into `dir`.
+    pub fn write(&self, dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(
+            dir.join("results.json"),
+            serde_json::to_string_pretty(self)?,
+        )?;
+        std::fs::write(dir.join("results.md"), self.markdown())?;
+        self.chart(&dir.join("chart.svg"))?;
+        Ok(())
+    }
+
+    /// A grouped bar chart: per row, each contender's median relative to
+    /// airssys-rt (1.0 = as fast/small as airssys-rt; higher is worse).
+    fn chart(&self, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+        let rows: Vec<(Workload, Flavor)> = Workload::ALL
+            .iter()
+            .flat_map(|w| Flavor::ALL.iter().map(move |f| (*w, *f)))
+            .filter(|(w, f)| self.find(*w, *f, Contender::Airssys).is_some())
+            .collect();
+        let ratio = |w, f, c| -> Option<f64> {
+            let base = self.find(w, f, Contender::Airssys)?.median();
+            Some(self.find(w, f, c)?.median() / base)
+        };
+        let top = rows
+            .iter()
+            .flat_map(|(w, f)| Contender::ALL.iter().filter_map(move |c| ratio(*w, *f, *c)))
+            .fold(1.0_f64, f64::max)
+            .min(20.0)
+            * 1.1;
+        let height = 60 + rows.len() as u32 * 34;
+        let root = SVGBackend::new(path, (1100, height)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "time or memory relative to airssys-rt (1.0 = same; lower is better)",
+                ("sans-serif", 18),
+            )
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(260)
+            .build_cartesian_2d(0.0..top, 0.0..rows.len() as f64)?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(rows.len())
+            .y_label_formatter(&|y| {
+                rows.get(*y as usize)
+                    .map(|(w, f)| format!("{} · {}", w.label(), f.label()))
+                    .unwrap_or_default()
+            })
+            .draw()?;
+        let colors = [
+            RGBColor(200, 60, 40),
+            BLUE,
+            GREEN,
+            MAGENTA,
+            RGBColor(120, 120, 120),
+        ];
+        let band = 0.8 / Contender::ALL.len() as f64;
+        for (ci, contender) in Contender::ALL.iter().enumerate() {
+            let color = colors[ci % colors.len()];
+            let bars = rows.iter().enumerate().filter_map(|(ri, (w, f))| {
+                let value = ratio(*w, *f, *contender)?.min(top);
+                let y0 = ri as f64 + 0.1 + ci as f64 * band;
+                Some(Rectangle::new(
+                    [(0.0, y0), (value, y0 + band * 0.9)],
+                    color.filled(),
+                ))
+            });
+            chart
+                .draw_series(bars)?
+                .label(contender.name())
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
+                });
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+        root.present()?;
+        Ok(())
+    }
+}
+
+/// Renders a figure compactly: `27.7`, `1,234`, `2.10 µs` style is left to
+/// the unit column; this only picks sensible precision.
+fn figure(value: f64) -> String {
+    if value >= 100.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.1}")
+    }
+}

@@ -1,0 +1,224 @@
+//! The workloads, their sizes, and what one run of one reports.
+
+use std::future::Future;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// One benchmark program, written idiomatically for every framework.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Workload {
+    /// One producer tells one actor `n` messages; the actor counts them.
+    Tell,
+    /// One producer tells 100 actors round-robin; each counts its share.
+    FanOut,
+    /// Sequential request/reply round trips; per-ask latency.
+    Ask,
+    /// Spawn an actor, ask it once, stop it, await its end; per actor.
+    SpawnStop,
+    /// Live heap per idle actor (counting allocator), RSS as a second figure.
+    IdleMemory,
+    /// Savina ping-pong: two actors bounce a message `n` times.
+    PingPong,
+    /// Savina thread ring: a token circles a ring of actors for `n` hops.
+    ThreadRing,
+    /// Savina counting actor: `n` increments, then one query of the total.
+    Counting,
+    /// Savina fork-join (creation): `n` actors each created and sent one message.
+    ForkJoin,
+}
+
+impl Workload {
+    /// Every workload, in report order.
+    pub const ALL: [Workload; 9] = [
+        Workload::Tell,
+        Workload::FanOut,
+        Workload::Ask,
+        Workload::SpawnStop,
+        Workload::IdleMemory,
+        Workload::PingPong,
+        Workload::ThreadRing,
+        Workload::Counting,
+        Workload::ForkJoin,
+    ];
+
+    /// Short label for tables and charts.
+    pub fn label(self) -> &'static str {
+        match self {
+            Workload::Tell => "tell 1→1",
+            Workload::FanOut => "tell fan-out ×100",
+            Workload::Ask => "ask round trip",
+            Workload::SpawnStop => "spawn+ask+stop",
+            Workload::IdleMemory => "idle actor heap",
+            Workload::PingPong => "ping-pong",
+            Workload::ThreadRing => "thread ring ×1000",
+            Workload::Counting => "counting actor",
+            Workload::ForkJoin => "fork-join create",
+        }
+    }
+
+    /// The unit of the reported figure.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Workload::IdleMemory => "B/actor",
+            Workload::Ask => "ns (median; p99 beside)",
+            _ => "ns/op",
+        }
+    }
+}
+
+/// How many operations each workload performs.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Sizes {
+    pub tell: u64,
+    pub fan_out: u64,
+    pub ask: u64,
+    pub spawn_stop: u64,
+    pub idle: u64,
+    pub ping_pong: u64,
+    pub ring_hops: u64,
+    pub counting: u64,
+    pub fork_join: u64,
+}
+
+/// Actors fed round-robin by the fan-out workload.
+pub const FAN_OUT_ACTORS: u64 = 100;
+/// Actors in the thread ring.
+pub const RING_ACTORS: u64 = 1_000;
+
+impl Sizes {
+    /// The full run (a few minutes for everything on 2 cores).
+    pub const FULL: Sizes = Sizes {
+        tell: 1_000_000,
+        fan_out: 1_000_000,
+        ask: 100_000,
+        spawn_stop: 100_000,
+        idle: 100_000,
+        ping_pong: 200_000,
+        ring_hops: 500_000,
+        counting: 1_000_000,
+        fork_join: 100_000,
+    };
+
+    /// `--quick`: every workload small.
+    pub const QUICK: Sizes = Sizes {
+        tell: 50_000,
+        fan_out: 50_000,
+        ask: 5_000,
+        spawn_stop: 5_000,
+        idle: 10_000,
+        ping_pong: 10_000,
+        ring_hops: 20_000,
+        counting: 50_000,
+        fork_join: 5_000,
+    };
+
+    /// Tests: just enough to prove every message is processed.
+    pub const TINY: Sizes = Sizes {
+        tell: 2_000,
+        fan_out: 2_000,
+        ask: 200,
+        spawn_stop: 100,
+        idle: 500,
+        ping_pong: 500,
+        ring_hops: 3_000,
+        counting: 2_000,
+        fork_join: 300,
+    };
+
+    /// Operations the workload performs (what `Sample::processed` must equal).
+    pub fn ops(&self, workload: Workload) -> u64 {
+        match workload {
+            Workload::Tell => self.tell,
+            Workload::FanOut => self.fan_out,
+            Workload::Ask => self.ask,
+            Workload::SpawnStop => self.spawn_stop,
+            Workload::IdleMemory => self.idle,
+            Workload::PingPong => self.ping_pong,
+            Workload::ThreadRing => self.ring_hops,
+            Workload::Counting => self.counting,
+            Workload::ForkJoin => self.fork_join,
+        }
+    }
+}
+
+/// What one run of one workload measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sample {
+    /// Operations the implementation actually processed (counted by the actors).
+    pub processed: u64,
+    /// The figure: ns per operation, median ask latency, or bytes per actor.
+    pub value: f64,
+    /// Ask: the 99th-percentile latency (ns); idle memory: RSS bytes per actor.
+    pub secondary: Option<f64>,
+}
+
+impl Sample {
+    /// A throughput-style sample: `elapsed` over `processed` operations.
+    pub fn per_op(elapsed: Duration, processed: u64) -> Self {
+        Self {
+            processed,
+            value: elapsed.as_nanos() as f64 / processed.max(1) as f64,
+            secondary: None,
+        }
+    }
+
+    /// A latency sample from individual round-trip times.
+    pub fn latencies(mut nanos: Vec<u64>) -> Self {
+        nanos.sort_unstable();
+        let pick = |q: f64| {
+            nanos
+                .get(((nanos.len() as f64 - 1.0) * q).round() as usize)
+                .copied()
+                .unwrap_or(0) as f64
+        };
+        Self {
+            processed: nanos.len() as u64,
+            value: pick(0.5),
+            secondary: Some(pick(0.99)),
+        }
+    }
+}
+
+/// One framework's implementation of every workload.
+///
+/// Futures are `Send` so the driver can run them on a runtime worker.
+pub trait Framework {
+    /// Column name.
+    const NAME: &'static str;
+
+    fn tell(n: u64) -> impl Future<Output = Sample> + Send;
+    fn fan_out(n: u64) -> impl Future<Output = Sample> + Send;
+    fn ask(n: u64) -> impl Future<Output = Sample> + Send;
+    fn spawn_stop(n: u64) -> impl Future<Output = Sample> + Send;
+    fn idle_memory(n: u64) -> impl Future<Output = Sample> + Send;
+    fn ping_pong(n: u64) -> impl Future<Output = Sample> + Send;
+    fn thread_ring(hops: u64) -> impl Future<Output = Sample> + Send;
+    fn counting(n: u64) -> impl Future<Output = Sample> + Send;
+    fn fork_join(n: u64) -> impl Future<Output = Sample> + Send;
+}
+
+/// Runs `workload` with framework `F`, panicking if it skipped any work.
+pub async fn run<F: Framework>(workload: Workload, sizes: Sizes) -> Sample {
+    let n = sizes.ops(workload);
+    let sample = match workload {
+        Workload::Tell => F::tell(n).await,
+        Workload::FanOut => F::fan_out(n).await,
+        Workload::Ask => F::ask(n).await,
+        Workload::SpawnStop => F::spawn_stop(n).await,
+        Workload::IdleMemory => F::idle_memory(n).await,
+        Workload::PingPong => F::ping_pong(n).await,
+        Workload::ThreadRing => F::thread_ring(n).await,
+        Workload::Counting => F::counting(n).await,
+        Workload::ForkJoin => F::fork_join(n).await,
+    };
+    assert_eq!(
+        sample.processed,
+        n,
+        "{} {:?} processed {} of {n} operations",
+        F::NAME,
+        workload,
+        sample.processed
+    );
+    sample
+}

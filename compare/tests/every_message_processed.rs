@@ -1,0 +1,108 @@
+//! Every implementation, on every runtime it supports, processes exactly the
+//! expected number of operations for every workload (tiny sizes). A workload
+//! that skips work fails here instead of winning the benchmark.
+
+use airssys_rt_compare::driver::{Contender, Flavor};
+use airssys_rt_compare::memory::Counting;
+use airssys_rt_compare::workload::{Sizes, Workload};
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn check(contender: Contender) {
+    for flavor in Flavor::ALL.into_iter().filter(|f| contender.runs_on(*f)) {
+        for workload in Workload::ALL {
+            // `measure` itself asserts `processed == expected`; check it again
+            // here so the test names what it guarantees.
+            let sample = contender.measure(flavor, workload, Sizes::TINY);
+            assert_eq!(
+                sample.processed,
+                Sizes::TINY.ops(workload),
+                "{} {workload:?} on {flavor:?}",
+                contender.name()
+            );
+            assert!(
+                sample.value > 0.0,
+                "{} {workload:?} reported no cost",
+                contender.name()
+            );
+        }
+    }
+}
+
+#[test]
+fn airssys_rt_processes_everything() {
+    check(Contender::Airssys);
+}
+
+#[test]
+fn ractor_processes_everything() {
+    check(Contender::Ractor);
+}
+
+#[test]
+fn kameo_processes_everything() {
+    check(Contender::Kameo);
+}
+
+#[test]
+fn actix_processes_everything() {
+    check(Contender::Actix);
+}
+
+#[test]
+fn raw_tokio_processes_everything() {
+    check(Contender::RawTokio);
+}
+
+#[test]
+fn a_run_that_skips_work_is_rejected() {
+    let caught = std::panic::catch_unwind(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(airssys_rt_compare::workload::run::<Skipper>(
+            Workload::Tell,
+            Sizes::TINY,
+        ))
+    });
+    assert!(
+        caught.is_err(),
+        "a sample with fewer processed operations must fail"
+    );
+}
+
+/// A "framework" that claims to be done after doing half the work.
+struct Skipper;
+
+impl airssys_rt_compare::workload::Framework for Skipper {
+    const NAME: &'static str = "skipper";
+    async fn tell(n: u64) -> airssys_rt_compare::workload::Sample {
+        airssys_rt_compare::workload::Sample::per_op(std::time::Duration::from_millis(1), n / 2)
+    }
+    async fn fan_out(n: u64) -> airssys_rt_compare::workload::Sample {
+        Self::tell(n).await
+    }
+    async fn ask(n: u64) -> airssys_rt_compare::workload::Sample {
+        Self::tell(n).await
+    }
+    async fn spawn_stop(n: u64) -> airssys_rt_compare::workload::Sample {
+        Self::tell(n).await
+    }
+    async fn idle_memory(n: u64) -> airssys_rt_compare::workload::Sample {
+        Self::tell(n).await
+    }
+    async fn ping_pong(n: u64) -> airssys_rt_compare::workload::Sample {
+        Self::tell(n).await
+    }
+    async fn thread_ring(n: u64) -> airssys_rt_compare::workload::Sample {
+        Self::tell(n).await
+    }
+    async fn counting(n: u64) -> airssys_rt_compare::workload::Sample {
+        Self::tell(n).await
+    }
+    async fn fork_join(n: u64) -> airssys_rt_compare::workload::Sample {
+        Self::tell(n).await
+    }
+}
