@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde::Serialize;
 
 use crate::driver::{Contender, Flavor};
@@ -164,16 +165,13 @@ impl Report {
             .x_label_area_size(30)
             .y_label_area_size(260)
             .build_cartesian_2d(0.0..top, 0.0..rows.len() as f64)?;
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .y_labels(rows.len())
-            .y_label_formatter(&|y| {
-                rows.get(*y as usize)
-                    .map(|(w, f)| format!("{} · {}", w.label(), f.label()))
-                    .unwrap_or_default()
-            })
-            .draw()?;
+        chart.configure_mesh().disable_y_mesh().y_labels(0).draw()?;
+        // Row labels, centred on each group of bars.
+        let label_style = TextStyle::from(("sans-serif", 13).into_font()).pos(Pos::new(HPos::Right, VPos::Center));
+        for (ri, (w, f)) in rows.iter().enumerate() {
+            let (x, y) = chart.backend_coord(&(0.0, ri as f64 + 0.5));
+            root.draw_text(&format!("{} · {}", w.label(), f.label()), &label_style, (x - 8, y))?;
+        }
         let colors = [
             RGBColor(200, 60, 40),
             BLUE,
