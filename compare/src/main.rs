@@ -1,5 +1,6 @@
-//! `airssys-rt-compare [--quick] [--out DIR]`: runs every workload for every
-//! framework, interleaved, and writes the table, JSON and chart.
+//! `airssys-rt-compare [--quick] [--only NAME-PART] [--out DIR]`: runs every
+//! workload (or those whose label contains NAME-PART) for every framework,
+//! interleaved, and writes the table, JSON and chart.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -17,6 +18,7 @@ const REPEATS: usize = 5;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut quick = false;
+    let mut only: Option<String> = None;
     let mut out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/compare");
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -29,7 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .ok_or("--out needs a directory")?
             }
             "-h" | "--help" => {
-                println!("usage: airssys-rt-compare [--quick] [--out DIR]");
+                println!("usage: airssys-rt-compare [--quick] [--only NAME-PART] [--out DIR]");
                 return Ok(());
             }
             other => return Err(format!("unknown argument {other:?}; try --help").into()),
@@ -45,6 +47,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let began = Instant::now();
     let rows: Vec<(Workload, Flavor)> = Workload::ALL
         .iter()
+        .filter(|w| {
+            only.as_ref()
+                .is_none_or(|part| w.label().contains(part.as_str()))
+        })
         .flat_map(|w| Flavor::ALL.iter().map(move |f| (*w, *f)))
         .collect();
     let mut series = Vec::new();

@@ -167,10 +167,15 @@ impl Report {
             .build_cartesian_2d(0.0..top, 0.0..rows.len() as f64)?;
         chart.configure_mesh().disable_y_mesh().y_labels(0).draw()?;
         // Row labels, centred on each group of bars.
-        let label_style = TextStyle::from(("sans-serif", 13).into_font()).pos(Pos::new(HPos::Right, VPos::Center));
+        let label_style = TextStyle::from(("sans-serif", 13).into_font())
+            .pos(Pos::new(HPos::Right, VPos::Center));
         for (ri, (w, f)) in rows.iter().enumerate() {
             let (x, y) = chart.backend_coord(&(0.0, ri as f64 + 0.5));
-            root.draw_text(&format!("{} · {}", w.label(), f.label()), &label_style, (x - 8, y))?;
+            root.draw_text(
+                &format!("{} · {}", w.label(), f.label()),
+                &label_style,
+                (x - 8, y),
+            )?;
         }
         let colors = [
             RGBColor(200, 60, 40),
