@@ -30,6 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .map(PathBuf::from)
                     .ok_or("--out needs a directory")?
             }
+            "--only" => only = Some(args.next().ok_or("--only needs part of a workload name")?),
             "-h" | "--help" => {
                 println!("usage: airssys-rt-compare [--quick] [--only NAME-PART] [--out DIR]");
                 return Ok(());
