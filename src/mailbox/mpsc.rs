@@ -21,7 +21,7 @@ use std::mem::MaybeUninit;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
-use crossbeam_utils::{Backoff, CachePadded};
+use crossbeam_utils::Backoff;
 
 const BLOCK_CAP: usize = 32;
 const OFFSET_MASK: usize = BLOCK_CAP - 1;
@@ -44,17 +44,24 @@ struct Block<T> {
 }
 
 impl<T> Block<T> {
+    /// Allocates a block and initialises it in place: the slot values stay
+    /// uninitialised, so nothing of the block's size is copied.
     fn allocate(start: usize) -> *mut Block<T> {
-        Box::into_raw(Box::new(Block {
-            start,
-            next: AtomicPtr::new(ptr::null_mut()),
-            released: AtomicBool::new(false),
-            observed_tail: UnsafeCell::new(0),
-            slots: std::array::from_fn(|_| Slot {
-                value: UnsafeCell::new(MaybeUninit::uninit()),
-                ready: AtomicBool::new(false),
-            }),
-        }))
+        let block = Box::into_raw(Box::<Block<T>>::new_uninit()).cast::<Block<T>>();
+        // SAFETY: `block` is a fresh, exclusively owned allocation for a
+        // `Block<T>`; every field except the `MaybeUninit` slot values is
+        // written before the block is used.
+        unsafe {
+            (&raw mut (*block).start).write(start);
+            (&raw mut (*block).next).write(AtomicPtr::new(ptr::null_mut()));
+            (&raw mut (*block).released).write(AtomicBool::new(false));
+            (&raw mut (*block).observed_tail).write(UnsafeCell::new(0));
+            let slots = (&raw mut (*block).slots).cast::<Slot<T>>();
+            for i in 0..BLOCK_CAP {
+                (&raw mut (*slots.add(i)).ready).write(AtomicBool::new(false));
+            }
+        }
+        block
     }
 
     fn is_full(&self) -> bool {
@@ -73,10 +80,16 @@ struct Cursor<T> {
 }
 
 /// A multi-producer, single-consumer FIFO queue; see the module docs.
+///
+/// The producers' fields and the consumer's cursor are kept a cache line
+/// apart by padding rather than by alignment, so the queue needs no
+/// over-aligned allocation.
+#[repr(C)]
 pub(crate) struct MpscQueue<T> {
-    tail: CachePadded<AtomicUsize>,
-    tail_block: CachePadded<AtomicPtr<Block<T>>>,
-    cursor: CachePadded<UnsafeCell<Cursor<T>>>,
+    tail: AtomicUsize,
+    tail_block: AtomicPtr<Block<T>>,
+    _separate: [u8; 64],
+    cursor: UnsafeCell<Cursor<T>>,
 }
 
 // SAFETY: values of type `T` move between threads through the queue (hence
@@ -90,13 +103,14 @@ impl<T> MpscQueue<T> {
     pub(crate) fn new() -> Self {
         let first = Block::allocate(0);
         Self {
-            tail: CachePadded::new(AtomicUsize::new(0)),
-            tail_block: CachePadded::new(AtomicPtr::new(first)),
-            cursor: CachePadded::new(UnsafeCell::new(Cursor {
+            tail: AtomicUsize::new(0),
+            tail_block: AtomicPtr::new(first),
+            _separate: [0; 64],
+            cursor: UnsafeCell::new(Cursor {
                 head: 0,
                 head_block: first,
                 free_head: first,
-            })),
+            }),
         }
     }
 

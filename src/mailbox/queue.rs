@@ -18,7 +18,6 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::OnceLock;
 use std::sync::atomic::{
     AtomicBool, AtomicU8, AtomicU64, AtomicUsize,
     Ordering::{Relaxed, SeqCst},
@@ -31,6 +30,7 @@ use tokio::sync::Notify;
 
 use super::lanes::Lanes;
 use super::{Backpressure, MailboxConfig, MailboxItem, MailboxKind, SystemSignal};
+use crate::util::once_box::OnceBox;
 
 const CLOSED: usize = 0b001;
 const PARKED: usize = 0b010;
@@ -124,7 +124,7 @@ pub struct Mailbox<T> {
     rx_waker: AtomicWaker,
     /// Allocated on the first push: an actor that is never sent anything
     /// pays one pointer for its user lane.
-    lanes: OnceLock<Box<Lanes<T>>>,
+    lanes: OnceBox<Lanes<T>>,
     kind: MailboxKind,
     capacity: usize,
     backpressure: Backpressure,
@@ -209,7 +209,7 @@ impl<T: MailboxItem> Mailbox<T> {
         Self {
             state: AtomicUsize::new(0),
             rx_waker: AtomicWaker::new(),
-            lanes: OnceLock::new(),
+            lanes: OnceBox::new(),
             kind: config.kind,
             capacity,
             backpressure: config.backpressure,
@@ -256,7 +256,7 @@ impl<T: MailboxItem> Mailbox<T> {
             }
         };
         self.lanes
-            .get_or_init(|| Box::new(Lanes::new(self.config())))
+            .get_or_init(|| Lanes::new(self.config()))
             .push(item);
         if state & PARKED != 0 {
             self.rx_waker.wake();

@@ -4,6 +4,7 @@
 pub(crate) mod deadlines;
 pub mod ids;
 pub mod metrics;
+pub(crate) mod once_box;
 pub mod time;
 
 pub use ids::{ActorId, MessageId};

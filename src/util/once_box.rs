@@ -1,0 +1,115 @@
+//! [`OnceBox`]: a heap value created on first use, published with one atomic
+//! pointer — cheaper than `OnceLock<Box<T>>` on both the first and every
+//! later access, and one word in size.
+
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+/// A lazily allocated `Box<T>` that any thread may initialise; if two race,
+/// one allocation wins and the other is dropped.
+pub(crate) struct OnceBox<T> {
+    ptr: AtomicPtr<T>,
+}
+
+// SAFETY: the box is shared by reference after publication (hence `T: Sync`)
+// and may be created on one thread and dropped on another (hence `T: Send`).
+unsafe impl<T: Send + Sync> Send for OnceBox<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send + Sync> Sync for OnceBox<T> {}
+
+impl<T> OnceBox<T> {
+    pub(crate) const fn new() -> Self {
+        Self {
+            ptr: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+
+    /// The value, if it has been created.
+    #[inline]
+    pub(crate) fn get(&self) -> Option<&T> {
+        // SAFETY: a non-null pointer was published by `get_or_init` from a
+        // leaked `Box` and is freed only in `drop` (which needs `&mut self`).
+        unsafe { self.ptr.load(Ordering::Acquire).as_ref() }
+    }
+
+    /// The value, created with `init` if needed.
+    #[inline]
+    pub(crate) fn get_or_init(&self, init: impl FnOnce() -> T) -> &T {
+        match self.get() {
+            Some(value) => value,
+            None => self.init(init),
+        }
+    }
+
+    #[cold]
+    fn init(&self, init: impl FnOnce() -> T) -> &T {
+        let fresh = Box::into_raw(Box::new(init()));
+        match self
+            .ptr
+            .compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire)
+        {
+            // SAFETY: just published; lives until `drop`.
+            Ok(_) => unsafe { &*fresh },
+            Err(winner) => {
+                // SAFETY: `fresh` was never shared; `winner` is published.
+                unsafe {
+                    drop(Box::from_raw(fresh));
+                    &*winner
+                }
+            }
+        }
+    }
+}
+
+impl<T> Drop for OnceBox<T> {
+    fn drop(&mut self) {
+        let value = *self.ptr.get_mut();
+        if !value.is_null() {
+            // SAFETY: exclusive access; the pointer came from `Box::into_raw`.
+            drop(unsafe { Box::from_raw(value) });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn racing_initialisers_agree_on_one_value_and_free_the_rest() {
+        struct Counted(usize, Arc<AtomicUsize>);
+        impl Drop for Counted {
+            fn drop(&mut self) {
+                self.1.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        for _ in 0..100 {
+            let drops = Arc::new(AtomicUsize::new(0));
+            let cell = Arc::new(OnceBox::new());
+            let seen: Vec<usize> = (0..4)
+                .map(|i| {
+                    let cell = cell.clone();
+                    let drops = drops.clone();
+                    std::thread::spawn(move || cell.get_or_init(|| Counted(i, drops)).0)
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|t| t.join().unwrap())
+                .collect();
+            assert!(seen.windows(2).all(|w| w[0] == w[1]), "{seen:?}");
+            let losers = drops.load(Ordering::SeqCst);
+            drop(Arc::try_unwrap(cell).ok().unwrap());
+            assert_eq!(drops.load(Ordering::SeqCst), losers + 1);
+        }
+    }
+
+    #[test]
+    fn get_is_none_until_initialised() {
+        let cell = OnceBox::new();
+        assert!(cell.get().is_none());
+        assert_eq!(*cell.get_or_init(|| 5), 5);
+        assert_eq!(cell.get(), Some(&5));
+    }
+}
