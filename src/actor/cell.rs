@@ -52,7 +52,6 @@ impl<M: Message> MailboxItem for Delivery<M> {
 /// Lifecycle control that does not depend on the message type, so the system
 /// and parents can stop, kill and inspect any actor.
 pub(crate) trait ActorControl: Send + Sync {
-    fn id(&self) -> ActorId;
     fn signal(&self, signal: SystemSignal) -> bool;
     fn kill(&self);
     fn is_closed(&self) -> bool;
@@ -156,10 +155,6 @@ impl<M: Message> ActorCell<M> {
 }
 
 impl<M: Message> ActorControl for ActorCell<M> {
-    fn id(&self) -> ActorId {
-        self.id
-    }
-
     fn signal(&self, signal: SystemSignal) -> bool {
         self.mailbox.signal(signal)
     }

@@ -12,6 +12,7 @@ use super::lifecycle::panic_text;
 use super::{Actor, ActorContext, ActorRef, ActorState, ErrorAction, ExitReason};
 use crate::mailbox::{DeadLetterReason, MailboxConfig, MailboxReceiver, Received, SystemSignal};
 use crate::message::Message;
+use crate::system::registry::Slot;
 use crate::system::{ActorSystem, SystemError};
 use crate::util::ActorId;
 
@@ -60,11 +61,12 @@ where
         system.shared(),
     ));
     let myself = ActorRef::from_cell(cell.clone());
-    system.register(myself.control())?;
+    let slot = system.register(myself.control())?;
     let ctx = ActorContext::new(myself.clone(), system.clone());
     let exit = ExitGuard {
         cell: cell.clone(),
         system: system.clone(),
+        slot,
         finished: false,
     };
     let task = system.runtime().spawn(run(actor, factory, ctx, exit));
@@ -217,6 +219,7 @@ async fn serve<A: Actor>(
 struct ExitGuard<M: Message> {
     cell: Arc<ActorCell<M>>,
     system: ActorSystem,
+    slot: Slot,
     finished: bool,
 }
 
@@ -242,7 +245,7 @@ impl<M: Message> ExitGuard<M> {
         self.cell.close_and_drain(dead);
         tracing::debug!(actor = %self.cell.id, %reason, "actor stopped");
         self.cell.publish_exit(reason);
-        self.system.deregister(self.cell.id);
+        self.system.deregister(self.slot);
     }
 }
 

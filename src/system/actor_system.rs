@@ -1,7 +1,6 @@
 //! [`ActorSystem`]: owns the registry of live actors, the dead-letter office
 //! and the runtime counters, spawns actors, and shuts everything down.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,12 +11,13 @@ use parking_lot::Mutex;
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
 
+use super::registry::{Registry, Slot};
 use super::shared::SystemShared;
 use super::{ActorSpawnBuilder, SystemConfig, SystemError};
 use crate::actor::cell::ActorControl;
 use crate::actor::{Actor, ActorRef};
 use crate::mailbox::{DeadLetterOffice, SystemSignal};
-use crate::util::{ActorId, RuntimeMetrics, RuntimeMetricsSnapshot, time};
+use crate::util::{RuntimeMetrics, RuntimeMetricsSnapshot, time};
 
 /// How long killed actors get to unwind before shutdown gives up on them.
 const KILL_GRACE: Duration = Duration::from_secs(1);
@@ -43,7 +43,7 @@ pub struct ActorSystem {
 struct Inner {
     config: SystemConfig,
     runtime: Handle,
-    actors: Mutex<HashMap<ActorId, Arc<dyn ActorControl>>>,
+    actors: Mutex<Registry>,
     all_stopped: Notify,
     shutting_down: AtomicBool,
     shared: Arc<SystemShared>,
@@ -127,7 +127,7 @@ impl ActorSystem {
             inner: Arc::new(Inner {
                 config,
                 runtime,
-                actors: Mutex::new(HashMap::new()),
+                actors: Mutex::new(Registry::default()),
                 all_stopped: Notify::new(),
                 shutting_down: AtomicBool::new(false),
                 shared,
@@ -259,22 +259,22 @@ impl ActorSystem {
         self.inner.shared.clone()
     }
 
-    pub(crate) fn register(&self, actor: Arc<dyn ActorControl>) -> Result<(), SystemError> {
+    pub(crate) fn register(&self, actor: Arc<dyn ActorControl>) -> Result<Slot, SystemError> {
         let mut actors = self.inner.actors.lock();
         if self.is_shutting_down() {
             return Err(SystemError::ShuttingDown {
                 system: self.inner.config.name.clone(),
             });
         }
-        actors.insert(actor.id(), actor);
+        let slot = actors.insert(actor);
         drop(actors);
         self.inner.metrics.actor_spawned();
-        Ok(())
+        Ok(slot)
     }
 
-    pub(crate) fn deregister(&self, id: ActorId) {
+    pub(crate) fn deregister(&self, slot: Slot) {
         let mut actors = self.inner.actors.lock();
-        let removed = actors.remove(&id).is_some();
+        let removed = actors.remove(slot);
         let empty = actors.is_empty();
         drop(actors);
         if removed {
@@ -286,7 +286,7 @@ impl ActorSystem {
     }
 
     fn live_actors(&self) -> Vec<Arc<dyn ActorControl>> {
-        self.inner.actors.lock().values().cloned().collect()
+        self.inner.actors.lock().snapshot()
     }
 }
 

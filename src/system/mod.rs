@@ -5,6 +5,7 @@ pub mod actor_system;
 pub mod builder;
 pub mod config;
 pub mod errors;
+pub(crate) mod registry;
 pub(crate) mod shared;
 
 pub use actor_system::{ActorSystem, ShutdownReport, SystemInfo};

@@ -1,0 +1,90 @@
+//! [`Registry`]: the system's table of live actors, so shutdown can reach
+//! every one. A slab: registering and removing are O(1) with no hashing, and
+//! growth only copies pointers.
+
+use std::sync::Arc;
+
+use crate::actor::cell::ActorControl;
+
+/// Where an actor sits in the registry; handed back to remove it.
+pub(crate) type Slot = usize;
+
+#[derive(Default)]
+pub(crate) struct Registry {
+    slots: Vec<Option<Arc<dyn ActorControl>>>,
+    free: Vec<Slot>,
+    live: usize,
+}
+
+impl Registry {
+    pub(crate) fn insert(&mut self, actor: Arc<dyn ActorControl>) -> Slot {
+        self.live += 1;
+        match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot] = Some(actor);
+                slot
+            }
+            None => {
+                self.slots.push(Some(actor));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    /// Removes the actor in `slot`; `false` if the slot was already empty.
+    pub(crate) fn remove(&mut self, slot: Slot) -> bool {
+        match self.slots.get_mut(slot).and_then(Option::take) {
+            Some(_) => {
+                self.free.push(slot);
+                self.live -= 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.live
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    pub(crate) fn snapshot(&self) -> Vec<Arc<dyn ActorControl>> {
+        self.slots.iter().flatten().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mailbox::SystemSignal;
+    use crate::util::ActorId;
+
+    struct Dummy(ActorId);
+    impl ActorControl for Dummy {
+        fn signal(&self, _: SystemSignal) -> bool {
+            true
+        }
+        fn kill(&self) {}
+        fn is_closed(&self) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn slots_are_reused_and_counts_stay_exact() {
+        let mut registry = Registry::default();
+        let a = registry.insert(Arc::new(Dummy(ActorId::next())));
+        let b = registry.insert(Arc::new(Dummy(ActorId::next())));
+        assert_eq!(registry.len(), 2);
+        assert!(registry.remove(a));
+        assert!(!registry.remove(a), "a second removal is a no-op");
+        let c = registry.insert(Arc::new(Dummy(ActorId::next())));
+        assert_eq!(c, a, "the freed slot is reused");
+        assert_eq!(registry.snapshot().len(), 2);
+        assert!(registry.remove(b) && registry.remove(c));
+        assert!(registry.is_empty());
+    }
+}
