@@ -60,9 +60,8 @@ impl Registry {
 mod tests {
     use super::*;
     use crate::mailbox::SystemSignal;
-    use crate::util::ActorId;
 
-    struct Dummy(ActorId);
+    struct Dummy;
     impl ActorControl for Dummy {
         fn signal(&self, _: SystemSignal) -> bool {
             true
@@ -76,12 +75,12 @@ mod tests {
     #[test]
     fn slots_are_reused_and_counts_stay_exact() {
         let mut registry = Registry::default();
-        let a = registry.insert(Arc::new(Dummy(ActorId::next())));
-        let b = registry.insert(Arc::new(Dummy(ActorId::next())));
+        let a = registry.insert(Arc::new(Dummy));
+        let b = registry.insert(Arc::new(Dummy));
         assert_eq!(registry.len(), 2);
         assert!(registry.remove(a));
         assert!(!registry.remove(a), "a second removal is a no-op");
-        let c = registry.insert(Arc::new(Dummy(ActorId::next())));
+        let c = registry.insert(Arc::new(Dummy));
         assert_eq!(c, a, "the freed slot is reused");
         assert_eq!(registry.snapshot().len(), 2);
         assert!(registry.remove(b) && registry.remove(c));
