@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 use crate::actor::cell::ActorControl;
 
-/// Where an actor sits in the registry; handed back to remove it.
-pub(crate) type Slot = usize;
+/// Where an actor sits in the registry; handed back to remove it. (`u32`
+/// keeps the guard that holds it small; four billion live actors is beyond
+/// any machine's memory.)
+pub(crate) type Slot = u32;
 
 #[derive(Default)]
 pub(crate) struct Registry {
@@ -21,19 +23,19 @@ impl Registry {
         self.live += 1;
         match self.free.pop() {
             Some(slot) => {
-                self.slots[slot] = Some(actor);
+                self.slots[slot as usize] = Some(actor);
                 slot
             }
             None => {
                 self.slots.push(Some(actor));
-                self.slots.len() - 1
+                (self.slots.len() - 1) as Slot
             }
         }
     }
 
     /// Removes the actor in `slot`; `false` if the slot was already empty.
     pub(crate) fn remove(&mut self, slot: Slot) -> bool {
-        match self.slots.get_mut(slot).and_then(Option::take) {
+        match self.slots.get_mut(slot as usize).and_then(Option::take) {
             Some(_) => {
                 self.free.push(slot);
                 self.live -= 1;
