@@ -240,3 +240,30 @@ async fn stress_stop_while_senders_race_loses_no_message() {
         );
     }
 }
+
+/// Stops itself from `pre_start`.
+struct Quitter;
+
+impl Actor for Quitter {
+    type Message = u64;
+    type Error = std::convert::Infallible;
+    async fn pre_start(&mut self, ctx: &mut ActorContext<u64>) -> Result<(), Self::Error> {
+        ctx.stop();
+        Ok(())
+    }
+    async fn handle_message(
+        &mut self,
+        _: u64,
+        _: &mut ActorContext<u64>,
+    ) -> Result<(), Self::Error> {
+        panic!("a message was handled after pre_start asked to stop");
+    }
+}
+
+#[tokio::test]
+async fn a_stop_requested_in_pre_start_stops_before_any_message() {
+    let system = system();
+    let quitter = system.spawn(Quitter).unwrap();
+    let _ = quitter.tell(1).await;
+    assert_eq!(quitter.wait_for_exit().await, ExitReason::Normal);
+}

@@ -261,3 +261,43 @@ async fn children_are_shut_down_with_their_parent() {
     assert_eq!(child.wait_for_exit().await, ExitReason::Shutdown);
     assert_eq!(seen.post_stops(), 1);
 }
+
+#[tokio::test]
+async fn an_ask_with_an_enormous_timeout_waits_instead_of_overflowing() {
+    let system = system();
+    let probe = system.spawn(Probe::new(&Seen::new())).unwrap();
+    probe.tell(Cmd::Record(1)).await.unwrap();
+    assert_eq!(probe.ask(Cmd::Log, Duration::MAX).await.unwrap(), vec![1]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timer_with_an_enormous_period_never_fires_and_does_not_panic() {
+    let system = system();
+    struct Slow;
+    impl Actor for Slow {
+        type Message = Tick;
+        type Error = std::convert::Infallible;
+        async fn handle_message(
+            &mut self,
+            msg: Tick,
+            ctx: &mut ActorContext<Tick>,
+        ) -> Result<(), Self::Error> {
+            match msg {
+                Tick::Start => {
+                    ctx.send_interval(Duration::MAX, || Tick::Every);
+                    ctx.send_after(Duration::MAX, Tick::Once);
+                }
+                Tick::Count(reply) => {
+                    let _ = reply.reply(0);
+                }
+                _ => panic!("a timer of Duration::MAX fired"),
+            }
+            Ok(())
+        }
+    }
+    let slow = system.spawn(Slow).unwrap();
+    slow.tell(Tick::Start).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(10 * 365 * 24 * 3600)).await;
+    assert_eq!(slow.ask(Tick::Count, PATIENCE).await.unwrap(), 0);
+    assert!(slow.is_alive());
+}

@@ -13,7 +13,7 @@ use crate::address::ActorAddress;
 use crate::mailbox::SystemSignal;
 use crate::message::Message;
 use crate::system::{ActorSpawnBuilder, ActorSystem};
-use crate::util::ActorId;
+use crate::util::{ActorId, time};
 
 /// The context an actor's hooks run with.
 ///
@@ -143,7 +143,7 @@ impl<M: Message> ActorContext<M> {
     {
         let target = self.myself.clone();
         self.track_timer(async move {
-            let start = tokio::time::Instant::now() + period;
+            let start = time::deadline_after(period);
             let mut ticks = tokio::time::interval_at(start, period.max(Duration::from_nanos(1)));
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {

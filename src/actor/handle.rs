@@ -18,8 +18,8 @@ use super::{Actor, ActorState, ExitReason};
 use crate::mailbox::{Backpressure, DeadLetterReason, PushError, Pushed, SystemSignal};
 use crate::message::{Message, MessageEnvelope};
 use crate::system::{AskError, ReplyError, SendError, SendErrorKind};
-use crate::util::ActorId;
 use crate::util::deadlines::{DeadlineKey, Deadlines};
+use crate::util::{ActorId, time};
 
 /// A handle to an actor that receives messages of type `M`.
 ///
@@ -165,7 +165,7 @@ impl<M: Message> ActorRef<M> {
     {
         let (port, reply) = oneshot::channel();
         let message = request(ReplyTo { port });
-        let deadline = Instant::now() + timeout;
+        let deadline = time::deadline_after(timeout);
         let actor = self.cell.id;
         let pushed = match self.cell.mailbox.try_push(Delivery::Tell(message)) {
             Err(PushError::Full(request)) if self.cell.mailbox.waits_when_full() => {

@@ -177,6 +177,10 @@ async fn serve<A: Actor>(
     inbox: &mut Inbox<'_, A::Message>,
 ) -> LoopExit {
     loop {
+        // Also catches a stop requested from `pre_start`.
+        if ctx.stop_requested() {
+            return LoopExit::Stop(ExitReason::Normal);
+        }
         let received = inbox.recv().await;
         let message = match received {
             Received::Item(Delivery::Tell(message)) => message,
@@ -207,9 +211,6 @@ async fn serve<A: Actor>(
                 ErrorAction::Stop => return LoopExit::Stop(ExitReason::Error(text)),
                 ErrorAction::Escalate => return LoopExit::Stop(ExitReason::Escalated(text)),
             }
-        }
-        if ctx.stop_requested() {
-            return LoopExit::Stop(ExitReason::Normal);
         }
     }
 }

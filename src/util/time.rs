@@ -31,6 +31,25 @@ pub fn is_expired(timestamp: DateTime<Utc>, ttl: Duration, at: DateTime<Utc>) ->
     }
 }
 
+/// The instant `timeout` from now on tokio's clock (so paused test clocks
+/// apply), saturating at about thirty years ahead: a timeout too large to
+/// represent waits "forever" instead of overflowing.
+///
+/// ```
+/// use std::time::Duration;
+/// use airssys_rt::util::time::deadline_after;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let soon = deadline_after(Duration::from_secs(1));
+/// assert!(soon > tokio::time::Instant::now());
+/// assert!(deadline_after(Duration::MAX) > soon); // no overflow
+/// # }
+/// ```
+pub fn deadline_after(timeout: Duration) -> tokio::time::Instant {
+    const FOREVER: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+    let now = tokio::time::Instant::now();
+    now.checked_add(timeout.min(FOREVER)).unwrap_or(now)
+}
+
 /// Renders a duration compactly for logs and reports: `850ns`, `12.3µs`,
 /// `4.56ms`, `1.20s`.
 ///
@@ -68,6 +87,12 @@ mod tests {
     #[test]
     fn huge_ttl_never_expires() {
         assert!(!is_expired(now(), Duration::MAX, now()));
+    }
+
+    #[test]
+    fn huge_timeouts_saturate_instead_of_overflowing() {
+        let far = deadline_after(Duration::MAX);
+        assert!(far > tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600));
     }
 
     #[test]
