@@ -1,5 +1,6 @@
 //! A lock-free multi-producer, single-consumer FIFO: a linked list of
-//! fixed-size blocks, the shape tokio's channels use.
+//! blocks, the shape tokio's channels use. Blocks grow from 4 to 32 slots, so
+//! an actor that receives a few messages allocates little.
 //!
 //! It is specialised for the [`Mailbox`](super::Mailbox): the mailbox's state
 //! word already counts every item before it is pushed, and the receiver pops
@@ -16,6 +17,7 @@
 //! its index before that, so once the consumer has popped every index below
 //! `observed_tail`, no producer can touch the block again and it is freed.
 
+use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
 use std::ptr;
@@ -23,51 +25,104 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 use crossbeam_utils::Backoff;
 
-const BLOCK_CAP: usize = 32;
-const OFFSET_MASK: usize = BLOCK_CAP - 1;
+/// Slots in the first block. Blocks double up to [`MAX_BLOCK_CAP`]: an actor
+/// that receives a handful of messages allocates a small block, a busy one
+/// soon works in large ones.
+const FIRST_BLOCK_CAP: usize = 4;
+const MAX_BLOCK_CAP: usize = 32;
 
 struct Slot<T> {
     value: UnsafeCell<MaybeUninit<T>>,
     ready: AtomicBool,
 }
 
+/// A block header followed, in the same allocation, by `cap` slots.
+/// `repr(C)` keeps `slots` last, so the slots really follow the header.
+#[repr(C)]
 struct Block<T> {
-    /// Index of `slots[0]`.
+    /// Index of the first slot.
     start: usize,
+    /// Number of slots.
+    cap: usize,
     next: AtomicPtr<Block<T>>,
     /// Set once `tail_block` has moved past this block.
     released: AtomicBool,
     /// The tail index seen when it was released; written once, before
     /// `released` is set.
     observed_tail: UnsafeCell<usize>,
-    slots: [Slot<T>; BLOCK_CAP],
+    /// Where the slots begin (they follow the header in the allocation).
+    slots: [Slot<T>; 0],
 }
 
 impl<T> Block<T> {
-    /// Allocates a block and initialises it in place: the slot values stay
-    /// uninitialised, so nothing of the block's size is copied.
-    fn allocate(start: usize) -> *mut Block<T> {
-        let block = Box::into_raw(Box::<Block<T>>::new_uninit()).cast::<Block<T>>();
-        // SAFETY: `block` is a fresh, exclusively owned allocation for a
-        // `Block<T>`; every field except the `MaybeUninit` slot values is
-        // written before the block is used.
+    /// The header followed by `cap` slots. Only a message type close to
+    /// `isize::MAX / 32` bytes could overflow it, and such a value cannot
+    /// exist to be pushed; treat it as the allocation failure it would be.
+    fn layout(cap: usize) -> Layout {
+        let header = Layout::new::<Block<T>>();
+        Layout::array::<Slot<T>>(cap)
+            .and_then(|slots| header.extend(slots))
+            .map(|(layout, _)| layout.pad_to_align())
+            .unwrap_or_else(|_| handle_alloc_error(header))
+    }
+
+    /// Allocates an empty block of `cap` slots starting at index `start`.
+    /// Only the header and the `ready` flags are written; slot values stay
+    /// uninitialised until pushed.
+    fn allocate(start: usize, cap: usize) -> *mut Block<T> {
+        let layout = Self::layout(cap);
+        // SAFETY: the layout has a non-zero size (the header).
+        let block = unsafe { alloc(layout) }.cast::<Block<T>>();
+        if block.is_null() {
+            handle_alloc_error(layout);
+        }
+        // SAFETY: `block` is a fresh allocation sized for the header and
+        // `cap` slots; each field is written before the block is shared.
         unsafe {
             (&raw mut (*block).start).write(start);
+            (&raw mut (*block).cap).write(cap);
             (&raw mut (*block).next).write(AtomicPtr::new(ptr::null_mut()));
             (&raw mut (*block).released).write(AtomicBool::new(false));
             (&raw mut (*block).observed_tail).write(UnsafeCell::new(0));
-            let slots = (&raw mut (*block).slots).cast::<Slot<T>>();
-            for i in 0..BLOCK_CAP {
+            let slots = Self::slots_ptr(block);
+            for i in 0..cap {
                 (&raw mut (*slots.add(i)).ready).write(AtomicBool::new(false));
             }
         }
         block
     }
 
+    /// Frees a block allocated by [`allocate`](Self::allocate).
+    ///
+    /// # Safety
+    /// `block` must be unreachable by every thread, and its remaining values
+    /// already dropped or moved out.
+    unsafe fn free(block: *mut Block<T>) {
+        // SAFETY: per the contract, and `cap` is the one it was allocated with.
+        unsafe { dealloc(block.cast(), Self::layout((*block).cap)) }
+    }
+
+    fn slots_ptr(block: *mut Block<T>) -> *mut Slot<T> {
+        // SAFETY: only computes the address of the trailing slot array.
+        unsafe { (&raw mut (*block).slots).cast::<Slot<T>>() }
+    }
+
+    /// The slot at `offset` (< `cap`).
+    fn slot(&self, offset: usize) -> &Slot<T> {
+        debug_assert!(offset < self.cap);
+        // SAFETY: the allocation holds `cap` initialised-flag slots after the
+        // header, and `offset < cap`.
+        unsafe { &*Self::slots_ptr(ptr::from_ref(self).cast_mut()).add(offset) }
+    }
+
+    /// Whether `index` falls in this block.
+    #[inline]
+    fn holds(&self, index: usize) -> bool {
+        index.wrapping_sub(self.start) < self.cap
+    }
+
     fn is_full(&self) -> bool {
-        self.slots
-            .iter()
-            .all(|slot| slot.ready.load(Ordering::Acquire))
+        (0..self.cap).all(|i| self.slot(i).ready.load(Ordering::Acquire))
     }
 }
 
@@ -101,7 +156,7 @@ unsafe impl<T: Send> Sync for MpscQueue<T> {}
 
 impl<T> MpscQueue<T> {
     pub(crate) fn new() -> Self {
-        let first = Block::allocate(0);
+        let first = Block::allocate(0, FIRST_BLOCK_CAP);
         Self {
             tail: AtomicUsize::new(0),
             tail_block: AtomicPtr::new(first),
@@ -118,31 +173,31 @@ impl<T> MpscQueue<T> {
     #[inline]
     pub(crate) fn push(&self, value: T) {
         let index = self.tail.fetch_add(1, Ordering::AcqRel);
-        let block = self.find_block(index & !OFFSET_MASK);
+        let block = self.find_block(index);
         // SAFETY: `find_block` returns the live block holding `index`, and
         // this producer alone reserved `index`, so it alone writes the slot.
         unsafe {
-            let slot = &(*block).slots[index & OFFSET_MASK];
+            let slot = (*block).slot(index - (*block).start);
             (*slot.value.get()).write(value);
             slot.ready.store(true, Ordering::Release);
         }
     }
 
-    /// The block that starts at `start`: almost always `tail_block` itself.
+    /// The block holding `index`: almost always `tail_block` itself.
     #[inline(always)]
-    fn find_block(&self, start: usize) -> *mut Block<T> {
+    fn find_block(&self, index: usize) -> *mut Block<T> {
         let block = self.tail_block.load(Ordering::Acquire);
         // SAFETY: see `walk_to`.
-        if unsafe { (*block).start } == start {
+        if unsafe { (*block).holds(index) } {
             return block;
         }
-        self.walk_to(block, start)
+        self.walk_to(block, index)
     }
 
-    /// Walks from `block` to the block that starts at `start`, creating it
-    /// if needed and moving `tail_block` past full blocks on the way.
+    /// Walks from `block` to the block holding `index`, creating blocks as
+    /// needed and moving `tail_block` past full blocks on the way.
     #[cold]
-    fn walk_to(&self, mut block: *mut Block<T>, start: usize) -> *mut Block<T> {
+    fn walk_to(&self, mut block: *mut Block<T>, index: usize) -> *mut Block<T> {
         let mut may_advance = true;
         loop {
             // SAFETY: `tail_block` never moves past a block holding an index
@@ -150,7 +205,7 @@ impl<T> MpscQueue<T> {
             // and a block reachable from it is freed only after every push
             // that could reach it has finished (module docs); ours has not.
             let current = unsafe { &*block };
-            if current.start == start {
+            if current.holds(index) {
                 return block;
             }
             let next = match current.next.load(Ordering::Acquire) {
@@ -183,7 +238,10 @@ impl<T> MpscQueue<T> {
     /// Links a new block after `current` (or returns the one another
     /// producer linked first).
     fn grow(&self, current: &Block<T>) -> *mut Block<T> {
-        let fresh = Block::allocate(current.start + BLOCK_CAP);
+        let fresh = Block::allocate(
+            current.start + current.cap,
+            (current.cap * 2).min(MAX_BLOCK_CAP),
+        );
         match current.next.compare_exchange(
             ptr::null_mut(),
             fresh,
@@ -192,8 +250,8 @@ impl<T> MpscQueue<T> {
         ) {
             Ok(_) => fresh,
             Err(winner) => {
-                // SAFETY: `fresh` was never shared.
-                drop(unsafe { Box::from_raw(fresh) });
+                // SAFETY: `fresh` was never shared and holds no values.
+                unsafe { Block::free(fresh) };
                 winner
             }
         }
@@ -210,13 +268,12 @@ impl<T> MpscQueue<T> {
     pub(crate) unsafe fn pop(&self) -> T {
         // SAFETY: single consumer, per the contract.
         let cursor = unsafe { &mut *self.cursor.get() };
-        let start = cursor.head & !OFFSET_MASK;
         // SAFETY: `head_block` is never freed while it is the cursor's block.
-        while unsafe { (*cursor.head_block).start } != start {
+        while !unsafe { (*cursor.head_block).holds(cursor.head) } {
             self.advance(cursor);
         }
         // SAFETY: the block is live (above) and the slot was reserved.
-        let slot = unsafe { &(*cursor.head_block).slots[cursor.head & OFFSET_MASK] };
+        let slot = unsafe { (*cursor.head_block).slot(cursor.head - (*cursor.head_block).start) };
         if !slot.ready.load(Ordering::Acquire) {
             let backoff = Backoff::new();
             while !slot.ready.load(Ordering::Acquire) {
@@ -255,7 +312,7 @@ impl<T> MpscQueue<T> {
             let next = oldest.next.load(Ordering::Acquire);
             // SAFETY: released, and every push that could reach it has been
             // popped (module docs): nobody references this block any more.
-            drop(unsafe { Box::from_raw(cursor.free_head) });
+            unsafe { Block::free(cursor.free_head) };
             cursor.free_head = next;
         }
     }
@@ -269,15 +326,20 @@ impl<T> Drop for MpscQueue<T> {
         while !block.is_null() {
             // SAFETY: exclusive access; every block from `free_head` on is live
             // and owned by the queue.
-            let owned = unsafe { Box::from_raw(block) };
-            for (offset, slot) in owned.slots.iter().enumerate() {
+            let owned = unsafe { &*block };
+            for offset in 0..owned.cap {
                 let index = owned.start + offset;
+                let slot = owned.slot(offset);
                 if index >= cursor.head && index < tail && slot.ready.load(Ordering::Acquire) {
                     // SAFETY: written and never popped.
                     unsafe { (*slot.value.get()).assume_init_drop() };
                 }
             }
-            block = owned.next.load(Ordering::Acquire);
+            let next = owned.next.load(Ordering::Acquire);
+            // SAFETY: its values were dropped just above; nothing else can
+            // reach it (exclusive access).
+            unsafe { Block::free(block) };
+            block = next;
         }
     }
 }
@@ -297,6 +359,26 @@ mod tests {
         for i in 0..1_000 {
             // SAFETY: single consumer; item pushed.
             assert_eq!(unsafe { q.pop() }, i);
+        }
+    }
+
+    #[test]
+    fn growing_blocks_keep_order_for_over_aligned_values() {
+        #[derive(Debug, PartialEq)]
+        #[repr(align(64))]
+        struct Wide(u64);
+        let q = MpscQueue::new();
+        // 4 + 8 + 16 + 32 + 32 + …: crosses every growth step.
+        for round in 0..3u64 {
+            for i in 0..200 {
+                q.push(Wide(round * 1000 + i));
+            }
+            for i in 0..200 {
+                // SAFETY: single consumer; item pushed.
+                let got = unsafe { q.pop() };
+                assert_eq!(got, Wide(round * 1000 + i));
+                assert_eq!(std::ptr::from_ref(&got).align_offset(64), 0);
+            }
         }
     }
 
