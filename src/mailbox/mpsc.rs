@@ -1,5 +1,5 @@
 //! A lock-free multi-producer, single-consumer FIFO: a linked list of
-//! blocks, the shape tokio's channels use. Blocks grow from 4 to 32 slots, so
+//! blocks, the shape tokio's channels use. Blocks grow from 8 to 32 slots, so
 //! an actor that receives a few messages allocates little.
 //!
 //! It is specialised for the [`Mailbox`](super::Mailbox): the mailbox's state
@@ -25,10 +25,10 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 use crossbeam_utils::Backoff;
 
-/// Slots in the first block. Blocks double up to [`MAX_BLOCK_CAP`]: an actor
-/// that receives a handful of messages allocates a small block, a busy one
-/// soon works in large ones.
-const FIRST_BLOCK_CAP: usize = 4;
+/// Slots in the first block. The next block is four times larger, up to
+/// [`MAX_BLOCK_CAP`]: an actor that receives a handful of messages allocates
+/// a small block, a busy one works in large ones from its ninth message on.
+const FIRST_BLOCK_CAP: usize = 8;
 const MAX_BLOCK_CAP: usize = 32;
 
 struct Slot<T> {
@@ -240,7 +240,7 @@ impl<T> MpscQueue<T> {
     fn grow(&self, current: &Block<T>) -> *mut Block<T> {
         let fresh = Block::allocate(
             current.start + current.cap,
-            (current.cap * 2).min(MAX_BLOCK_CAP),
+            (current.cap * 4).min(MAX_BLOCK_CAP),
         );
         match current.next.compare_exchange(
             ptr::null_mut(),
@@ -368,7 +368,7 @@ mod tests {
         #[repr(align(64))]
         struct Wide(u64);
         let q = MpscQueue::new();
-        // 4 + 8 + 16 + 32 + 32 + …: crosses every growth step.
+        // 8 + 32 + 32 + …: crosses the growth step and many blocks.
         for round in 0..3u64 {
             for i in 0..200 {
                 q.push(Wide(round * 1000 + i));
