@@ -147,7 +147,7 @@ async fn block_tell_waits_while_full_and_completes_when_room_appears() {
     }
     assert_eq!(actor.mailbox_len(), 2);
     key.release();
-    blocked.await.expect("room appeared");
+    within(blocked).await.expect("room appeared");
     assert_eq!(journal.wait_len(3).await, vec![1, 2, 3]);
     assert_eq!(system.dead_letters().total(), 0);
 }
@@ -168,7 +168,7 @@ async fn block_a_waiting_sender_gets_its_message_back_when_the_actor_stops() {
     assert!(futures::poll!(blocked.as_mut()).is_pending());
     assert!(actor.stop());
     key.release();
-    let err = blocked.await.unwrap_err();
+    let err = within(blocked).await.unwrap_err();
     assert_eq!(err.kind(), SendErrorKind::ActorStopped);
     assert!(matches!(err.into_message(), Cmd::Rec(3)));
     assert_eq!(exit_of(&actor).await, ExitReason::Normal);
@@ -204,6 +204,31 @@ async fn block_ask_times_out_while_waiting_for_room() {
     assert_eq!(actor.mailbox_len(), 2, "the request never got in");
     key.release();
     assert_eq!(actor.ask(Cmd::Log, PATIENCE).await.unwrap(), vec![1, 2]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn block_ask_waiting_for_room_fails_with_actor_stopped_when_the_actor_stops() {
+    let system = system();
+    let journal = Journal::new();
+    let actor = spawn_recorder(
+        &system,
+        &journal,
+        MailboxConfig::bounded(1, Backpressure::Block),
+    );
+    let key = park(&actor, Cmd::Park).await;
+    actor.tell(Cmd::Rec(1)).await.unwrap();
+    let mut ask = pin!(actor.ask(|r| Cmd::Echo(2, r), PATIENCE));
+    assert!(futures::poll!(ask.as_mut()).is_pending());
+    actor.stop();
+    key.release();
+    let began = Instant::now();
+    assert_eq!(ask.await, Err(AskError::ActorStopped { actor: actor.id() }));
+    assert_eq!(began.elapsed(), Duration::ZERO, "no wait for the timeout");
+    assert_eq!(exit_of(&actor).await, ExitReason::Normal);
+    assert_eq!(
+        dead_messages(&system, DeadLetterReason::ActorStopped),
+        rendered([1])
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -525,7 +550,7 @@ async fn a_stop_reaches_an_actor_whose_block_mailbox_is_full() {
         dead_messages(&system, DeadLetterReason::ActorStopped),
         rendered(0..CAPACITY)
     );
-    let err = blocked.await.unwrap_err();
+    let err = within(blocked).await.unwrap_err();
     assert_eq!(err.kind(), SendErrorKind::ActorStopped);
     assert!(matches!(err.into_message(), Cmd::Rec(101)));
     assert_eq!(journal.post_stops(), 1);

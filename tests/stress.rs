@@ -348,3 +348,146 @@ async fn asks_racing_a_stop_all_resolve_and_add_up() {
         );
     }
 }
+
+/// Spawning from several tasks while the system shuts down: every spawn
+/// either fails with `ShuttingDown` or yields an actor that the shutdown
+/// stops; nothing is left running and every message sent is accounted for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawns_racing_a_shutdown_leave_no_actor_running() {
+    const SPAWNERS: usize = 2;
+    const EACH: u64 = 200;
+    for round in 0..50u64 {
+        let system = system();
+        let journal = Journal::new();
+        let attempts = Arc::new(Attempts::default());
+        let start = Arc::new(Barrier::new(SPAWNERS + 1));
+        let spawners: Vec<_> = (0..SPAWNERS)
+            .map(|s| {
+                let system = system.clone();
+                let journal = journal.clone();
+                let attempts = attempts.clone();
+                let start = start.clone();
+                tokio::spawn(async move {
+                    start.wait().await;
+                    let mut spawned = Vec::new();
+                    let mut returned = 0u64;
+                    for i in 0..EACH {
+                        let actor = match system.spawn(common::Recorder::new(&journal)) {
+                            Ok(actor) => actor,
+                            Err(SystemError::ShuttingDown { .. }) => break,
+                            Err(other) => panic!("unexpected spawn error {other}"),
+                        };
+                        if let Err(err) = actor.tell(Cmd::Rec(s as u64 * EACH + i)).await {
+                            assert_eq!(err.kind(), SendErrorKind::ActorStopped);
+                            returned += 1;
+                        }
+                        spawned.push(actor);
+                        attempts.bump();
+                    }
+                    (spawned, returned)
+                })
+            })
+            .collect();
+        start.wait().await;
+        attempts.wait_at_least(round * 8).await;
+        let report = within(system.shutdown(PATIENCE)).await;
+        let mut spawned = Vec::new();
+        let mut returned = 0;
+        for spawner in spawners {
+            let (actors, r) = within(spawner).await.unwrap();
+            spawned.extend(actors);
+            returned += r;
+        }
+        for actor in &spawned {
+            assert_eq!(exit_of(actor).await, ExitReason::Shutdown, "round {round}");
+        }
+        assert_eq!(system.actor_count(), 0, "round {round}");
+        assert_eq!(report.actors, spawned.len(), "round {round}");
+        assert_eq!(
+            (report.stopped_cleanly, report.killed),
+            (spawned.len(), 0),
+            "round {round}"
+        );
+        let handled = journal.len() as u64;
+        let dead = system.dead_letters().count(DeadLetterReason::ActorStopped);
+        assert_eq!(
+            handled + dead + returned,
+            spawned.len() as u64,
+            "round {round}: one message per actor"
+        );
+        assert_eq!(journal.post_stops(), spawned.len(), "round {round}");
+    }
+}
+
+/// `stop`, `kill` and a system shutdown racing on the same busy actors:
+/// each actor ends exactly once, with one of the three reasons, and its
+/// queue is fully accounted for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_kill_and_shutdown_racing_end_each_actor_once() {
+    const ACTORS: usize = 20;
+    const QUEUED: u64 = 20;
+    for round in 0..50u64 {
+        let system = system();
+        let journal = Journal::new();
+        let actors: Vec<_> = (0..ACTORS)
+            .map(|_| spawn_recorder(&system, &journal, MailboxConfig::unbounded()))
+            .collect();
+        for actor in &actors {
+            for v in 0..QUEUED {
+                actor.tell(Cmd::Rec(v)).await.unwrap();
+            }
+        }
+        let start = Arc::new(Barrier::new(3));
+        let stopper = tokio::spawn({
+            let (actors, start) = (actors.clone(), start.clone());
+            async move {
+                start.wait().await;
+                for actor in &actors {
+                    actor.stop();
+                }
+            }
+        });
+        let killer = tokio::spawn({
+            let (actors, start) = (actors.clone(), start.clone());
+            async move {
+                start.wait().await;
+                for actor in actors.iter().rev().step_by(2) {
+                    actor.kill();
+                }
+            }
+        });
+        start.wait().await;
+        let report = within(system.shutdown(PATIENCE)).await;
+        within(stopper).await.unwrap();
+        within(killer).await.unwrap();
+        for actor in &actors {
+            let reason = exit_of(actor).await;
+            assert!(
+                matches!(
+                    reason,
+                    ExitReason::Normal | ExitReason::Shutdown | ExitReason::Killed
+                ),
+                "round {round}: {reason}"
+            );
+        }
+        assert_eq!(system.actor_count(), 0, "round {round}");
+        assert_eq!(report.killed, 0, "round {round}: nobody ignored shutdown");
+        let handled = journal.len() as u64;
+        let dead = system.dead_letters().count(DeadLetterReason::ActorStopped)
+            + system.dead_letters().count(DeadLetterReason::ActorKilled);
+        assert_eq!(
+            handled + dead,
+            ACTORS as u64 * QUEUED,
+            "round {round}: handled {handled} + dead {dead}"
+        );
+        let killed = actors
+            .iter()
+            .filter(|a| a.exit_reason() == Some(ExitReason::Killed))
+            .count();
+        assert_eq!(
+            journal.post_stops(),
+            ACTORS - killed,
+            "round {round}: post_stop ran for every actor not killed"
+        );
+    }
+}
