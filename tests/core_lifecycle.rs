@@ -267,3 +267,62 @@ async fn a_stop_requested_in_pre_start_stops_before_any_message() {
     let _ = quitter.tell(1).await;
     assert_eq!(quitter.wait_for_exit().await, ExitReason::Normal);
 }
+
+/// Spawns one child in `pre_start` and restarts on every error.
+struct Breeder {
+    children: std::sync::Arc<parking_lot::Mutex<Vec<ActorRef<Cmd>>>>,
+}
+
+impl Actor for Breeder {
+    type Message = u64;
+    type Error = support::ProbeError;
+    async fn pre_start(&mut self, ctx: &mut ActorContext<u64>) -> Result<(), Self::Error> {
+        let child = ctx
+            .spawn_child()
+            .spawn(Probe::new(&Seen::new()))
+            .expect("spawn child");
+        self.children.lock().push(child);
+        Ok(())
+    }
+    async fn handle_message(
+        &mut self,
+        n: u64,
+        _: &mut ActorContext<u64>,
+    ) -> Result<(), Self::Error> {
+        Err(support::ProbeError(n))
+    }
+    async fn on_error(&mut self, _: Self::Error, _: &ActorContext<u64>) -> ErrorAction {
+        ErrorAction::Restart
+    }
+}
+
+// Paused clock: if an old child never exits, the hang guard below fails at once.
+#[tokio::test(start_paused = true)]
+async fn a_restart_shuts_down_the_children_of_the_old_instance() {
+    let system = system();
+    let children = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let shared = children.clone();
+    let breeder = system
+        .spawn_builder()
+        .spawn_with_factory(move || Breeder {
+            children: shared.clone(),
+        })
+        .unwrap();
+    breeder.tell(1).await.unwrap();
+    breeder.tell(2).await.unwrap();
+    while children.lock().len() < 3 {
+        tokio::task::yield_now().await;
+    }
+    let all = children.lock().clone();
+    for old in &all[..2] {
+        let exit =
+            tokio::time::timeout(std::time::Duration::from_secs(60), old.wait_for_exit()).await;
+        assert_eq!(
+            exit,
+            Ok(ExitReason::Shutdown),
+            "a child of an old instance outlived the restart"
+        );
+    }
+    assert!(all[2].is_alive(), "the current instance's child lives on");
+    assert_eq!(system.metrics().snapshot().restarts, 2);
+}

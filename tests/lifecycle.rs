@@ -458,3 +458,43 @@ async fn kill_right_after_spawn_accounts_for_the_queue() {
     assert_eq!(handled + dead, 3);
     within(system.all_stopped()).await;
 }
+
+// ---------------------------------------------------------------------------
+// Metrics
+// ---------------------------------------------------------------------------
+
+/// Handles ten messages, then parks; returns the actor and the parked key.
+async fn ten_handled_then_parked(
+    system: &ActorSystem,
+    journal: &std::sync::Arc<Journal>,
+) -> (ActorRef<Cmd>, common::GateKey) {
+    let actor = spawn_recorder(system, journal, MailboxConfig::unbounded());
+    for v in 0..10 {
+        actor.tell(Cmd::Rec(v)).await.unwrap();
+    }
+    journal.wait_len(10).await;
+    let key = park(&actor, Cmd::Park).await;
+    (actor, key)
+}
+
+#[tokio::test]
+async fn handled_messages_reach_the_metrics_when_the_actor_stops() {
+    let system = system();
+    let journal = Journal::new();
+    let (actor, key) = ten_handled_then_parked(&system, &journal).await;
+    actor.stop();
+    key.release();
+    assert_eq!(exit_of(&actor).await, ExitReason::Normal);
+    // Ten `Rec`s and the `Park`.
+    assert_eq!(system.metrics().snapshot().messages_handled, 11);
+}
+
+#[tokio::test]
+async fn handled_messages_reach_the_metrics_when_the_actor_is_killed() {
+    let system = system();
+    let journal = Journal::new();
+    let (actor, _key) = ten_handled_then_parked(&system, &journal).await;
+    actor.kill();
+    assert_eq!(exit_of(&actor).await, ExitReason::Killed);
+    assert_eq!(system.metrics().snapshot().messages_handled, 11);
+}

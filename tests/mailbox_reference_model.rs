@@ -204,12 +204,13 @@ impl Model {
         if self.closed {
             return false;
         }
-        match signal {
-            SystemSignal::Stop => self.stop_pending = true,
-            SystemSignal::Shutdown => self.shutdown_pending = true,
+        let pending = match signal {
+            SystemSignal::Stop => &mut self.stop_pending,
+            SystemSignal::Shutdown => &mut self.shutdown_pending,
             _ => unreachable!("only Stop and Shutdown exist"),
-        }
-        true
+        };
+        // Raising a pending signal again is a no-op and says so.
+        !std::mem::replace(pending, true)
     }
 
     fn try_recv(&mut self) -> Option<RecvOutcome> {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use airssys_rt::mailbox::DeadLetterReason;
 use airssys_rt::prelude::*;
-use common::{Cmd, Journal, PATIENCE, Recorder, exit_of, park, spawn_recorder, system};
+use common::{Cmd, Journal, PATIENCE, Recorder, exit_of, park, spawn_recorder, system, within};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -89,7 +89,7 @@ async fn an_actor_that_ignores_shutdown_is_killed() {
     let stubborn = spawn_recorder(&system, &journal, MailboxConfig::unbounded());
     let (entered_tx, entered) = oneshot::channel();
     stubborn.tell(Cmd::Forever(entered_tx)).await.unwrap();
-    entered
+    within(entered)
         .await
         .expect("the stubborn actor is stuck in its handler");
     stubborn.tell(Cmd::Rec(1)).await.unwrap();
@@ -254,5 +254,55 @@ async fn shutdown_of_an_empty_system_reports_nothing() {
             report.dead_letters
         ),
         (0, 0, 0, 0, 0)
+    );
+}
+
+/// Hangs in `post_stop` after reporting that it got there.
+struct StuckInPostStop {
+    entered: Option<oneshot::Sender<()>>,
+}
+
+impl Actor for StuckInPostStop {
+    type Message = u64;
+    type Error = std::convert::Infallible;
+
+    async fn handle_message(
+        &mut self,
+        _: u64,
+        _: &mut ActorContext<u64>,
+    ) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    async fn post_stop(&mut self, _: &ActorContext<u64>) -> Result<(), Self::Error> {
+        if let Some(entered) = self.entered.take() {
+            let _ = entered.send(());
+        }
+        std::future::pending::<()>().await;
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn killing_an_actor_that_was_already_stopping_does_not_reduce_stopped_cleanly() {
+    let system = system();
+    let journal = Journal::new();
+    let (entered_tx, entered) = oneshot::channel();
+    let stuck = system
+        .spawn(StuckInPostStop {
+            entered: Some(entered_tx),
+        })
+        .unwrap();
+    stuck.stop();
+    within(entered).await.expect("stuck in post_stop");
+    let polite = spawn_recorder(&system, &journal, MailboxConfig::unbounded());
+
+    let report = system.shutdown(Duration::from_secs(2)).await;
+    assert_eq!(exit_of(&polite).await, ExitReason::Shutdown);
+    assert_eq!(exit_of(&stuck).await, ExitReason::Killed);
+    assert_eq!(report.actors, 1, "only the polite actor was running");
+    assert_eq!(
+        report.stopped_cleanly, 1,
+        "the polite actor stopped cleanly: {report}"
     );
 }

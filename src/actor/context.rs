@@ -17,12 +17,15 @@ use crate::util::{ActorId, time};
 
 /// The context an actor's hooks run with.
 ///
-/// Timers started here are cancelled when the actor stops, and children
-/// spawned here are shut down when it stops.
+/// Timers started here are cancelled, and children spawned here are shut
+/// down, when the actor stops or restarts.
 pub struct ActorContext<M: Message> {
     myself: ActorRef<M>,
     system: ActorSystem,
     stop_requested: bool,
+    /// Messages handled since the last flush to the system's counter; the
+    /// rest is flushed when the context is dropped, on every exit path
+    /// (a kill included).
     pub(crate) handled: u64,
     /// Timers and children, allocated the first time either is used so that
     /// actors without them stay small.
@@ -164,8 +167,11 @@ impl<M: Message> ActorContext<M> {
     }
 }
 
-impl<M: Message> Drop for ActorContext<M> {
-    fn drop(&mut self) {
+impl<M: Message> ActorContext<M> {
+    /// Cancels this actor's timers and shuts its children down: done when it
+    /// stops, and before a restart (the fresh instance starts with none, as
+    /// in Akka and OTP).
+    pub(crate) fn release_dependents(&mut self) {
         let Some(dependents) = self.dependents.take() else {
             return;
         };
@@ -175,5 +181,12 @@ impl<M: Message> Drop for ActorContext<M> {
         for child in &dependents.children {
             child.signal(SystemSignal::Shutdown);
         }
+    }
+}
+
+impl<M: Message> Drop for ActorContext<M> {
+    fn drop(&mut self) {
+        self.system.metrics().messages_handled(self.handled);
+        self.release_dependents();
     }
 }

@@ -189,7 +189,8 @@ impl<M: Message> ActorRef<M> {
 
     /// Asks the actor to stop after its current message (system lane: ahead
     /// of queued messages, even in a full mailbox). Queued messages become
-    /// dead letters. Returns `false` if it is already stopping.
+    /// dead letters. Returns `false` if it has stopped or a stop request is
+    /// already pending.
     pub fn stop(&self) -> bool {
         self.cell.mailbox.signal(SystemSignal::Stop)
     }

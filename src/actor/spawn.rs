@@ -89,18 +89,23 @@ enum LoopExit {
 }
 
 async fn run<A, F>(
-    mut actor: A,
+    actor: A,
     mut factory: F,
-    mut ctx: ActorContext<A::Message>,
+    context: ActorContext<A::Message>,
     exit: ExitGuard<A::Message>,
 ) where
     A: Actor,
     F: Rebuild<A>,
 {
+    // Locals are dropped before parameters: if the task is killed, the actor
+    // and its context (timers, children, the handled count) go before `exit`
+    // publishes the exit.
+    let mut ctx = context;
+    let mut actor = actor;
     let Some(mut inbox) = exit.cell.mailbox.receiver() else {
         let reason =
             ExitReason::Error("internal error: the actor's mailbox already had a receiver".into());
-        return exit.finish(reason, 0);
+        return exit.finish(reason);
     };
     tracing::debug!(actor = %exit.cell.id, name = ?exit.cell.name, "actor started");
     let reason = loop {
@@ -147,6 +152,7 @@ async fn run<A, F>(
         }
         match std::panic::catch_unwind(AssertUnwindSafe(|| factory.rebuild())) {
             Ok(Some(fresh)) => {
+                ctx.release_dependents();
                 actor = fresh;
                 ctx.system().metrics().restarted();
                 tracing::debug!(actor = %exit.cell.id, "actor restarted");
@@ -163,10 +169,9 @@ async fn run<A, F>(
     };
     // The receiver goes first: draining takes it again.
     drop(inbox);
-    let handled = ctx.handled;
     drop(ctx);
     drop(actor);
-    exit.finish(reason, handled);
+    exit.finish(reason);
 }
 
 /// The message loop: system signals first, then user messages, until a stop
@@ -232,9 +237,8 @@ impl<M: Message> ExitGuard<M> {
         ExitReason::Panic(text)
     }
 
-    fn finish(mut self, reason: ExitReason, handled: u64) {
+    fn finish(mut self, reason: ExitReason) {
         self.finished = true;
-        self.system.metrics().messages_handled(handled);
         self.conclude(reason);
     }
 

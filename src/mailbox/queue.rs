@@ -299,14 +299,17 @@ impl<T: MailboxItem> Mailbox<T> {
     }
 
     /// Raises a signal on the system lane. Returns `false` if the mailbox is
-    /// closed (the actor is already stopping). A signal already pending is
-    /// not raised twice; when several kinds are pending, `Shutdown` is served
-    /// before `Stop`.
+    /// closed (the actor is already stopping) or the same signal is already
+    /// pending (raising it twice is the same as once). When several kinds are
+    /// pending, `Shutdown` is served before `Stop`.
     pub fn signal(&self, signal: SystemSignal) -> bool {
         if self.is_closed() {
             return false;
         }
-        self.signals.fetch_or(signal_bit(signal), SeqCst);
+        let bit = signal_bit(signal);
+        if self.signals.fetch_or(bit, SeqCst) & bit != 0 {
+            return false;
+        }
         let state = self.state.fetch_and(!PARKED, SeqCst);
         if state & PARKED != 0 {
             self.rx_waker.wake();

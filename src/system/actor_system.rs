@@ -1,6 +1,7 @@
 //! [`ActorSystem`]: owns the registry of live actors, the dead-letter office
 //! and the runtime counters, spawns actors, and shuts everything down.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,6 +19,12 @@ use crate::actor::cell::ActorControl;
 use crate::actor::{Actor, ActorRef};
 use crate::mailbox::{DeadLetterOffice, SystemSignal};
 use crate::util::{RuntimeMetrics, RuntimeMetricsSnapshot, time};
+
+/// An actor's identity within one shutdown: the address of its cell (a
+/// plain number, so the shutdown future stays `Send`).
+fn identity(actor: &Arc<dyn ActorControl>) -> usize {
+    Arc::as_ptr(actor).cast::<()>() as usize
+}
 
 /// How long killed actors get to unwind before shutdown gives up on them.
 const KILL_GRACE: Duration = Duration::from_secs(1);
@@ -59,7 +66,8 @@ pub struct ShutdownReport {
     pub actors: usize,
     /// Of those, how many stopped gracefully (ran `post_stop`) in time.
     pub stopped_cleanly: usize,
-    /// How many had to be killed when the grace period ran out.
+    /// How many had to be killed when the grace period ran out (actors that
+    /// were already stopping on their own included).
     pub killed: usize,
     /// Actors still running after the kill grace (stuck in blocking code).
     pub unresponsive: usize,
@@ -203,18 +211,24 @@ impl ActorSystem {
         self.inner.shutting_down.store(true, Ordering::Release);
         // Actors whose mailbox is already closed are stopping by themselves:
         // they are waited for but not counted as stopped by this shutdown.
-        let actors = self
+        let signalled: HashSet<usize> = self
             .live_actors()
             .iter()
             .filter(|actor| actor.signal(SystemSignal::Shutdown))
-            .count();
-        let mut killed = 0;
+            .map(identity)
+            .collect();
+        let actors = signalled.len();
+        let (mut killed, mut killed_signalled) = (0, 0);
         if tokio::time::timeout(timeout, self.all_stopped())
             .await
             .is_err()
         {
             let stragglers = self.live_actors();
             killed = stragglers.len();
+            killed_signalled = stragglers
+                .iter()
+                .filter(|actor| signalled.contains(&identity(actor)))
+                .count();
             for actor in &stragglers {
                 actor.kill();
             }
@@ -223,7 +237,9 @@ impl ActorSystem {
         let unresponsive = self.actor_count();
         let report = ShutdownReport {
             actors,
-            stopped_cleanly: actors.saturating_sub(killed),
+            // Stragglers that were already stopping on their own are killed
+            // too, but were never counted in `actors`.
+            stopped_cleanly: actors - killed_signalled,
             killed,
             unresponsive,
             dead_letters: self.inner.shared.dead_letters.total(),
@@ -300,6 +316,17 @@ mod tests {
             ActorSystem::new(SystemConfig::default()).unwrap_err(),
             SystemError::NoRuntime
         );
+    }
+
+    #[test]
+    fn system_futures_can_be_spawned() {
+        fn assert_send<T: Send>(_: &T) {}
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let system = ActorSystem::with_runtime(SystemConfig::default(), runtime.handle().clone());
+        assert_send(&system.shutdown(Duration::ZERO));
+        assert_send(&system.all_stopped());
     }
 
     #[tokio::test]
