@@ -209,59 +209,6 @@ async fn timers_fire_on_schedule_and_stop_with_the_actor() {
     );
 }
 
-struct Parent {
-    child: Option<ActorRef<Cmd>>,
-    seen: std::sync::Arc<Seen>,
-}
-
-#[derive(Debug)]
-struct GetChild(ReplyTo<ActorRef<Cmd>>);
-impl Message for GetChild {
-    const MESSAGE_TYPE: &'static str = "test.get-child";
-}
-
-impl Actor for Parent {
-    type Message = GetChild;
-    type Error = SystemError;
-    async fn pre_start(&mut self, ctx: &mut ActorContext<GetChild>) -> Result<(), SystemError> {
-        self.child = Some(
-            ctx.spawn_child()
-                .name("child")
-                .spawn(Probe::new(&self.seen))?,
-        );
-        Ok(())
-    }
-    async fn handle_message(
-        &mut self,
-        GetChild(reply): GetChild,
-        _: &mut ActorContext<GetChild>,
-    ) -> Result<(), SystemError> {
-        if let Some(child) = &self.child {
-            let _ = reply.reply(child.clone());
-        }
-        Ok(())
-    }
-}
-
-#[tokio::test]
-async fn children_are_shut_down_with_their_parent() {
-    let system = system();
-    let seen = Seen::new();
-    let parent = system
-        .spawn(Parent {
-            child: None,
-            seen: seen.clone(),
-        })
-        .unwrap();
-    let child = parent.ask(GetChild, PATIENCE).await.unwrap();
-    assert_eq!(child.name(), Some("child"));
-    assert!(child.is_alive());
-    parent.stop();
-    assert_eq!(parent.wait_for_exit().await, ExitReason::Normal);
-    assert_eq!(child.wait_for_exit().await, ExitReason::Shutdown);
-    assert_eq!(seen.post_stops(), 1);
-}
-
 #[tokio::test]
 async fn an_ask_with_an_enormous_timeout_waits_instead_of_overflowing() {
     let system = system();
