@@ -46,6 +46,7 @@ pub mod actor;
 pub mod address;
 pub mod mailbox;
 pub mod message;
+pub mod supervisor;
 pub mod system;
 pub mod util;
 
@@ -54,6 +55,9 @@ pub mod prelude {
     pub use crate::actor::{Actor, ActorContext, ActorRef, ErrorAction, ExitReason, ReplyTo};
     pub use crate::mailbox::{Backpressure, MailboxConfig, MailboxKind};
     pub use crate::message::{Message, MessageEnvelope, MessagePriority};
+    pub use crate::supervisor::{
+        ChildShutdown, ChildSpec, RestartType, SupervisionStrategy, SupervisorRef, SupervisorSpec,
+    };
     pub use crate::system::{
         ActorSystem, AskError, SendError, SendErrorKind, SystemConfig, SystemError,
     };

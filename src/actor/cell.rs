@@ -3,6 +3,8 @@
 //! here; the actor's task owns the state itself.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -52,9 +54,26 @@ impl<M: Message> MailboxItem for Delivery<M> {
 /// Lifecycle control that does not depend on the message type, so the system
 /// and parents can stop, kill and inspect any actor.
 pub(crate) trait ActorControl: Send + Sync {
+    fn id(&self) -> ActorId;
     fn signal(&self, signal: SystemSignal) -> bool;
     fn kill(&self);
     fn is_closed(&self) -> bool;
+    /// Whether a supervisor owns this actor (then the system's shutdown
+    /// leaves it to that supervisor, which stops its children in order).
+    fn is_supervised(&self) -> bool;
+    fn wait_for_exit(&self) -> Pin<Box<dyn Future<Output = ExitReason> + Send + '_>>;
+}
+
+/// Told when an actor has started (its first `pre_start` succeeded) and when
+/// it has exited; how supervisors learn about their children.
+pub(crate) trait LifecycleWatcher: Send + Sync {
+    /// Called once, after the first successful `pre_start`.
+    fn started(&self, actor: ActorId);
+    /// Called once, after the exit reason is published and the actor has
+    /// left the system's registry.
+    fn exited(&self, actor: ActorId, reason: &ExitReason);
+    /// Whether the watcher is a supervisor owning the actor.
+    fn is_supervisor(&self) -> bool;
 }
 
 pub(crate) struct ActorCell<M: Message> {
@@ -66,6 +85,9 @@ pub(crate) struct ActorCell<M: Message> {
     exit: OnceLock<ExitReason>,
     exited: Notify,
     abort: OnceLock<AbortHandle>,
+    /// Set at spawn for actors someone watches (supervised children and
+    /// root supervisors); `None` costs nothing on the message path.
+    pub(crate) watcher: Option<Box<dyn LifecycleWatcher>>,
 }
 
 impl<M: Message> fmt::Debug for ActorCell<M> {
@@ -85,6 +107,7 @@ impl<M: Message> ActorCell<M> {
         name: Option<Arc<str>>,
         mailbox: MailboxConfig,
         shared: Arc<SystemShared>,
+        watcher: Option<Box<dyn LifecycleWatcher>>,
     ) -> Self {
         Self {
             mailbox: Mailbox::new(mailbox),
@@ -95,6 +118,7 @@ impl<M: Message> ActorCell<M> {
             exit: OnceLock::new(),
             exited: Notify::new(),
             abort: OnceLock::new(),
+            watcher,
         }
     }
 
@@ -155,6 +179,18 @@ impl<M: Message> ActorCell<M> {
 }
 
 impl<M: Message> ActorControl for ActorCell<M> {
+    fn id(&self) -> ActorId {
+        self.id
+    }
+
+    fn is_supervised(&self) -> bool {
+        self.watcher.as_ref().is_some_and(|w| w.is_supervisor())
+    }
+
+    fn wait_for_exit(&self) -> Pin<Box<dyn Future<Output = ExitReason> + Send + '_>> {
+        Box::pin(ActorCell::wait_for_exit(self))
+    }
+
     fn signal(&self, signal: SystemSignal) -> bool {
         self.mailbox.signal(signal)
     }
@@ -196,6 +232,7 @@ mod tests {
             None,
             MailboxConfig::unbounded(),
             shared.clone(),
+            None,
         );
         for i in 0..3 {
             let _ = cell.mailbox.try_push(Delivery::Tell(i));
@@ -216,6 +253,7 @@ mod tests {
             None,
             MailboxConfig::unbounded(),
             shared(),
+            None,
         ));
         let waiter = tokio::spawn({
             let cell = cell.clone();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use futures::FutureExt;
 
-use super::cell::{ActorCell, Delivery};
+use super::cell::{ActorCell, ActorControl, Delivery, LifecycleWatcher};
 use super::lifecycle::panic_text;
 use super::{Actor, ActorContext, ActorRef, ActorState, ErrorAction, ExitReason};
 use crate::mailbox::{DeadLetterReason, MailboxConfig, MailboxReceiver, Received, SystemSignal};
@@ -41,13 +41,15 @@ impl<A, F: FnMut() -> A + Send + 'static> Rebuild<A> for Factory<F> {
 }
 
 /// Starts `actor` in `system`; `factory` builds replacements for
-/// `ErrorAction::Restart`.
+/// `ErrorAction::Restart` (unsupervised actors restart in place; a
+/// supervised one exits and leaves the restart to its supervisor).
 pub(crate) fn spawn_actor<A, F>(
     system: &ActorSystem,
     name: Option<Arc<str>>,
     mailbox: MailboxConfig,
     actor: A,
     factory: F,
+    watcher: Option<Box<dyn LifecycleWatcher>>,
 ) -> Result<ActorRef<A::Message>, SystemError>
 where
     A: Actor,
@@ -59,6 +61,7 @@ where
         name,
         mailbox,
         system.shared(),
+        watcher,
     ));
     let myself = ActorRef::from_cell(cell.clone());
     let slot = system.register(myself.control())?;
@@ -85,7 +88,8 @@ type Inbox<'a, M> = MailboxReceiver<'a, Delivery<M>>;
 /// How the message loop ended.
 enum LoopExit {
     Stop(ExitReason),
-    Restart,
+    /// `on_error` chose `Restart` after this error.
+    Restart(String),
 }
 
 async fn run<A, F>(
@@ -108,6 +112,7 @@ async fn run<A, F>(
         return exit.finish(reason);
     };
     tracing::debug!(actor = %exit.cell.id, name = ?exit.cell.name, "actor started");
+    let mut first_start = true;
     let reason = loop {
         exit.cell.set_state(ActorState::Starting);
         match AssertUnwindSafe(actor.pre_start(&mut ctx))
@@ -119,14 +124,25 @@ async fn run<A, F>(
             Ok(Ok(())) => {}
         }
         exit.cell.set_state(ActorState::Running);
+        if first_start {
+            first_start = false;
+            if let Some(watcher) = &exit.cell.watcher {
+                watcher.started(exit.cell.id);
+            }
+        }
         let loop_exit = match AssertUnwindSafe(serve(&mut actor, &mut ctx, &mut inbox))
             .catch_unwind()
             .await
         {
+            // A supervised actor is restarted by its supervisor, which applies
+            // its strategy and counts the restart: it exits abnormally.
+            Ok(LoopExit::Restart(error)) if exit.cell.is_supervised() => LoopExit::Stop(
+                ExitReason::Error(format!("restart requested after: {error}")),
+            ),
             Ok(loop_exit) => loop_exit,
             Err(panic) => LoopExit::Stop(exit.panicked(panic)),
         };
-        let restarting = matches!(loop_exit, LoopExit::Restart);
+        let restarting = matches!(loop_exit, LoopExit::Restart(_));
         if restarting {
             exit.cell.set_state(ActorState::Restarting);
         } else {
@@ -135,7 +151,7 @@ async fn run<A, F>(
         }
         let mut reason = match loop_exit {
             LoopExit::Stop(reason) => reason,
-            LoopExit::Restart => ExitReason::Normal,
+            LoopExit::Restart(_) => ExitReason::Normal,
         };
         match AssertUnwindSafe(actor.post_stop(&ctx)).catch_unwind().await {
             Ok(Ok(())) => {}
@@ -212,8 +228,11 @@ async fn serve<A: Actor>(
             let text = error.to_string();
             match actor.on_error(error, ctx).await {
                 ErrorAction::Resume => {}
-                ErrorAction::Restart => return LoopExit::Restart,
-                ErrorAction::Stop => return LoopExit::Stop(ExitReason::Error(text)),
+                ErrorAction::Restart => return LoopExit::Restart(text),
+                ErrorAction::Stop => {
+                    tracing::info!(actor = %ctx.id(), error = %text, "actor stops after an error");
+                    return LoopExit::Stop(ExitReason::Normal);
+                }
                 ErrorAction::Escalate => return LoopExit::Stop(ExitReason::Escalated(text)),
             }
         }
@@ -249,8 +268,17 @@ impl<M: Message> ExitGuard<M> {
         };
         self.cell.close_and_drain(dead);
         tracing::debug!(actor = %self.cell.id, %reason, "actor stopped");
-        self.cell.publish_exit(reason);
-        self.system.deregister(self.slot);
+        match &self.cell.watcher {
+            Some(watcher) => {
+                self.cell.publish_exit(reason.clone());
+                self.system.deregister(self.slot);
+                watcher.exited(self.cell.id, &reason);
+            }
+            None => {
+                self.cell.publish_exit(reason);
+                self.system.deregister(self.slot);
+            }
+        }
     }
 }
 

@@ -11,13 +11,17 @@ use crate::message::Message;
 pub enum ErrorAction {
     /// Keep the current state and go on with the next message.
     Resume,
-    /// Run `post_stop`, build a fresh actor from the spawn factory, run its
-    /// `pre_start`, and go on with the queued messages.
+    /// Restart the actor. A supervised actor exits with
+    /// [`ExitReason::Error`](super::ExitReason::Error) and its supervisor
+    /// restarts it by its strategy (the restart counts toward intensity). An
+    /// unsupervised actor restarts in place: `post_stop`, a fresh instance
+    /// from the spawn factory, its `pre_start`, then the queued messages.
     Restart,
-    /// Stop with exit reason [`ExitReason::Error`](super::ExitReason::Error).
+    /// Stop normally: exit reason [`ExitReason::Normal`](super::ExitReason::Normal),
+    /// so a transient child is not restarted. The error is logged.
     Stop,
-    /// Stop with exit reason [`ExitReason::Escalated`](super::ExitReason::Escalated),
-    /// handing the decision to the supervisor.
+    /// Exit abnormally with [`ExitReason::Escalated`](super::ExitReason::Escalated),
+    /// handing the decision to the supervisor (the default).
     Escalate,
 }
 
@@ -76,14 +80,15 @@ pub trait Actor: Send + Sized + 'static {
     }
 
     /// Decides what happens after `handle_message` failed. Defaults to
-    /// [`ErrorAction::Stop`], like a crashing Erlang process.
+    /// [`ErrorAction::Escalate`]: the actor exits abnormally, like a crashing
+    /// Erlang process, and its supervisor (if any) decides what comes next.
     fn on_error(
         &mut self,
         error: Self::Error,
         ctx: &ActorContext<Self::Message>,
     ) -> impl Future<Output = ErrorAction> + Send {
         let _ = (error, ctx);
-        async { ErrorAction::Stop }
+        async { ErrorAction::Escalate }
     }
 }
 
@@ -133,7 +138,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn resume_keeps_state_and_stop_reports_the_error() {
+    async fn resume_keeps_state_stop_is_normal_and_escalate_is_abnormal() {
         let system = ActorSystem::new(Default::default()).unwrap();
         let resume = system
             .spawn(EvenOnly {
@@ -155,10 +160,7 @@ mod tests {
             .unwrap();
         stop.tell(Msg::Num(7)).await.unwrap();
         let reason = stop.wait_for_exit().await;
-        assert_eq!(
-            reason,
-            crate::actor::ExitReason::Error("odd number 7".into())
-        );
+        assert_eq!(reason, crate::actor::ExitReason::Normal);
 
         let escalate = system
             .spawn(EvenOnly {

@@ -18,6 +18,11 @@ use super::{ActorSpawnBuilder, SystemConfig, SystemError};
 use crate::actor::cell::ActorControl;
 use crate::actor::{Actor, ActorRef};
 use crate::mailbox::{DeadLetterOffice, SystemSignal};
+use crate::supervisor::tree::{ChildWatcher, spawn_supervisor, started};
+use crate::supervisor::{
+    ChildId, SupervisionBus, SupervisionEvents, SupervisorError, SupervisorRef, SupervisorSpec,
+    SupervisorStats,
+};
 use crate::util::{RuntimeMetrics, RuntimeMetricsSnapshot, time};
 
 /// An actor's identity within one shutdown: the address of its cell (a
@@ -57,6 +62,23 @@ struct Inner {
     metrics: Arc<RuntimeMetrics>,
     started_at: DateTime<Utc>,
     started: Instant,
+    root_failures: Mutex<Vec<RootFailure>>,
+}
+
+/// A root supervisor that exceeded its restart intensity: the end of an
+/// escalation, with nobody above to restart it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootFailure {
+    /// The supervisor's actor id.
+    pub supervisor: crate::util::ActorId,
+    /// Its name, if it had one.
+    pub name: Option<String>,
+    /// Restarts in its window when it gave up (the refused one included).
+    pub restarts: u32,
+    /// Its intensity window.
+    pub period: Duration,
+    /// When it gave up.
+    pub at: DateTime<Utc>,
 }
 
 /// What [`ActorSystem::shutdown`] did.
@@ -142,6 +164,7 @@ impl ActorSystem {
                 metrics,
                 started_at: time::now(),
                 started: Instant::now(),
+                root_failures: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -164,6 +187,67 @@ impl ActorSystem {
     /// A builder to spawn an actor with a name or a custom mailbox.
     pub fn spawn_builder(&self) -> ActorSpawnBuilder<'_> {
         ActorSpawnBuilder::new(self)
+    }
+
+    /// Starts a root supervisor from `spec` and waits until all its children
+    /// have started (each child's `pre_start` done, in order). If one cannot
+    /// start, the ones already started are stopped and this fails, as OTP's
+    /// `start_link` does.
+    pub async fn start_supervisor(
+        &self,
+        spec: SupervisorSpec,
+    ) -> Result<SupervisorRef, SupervisorError> {
+        let name = spec.name.clone().unwrap_or_else(|| "supervisor".into());
+        let child = ChildId::from(&*name);
+        let (watcher, ready) = ChildWatcher::root();
+        let supervisor =
+            spawn_supervisor(self, spec, name, true, Box::new(watcher)).map_err(|error| {
+                SupervisorError::StartFailed {
+                    child: child.clone(),
+                    reason: crate::actor::ExitReason::Error(error.to_string()),
+                }
+            })?;
+        started(&*supervisor.actor.control(), ready)
+            .await
+            .map_err(|reason| SupervisorError::StartFailed { child, reason })?;
+        Ok(supervisor)
+    }
+
+    /// Subscribes to what every supervisor in this system does, from now on.
+    pub fn supervision_events(&self) -> SupervisionEvents {
+        self.inner.shared.supervision.subscribe()
+    }
+
+    /// Totals over all supervisors: restarts, failures, live children.
+    pub fn supervisor_stats(&self) -> SupervisorStats {
+        self.inner.shared.supervision.stats()
+    }
+
+    /// Root supervisors that gave up (exceeded their restart intensity).
+    pub fn root_failures(&self) -> Vec<RootFailure> {
+        self.inner.root_failures.lock().clone()
+    }
+
+    pub(crate) fn supervision_bus(&self) -> Arc<SupervisionBus> {
+        self.inner.shared.supervision.clone()
+    }
+
+    pub(crate) fn record_root_failure(
+        &self,
+        supervisor: crate::util::ActorId,
+        name: Option<String>,
+        restarts: u32,
+        period: Duration,
+    ) {
+        let failure = RootFailure {
+            supervisor,
+            name,
+            restarts,
+            period,
+            at: time::now(),
+        };
+        tracing::error!(system = %self.name(), supervisor = %failure.supervisor, name = ?failure.name, restarts, "root supervisor gave up: the supervision tree is gone");
+        self.inner.root_failures.lock().push(failure);
     }
 
     /// Actors currently alive.
@@ -203,7 +287,8 @@ impl ActorSystem {
     }
 
     /// Stops every actor: each gets a `Shutdown` signal ahead of its queued
-    /// messages and runs `post_stop`; actors still running after `timeout`
+    /// messages and runs `post_stop` (supervisors stop their children first,
+    /// in reverse start order); actors still running after `timeout`
     /// are killed. Queued messages become dead letters. New spawns fail from
     /// the moment this is called.
     pub async fn shutdown(&self, timeout: Duration) -> ShutdownReport {
@@ -211,12 +296,17 @@ impl ActorSystem {
         self.inner.shutting_down.store(true, Ordering::Release);
         // Actors whose mailbox is already closed are stopping by themselves:
         // they are waited for but not counted as stopped by this shutdown.
-        let signalled: HashSet<usize> = self
+        // Supervised actors are left to their supervisors, which stop their
+        // children in reverse start order (the tree goes down top-down).
+        let running: Vec<_> = self
             .live_actors()
-            .iter()
-            .filter(|actor| actor.signal(SystemSignal::Shutdown))
-            .map(identity)
+            .into_iter()
+            .filter(|actor| !actor.is_closed())
             .collect();
+        for actor in running.iter().filter(|actor| !actor.is_supervised()) {
+            actor.signal(SystemSignal::Shutdown);
+        }
+        let signalled: HashSet<usize> = running.iter().map(identity).collect();
         let actors = signalled.len();
         let (mut killed, mut killed_signalled) = (0, 0);
         if tokio::time::timeout(timeout, self.all_stopped())

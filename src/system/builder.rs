@@ -113,7 +113,7 @@ impl<'a> ActorSpawnBuilder<'a> {
         A: Actor,
         F: Rebuild<A>,
     {
-        let actor_ref = spawn_actor(self.system, self.name, self.mailbox, actor, factory)?;
+        let actor_ref = spawn_actor(self.system, self.name, self.mailbox, actor, factory, None)?;
         if let Some(children) = self.parent {
             children.retain(|child| !child.is_closed());
             children.push(actor_ref.control());

@@ -8,7 +8,7 @@ pub mod errors;
 pub(crate) mod registry;
 pub(crate) mod shared;
 
-pub use actor_system::{ActorSystem, ShutdownReport, SystemInfo};
+pub use actor_system::{ActorSystem, RootFailure, ShutdownReport, SystemInfo};
 pub use builder::ActorSpawnBuilder;
 pub use config::SystemConfig;
 pub use errors::{AskError, ReplyError, SendError, SendErrorKind, SystemError};

@@ -72,6 +72,17 @@ mod tests {
         fn is_closed(&self) -> bool {
             false
         }
+        fn id(&self) -> crate::util::ActorId {
+            crate::util::ActorId::next()
+        }
+        fn is_supervised(&self) -> bool {
+            false
+        }
+        fn wait_for_exit(
+            &self,
+        ) -> std::pin::Pin<Box<dyn Future<Output = crate::actor::ExitReason> + Send + '_>> {
+            Box::pin(std::future::pending())
+        }
     }
 
     #[test]

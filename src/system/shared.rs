@@ -1,18 +1,20 @@
 //! The parts of a system that each actor cell reaches without holding the
-//! whole [`ActorSystem`](super::ActorSystem): the dead-letter office and the
-//! ask-timeout registry.
+//! whole [`ActorSystem`](super::ActorSystem): the dead-letter office, the
+//! ask-timeout registry and the supervision event bus.
 
 use std::sync::Arc;
 
 use tokio::runtime::Handle;
 
 use crate::mailbox::DeadLetterOffice;
+use crate::supervisor::SupervisionBus;
 use crate::util::RuntimeMetrics;
 use crate::util::deadlines::Deadlines;
 
 pub(crate) struct SystemShared {
     pub(crate) dead_letters: DeadLetterOffice,
     pub(crate) deadlines: Arc<Deadlines>,
+    pub(crate) supervision: Arc<SupervisionBus>,
 }
 
 impl SystemShared {
@@ -24,6 +26,7 @@ impl SystemShared {
         Self {
             dead_letters: DeadLetterOffice::with_metrics(dead_letters_kept, metrics),
             deadlines: Arc::new(Deadlines::new(runtime)),
+            supervision: Arc::default(),
         }
     }
 }

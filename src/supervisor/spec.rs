@@ -1,0 +1,458 @@
+//! Specifications: [`SupervisorSpec`] (strategy, intensity, children) and
+//! [`ChildSpec`] (id, how to build the child, restart type, shutdown,
+//! kind), built with small chaining builders. A spec is a value: cloning it
+//! is cheap, and a nested supervisor is started again from its spec on each
+//! restart.
+
+use std::fmt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+
+use super::traits::{BoundProbe, ChildStart, StartedChild};
+use super::tree::SupervisorStart;
+use super::{Backoff, HealthCheck, RestartType, SupervisionStrategy};
+use crate::actor::cell::LifecycleWatcher;
+use crate::actor::lifecycle::panic_text;
+use crate::actor::spawn::{NoFactory, spawn_actor};
+use crate::actor::{Actor, ActorRef, ExitReason};
+use crate::mailbox::MailboxConfig;
+use crate::system::ActorSystem;
+
+/// A child's id, unique within its supervisor.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChildId(Arc<str>);
+
+impl ChildId {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub(crate) fn shared(&self) -> Arc<str> {
+        self.0.clone()
+    }
+}
+
+impl fmt::Display for ChildId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for ChildId {
+    fn from(id: &str) -> Self {
+        Self(id.into())
+    }
+}
+
+impl From<String> for ChildId {
+    fn from(id: String) -> Self {
+        Self(id.into())
+    }
+}
+
+impl PartialEq<str> for ChildId {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for ChildId {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+/// How a supervisor stops a child (OTP's `shutdown`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChildShutdown {
+    /// Kill at once: no `post_stop`.
+    BrutalKill,
+    /// Ask it to stop (a `Shutdown` signal, then `post_stop`); kill it if it
+    /// has not exited after this long.
+    Timeout(Duration),
+    /// Ask it to stop and wait as long as it takes (the default for nested
+    /// supervisors, which need the time to stop their own children).
+    Infinity,
+}
+
+/// Whether a child is a worker or a supervisor (reported by
+/// `which_children` and `count_children`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChildKind {
+    /// An ordinary actor.
+    Worker,
+    /// A nested supervisor.
+    Supervisor,
+}
+
+/// The default graceful-stop time for workers (OTP's 5000 ms).
+pub const DEFAULT_WORKER_SHUTDOWN: Duration = Duration::from_secs(5);
+
+/// One child of a supervisor: what to start and how to treat it.
+///
+/// Build a worker with [`ChildSpec::worker`] (which returns a typed
+/// [`WorkerSpec`]) and a nested supervisor with [`ChildSpec::supervisor`].
+#[derive(Clone)]
+pub struct ChildSpec {
+    pub(crate) id: ChildId,
+    pub(crate) start: Arc<dyn ChildStart>,
+    pub(crate) kind: ChildKind,
+    pub(crate) options: ChildOptions,
+}
+
+/// The settings every child has, whatever it runs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ChildOptions {
+    pub(crate) restart: RestartType,
+    pub(crate) shutdown: ChildShutdown,
+    pub(crate) backoff: Option<Backoff>,
+    pub(crate) health: Option<HealthCheck>,
+}
+
+impl fmt::Debug for ChildSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChildSpec")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("restart", &self.options.restart)
+            .field("shutdown", &self.options.shutdown)
+            .field("backoff", &self.options.backoff)
+            .field("health", &self.options.health)
+            .finish()
+    }
+}
+
+impl ChildSpec {
+    /// A worker built by `factory` for each start and restart. Permanent,
+    /// stopped gracefully with a 5 s timeout, unless changed.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::time::Duration;
+    /// use airssys_rt::prelude::*;
+    /// use airssys_rt::supervisor::{ChildShutdown, ChildSpec, RestartType};
+    ///
+    /// struct Cache;
+    /// impl Actor for Cache {
+    ///     type Message = u64;
+    ///     type Error = Infallible;
+    ///     async fn handle_message(&mut self, _: u64, _: &mut ActorContext<u64>) -> Result<(), Infallible> { Ok(()) }
+    /// }
+    ///
+    /// let spec: ChildSpec = ChildSpec::worker("cache", || Cache)
+    ///     .restart(RestartType::Transient)
+    ///     .shutdown(ChildShutdown::Timeout(Duration::from_secs(1)))
+    ///     .into();
+    /// assert_eq!(spec.id().as_str(), "cache");
+    /// ```
+    pub fn worker<A, F>(id: impl Into<ChildId>, factory: F) -> WorkerSpec<A>
+    where
+        A: Actor,
+        F: Fn() -> A + Send + Sync + 'static,
+    {
+        WorkerSpec {
+            id: id.into(),
+            factory: Arc::new(factory),
+            mailbox: None,
+            probe: None,
+            options: ChildOptions {
+                restart: RestartType::Permanent,
+                shutdown: ChildShutdown::Timeout(DEFAULT_WORKER_SHUTDOWN),
+                backoff: None,
+                health: None,
+            },
+        }
+    }
+
+    /// A nested supervisor started from `spec` (again on each restart).
+    /// Permanent, shutdown `Infinity`, unless changed.
+    pub fn supervisor(id: impl Into<ChildId>, spec: SupervisorSpec) -> ChildSpec {
+        ChildSpec {
+            id: id.into(),
+            start: Arc::new(SupervisorStart::new(spec)),
+            kind: ChildKind::Supervisor,
+            options: ChildOptions {
+                restart: RestartType::Permanent,
+                shutdown: ChildShutdown::Infinity,
+                backoff: None,
+                health: None,
+            },
+        }
+    }
+
+    /// The child's id.
+    pub fn id(&self) -> &ChildId {
+        &self.id
+    }
+
+    /// Worker or supervisor.
+    pub fn kind(&self) -> ChildKind {
+        self.kind
+    }
+
+    /// Its restart type.
+    pub fn restart_type(&self) -> RestartType {
+        self.options.restart
+    }
+
+    /// Sets when it is restarted.
+    pub fn restart(mut self, restart: RestartType) -> Self {
+        self.options.restart = restart;
+        self
+    }
+
+    /// Sets how it is stopped.
+    pub fn shutdown(mut self, shutdown: ChildShutdown) -> Self {
+        self.options.shutdown = shutdown;
+        self
+    }
+
+    /// Delays its restarts (beyond OTP); see [`Backoff`].
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.options.backoff = Some(backoff);
+        self
+    }
+}
+
+/// A health probe for actors taking messages `M`: `true` means healthy.
+type Probe<M> = Arc<dyn Fn(ActorRef<M>) -> BoxFuture<'static, bool> + Send + Sync>;
+
+/// A worker child spec, typed by its actor so a health probe can talk to it.
+/// Converts into a [`ChildSpec`].
+#[must_use = "a spec does nothing until given to a supervisor"]
+pub struct WorkerSpec<A: Actor> {
+    id: ChildId,
+    factory: Arc<dyn Fn() -> A + Send + Sync>,
+    mailbox: Option<MailboxConfig>,
+    probe: Option<Probe<A::Message>>,
+    options: ChildOptions,
+}
+
+impl<A: Actor> fmt::Debug for WorkerSpec<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerSpec")
+            .field("id", &self.id)
+            .field("mailbox", &self.mailbox)
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+impl<A: Actor> WorkerSpec<A> {
+    /// Sets when it is restarted.
+    pub fn restart(mut self, restart: RestartType) -> Self {
+        self.options.restart = restart;
+        self
+    }
+
+    /// Sets how it is stopped.
+    pub fn shutdown(mut self, shutdown: ChildShutdown) -> Self {
+        self.options.shutdown = shutdown;
+        self
+    }
+
+    /// Delays its restarts (beyond OTP); see [`Backoff`].
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.options.backoff = Some(backoff);
+        self
+    }
+
+    /// Its mailbox (the system's default otherwise).
+    pub fn mailbox(mut self, mailbox: MailboxConfig) -> Self {
+        self.mailbox = Some(mailbox);
+        self
+    }
+
+    /// Checks its health by `check` with `probe` (beyond OTP): a probe that
+    /// returns `false` or takes longer than the check's timeout is a failure.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::time::Duration;
+    /// use airssys_rt::prelude::*;
+    /// use airssys_rt::supervisor::{ChildSpec, HealthCheck};
+    ///
+    /// #[derive(Debug)]
+    /// enum Msg { Ping(ReplyTo<()>) }
+    /// impl Message for Msg { const MESSAGE_TYPE: &'static str = "db"; }
+    ///
+    /// struct Db;
+    /// impl Actor for Db {
+    ///     type Message = Msg;
+    ///     type Error = Infallible;
+    ///     async fn handle_message(&mut self, Msg::Ping(r): Msg, _: &mut ActorContext<Msg>) -> Result<(), Infallible> {
+    ///         let _ = r.reply(());
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let spec = ChildSpec::worker("db", || Db).health_check(
+    ///     HealthCheck::every(Duration::from_secs(5)).timeout(Duration::from_secs(1)),
+    ///     |db| async move { db.ask(Msg::Ping, Duration::from_secs(1)).await.is_ok() },
+    /// );
+    /// ```
+    pub fn health_check<P, Fut>(mut self, check: HealthCheck, probe: P) -> Self
+    where
+        P: Fn(ActorRef<A::Message>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = bool> + Send + 'static,
+    {
+        self.options.health = Some(check);
+        self.probe = Some(Arc::new(move |actor| probe(actor).boxed()));
+        self
+    }
+}
+
+impl<A: Actor> From<WorkerSpec<A>> for ChildSpec {
+    fn from(spec: WorkerSpec<A>) -> Self {
+        ChildSpec {
+            id: spec.id,
+            start: Arc::new(WorkerStart {
+                factory: spec.factory,
+                mailbox: spec.mailbox,
+                probe: spec.probe,
+            }),
+            kind: ChildKind::Worker,
+            options: spec.options,
+        }
+    }
+}
+
+/// Starts worker instances.
+struct WorkerStart<A: Actor> {
+    factory: Arc<dyn Fn() -> A + Send + Sync>,
+    mailbox: Option<MailboxConfig>,
+    probe: Option<Probe<A::Message>>,
+}
+
+impl<A: Actor> ChildStart for WorkerStart<A> {
+    fn start(
+        &self,
+        system: &ActorSystem,
+        name: Arc<str>,
+        watcher: Box<dyn LifecycleWatcher>,
+    ) -> Result<StartedChild, ExitReason> {
+        let actor = std::panic::catch_unwind(AssertUnwindSafe(|| (self.factory)()))
+            .map_err(|panic| ExitReason::Panic(panic_text(panic)))?;
+        let mailbox = self.mailbox.unwrap_or(system.config().default_mailbox);
+        let actor_ref = spawn_actor(system, Some(name), mailbox, actor, NoFactory, Some(watcher))
+            .map_err(|error| ExitReason::Error(error.to_string()))?;
+        let probe = self.probe.clone().map(|probe| {
+            let target = actor_ref.clone();
+            Box::new(move || probe(target.clone())) as BoundProbe
+        });
+        Ok(StartedChild {
+            control: actor_ref.control(),
+            handle: Arc::new(actor_ref),
+            probe,
+        })
+    }
+}
+
+/// The default restart intensity (OTP's: 1 restart in 5 seconds).
+pub const DEFAULT_MAX_RESTARTS: u32 = 1;
+/// The default intensity window (OTP's 5 seconds).
+pub const DEFAULT_RESTART_PERIOD: Duration = Duration::from_secs(5);
+
+/// A supervisor: its strategy, restart intensity and children in start order.
+///
+/// ```
+/// use std::convert::Infallible;
+/// use std::time::Duration;
+/// use airssys_rt::prelude::*;
+/// use airssys_rt::supervisor::{ChildSpec, SupervisorSpec};
+///
+/// struct Worker;
+/// impl Actor for Worker {
+///     type Message = u64;
+///     type Error = Infallible;
+///     async fn handle_message(&mut self, _: u64, _: &mut ActorContext<u64>) -> Result<(), Infallible> { Ok(()) }
+/// }
+///
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let system = ActorSystem::new(SystemConfig::default())?;
+/// let spec = SupervisorSpec::one_for_one()
+///     .name("app")
+///     .intensity(3, Duration::from_secs(10))
+///     .child(ChildSpec::worker("a", || Worker))
+///     .child(ChildSpec::worker("b", || Worker));
+/// let supervisor = system.start_supervisor(spec).await?;
+/// assert_eq!(supervisor.count_children().await?.active, 2);
+/// let worker = supervisor.child::<u64>("a").await?.expect("running");
+/// worker.tell(1).await?;
+/// # system.shutdown(Duration::from_secs(1)).await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a spec does nothing until started"]
+pub struct SupervisorSpec {
+    pub(crate) strategy: SupervisionStrategy,
+    pub(crate) max_restarts: u32,
+    pub(crate) max_restart_period: Duration,
+    pub(crate) children: Vec<ChildSpec>,
+    pub(crate) name: Option<Arc<str>>,
+}
+
+impl SupervisorSpec {
+    /// A spec with `strategy`, OTP's default intensity (1 restart in 5 s)
+    /// and no children yet.
+    pub fn new(strategy: SupervisionStrategy) -> Self {
+        Self {
+            strategy,
+            max_restarts: DEFAULT_MAX_RESTARTS,
+            max_restart_period: DEFAULT_RESTART_PERIOD,
+            children: Vec::new(),
+            name: None,
+        }
+    }
+
+    /// `new(OneForOne)`.
+    pub fn one_for_one() -> Self {
+        Self::new(SupervisionStrategy::OneForOne)
+    }
+
+    /// `new(OneForAll)`.
+    pub fn one_for_all() -> Self {
+        Self::new(SupervisionStrategy::OneForAll)
+    }
+
+    /// `new(RestForOne)`.
+    pub fn rest_for_one() -> Self {
+        Self::new(SupervisionStrategy::RestForOne)
+    }
+
+    /// Tolerates at most `max_restarts` restarts within any `period`; one
+    /// more and the supervisor stops its children and exits.
+    pub fn intensity(mut self, max_restarts: u32, period: Duration) -> Self {
+        self.max_restarts = max_restarts;
+        self.max_restart_period = period;
+        self
+    }
+
+    /// Names the supervisor's actor (for logs).
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Adds a child, started after the ones added before it.
+    pub fn child(mut self, child: impl Into<ChildSpec>) -> Self {
+        self.children.push(child.into());
+        self
+    }
+
+    /// The strategy.
+    pub fn strategy(&self) -> SupervisionStrategy {
+        self.strategy
+    }
+
+    /// The children in start order.
+    pub fn children(&self) -> &[ChildSpec] {
+        &self.children
+    }
+}

@@ -1,0 +1,782 @@
+//! The supervisor itself: an actor that starts its children in order,
+//! watches them exit, applies its strategy, counts restarts against its
+//! intensity, and stops its children in reverse order when it goes.
+//!
+//! Everything a supervisor does happens in its own message loop, one event
+//! at a time, like OTP's `supervisor` process: child exits, health reports
+//! and requests from [`SupervisorRef`] are messages to it.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+use tokio::task::AbortHandle;
+
+use super::events::EventSink;
+use super::monitor::spawn_monitor;
+use super::strategy::RestartIntensity;
+use super::traits::{ChildStart, StartedChild};
+use super::{
+    ChildCounts, ChildId, ChildInfo, ChildKind, ChildShutdown, ChildSpec, ChildStatus, RestartType,
+    SupervisionEvent, SupervisionStrategy, SupervisorError, SupervisorRef, SupervisorSpec,
+};
+use crate::actor::cell::{ActorControl, LifecycleWatcher};
+use crate::actor::spawn::{NoFactory, spawn_actor};
+use crate::actor::{Actor, ActorContext, ActorRef, ExitReason};
+use crate::mailbox::{MailboxConfig, SystemSignal};
+use crate::message::Message;
+use crate::system::ActorSystem;
+use crate::util::ActorId;
+
+/// What a supervisor receives.
+pub(crate) enum SupervisorMsg {
+    /// A child instance exited.
+    Exited { actor: ActorId, reason: ExitReason },
+    /// A child instance failed its health checks.
+    Unhealthy { actor: ActorId, failures: u32 },
+    /// A restart could not start this child: apply the strategy again (and
+    /// count it), like OTP's `try_again_restart`.
+    RetryRestart { child: ChildId },
+    /// A backoff delay is over: start these children (those still waiting).
+    RestartDue { children: Vec<ChildId> },
+    /// A request from a [`SupervisorRef`].
+    Request(Request),
+}
+
+/// Requests from [`SupervisorRef`], each with its reply port.
+pub(crate) enum Request {
+    StartChild(ChildSpec, oneshot::Sender<Result<ActorId, SupervisorError>>),
+    TerminateChild(ChildId, oneshot::Sender<Result<(), SupervisorError>>),
+    RestartChild(ChildId, oneshot::Sender<Result<ActorId, SupervisorError>>),
+    DeleteChild(ChildId, oneshot::Sender<Result<(), SupervisorError>>),
+    WhichChildren(oneshot::Sender<Vec<ChildInfo>>),
+    CountChildren(oneshot::Sender<ChildCounts>),
+    Lookup(ChildId, oneshot::Sender<Option<Arc<dyn Any + Send + Sync>>>),
+}
+
+impl fmt::Debug for SupervisorMsg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SupervisorMsg::Exited { actor, reason } => write!(f, "Exited({actor}, {reason})"),
+            SupervisorMsg::Unhealthy { actor, failures } => {
+                write!(f, "Unhealthy({actor}, {failures} failures)")
+            }
+            SupervisorMsg::RetryRestart { child } => write!(f, "RetryRestart({child})"),
+            SupervisorMsg::RestartDue { children } => write!(f, "RestartDue({children:?})"),
+            SupervisorMsg::Request(request) => {
+                let name = match request {
+                    Request::StartChild(spec, _) => return write!(f, "StartChild({})", spec.id),
+                    Request::TerminateChild(..) => "TerminateChild",
+                    Request::RestartChild(..) => "RestartChild",
+                    Request::DeleteChild(..) => "DeleteChild",
+                    Request::WhichChildren(_) => "WhichChildren",
+                    Request::CountChildren(_) => "CountChildren",
+                    Request::Lookup(..) => "Lookup",
+                };
+                f.write_str(name)
+            }
+        }
+    }
+}
+
+impl Message for SupervisorMsg {
+    const MESSAGE_TYPE: &'static str = "airssys.supervisor";
+}
+
+/// Starts supervisor instances (a nested supervisor is a child like any other).
+pub(crate) struct SupervisorStart {
+    spec: SupervisorSpec,
+}
+
+impl SupervisorStart {
+    pub(crate) fn new(spec: SupervisorSpec) -> Self {
+        Self { spec }
+    }
+}
+
+impl ChildStart for SupervisorStart {
+    fn start(
+        &self,
+        system: &ActorSystem,
+        name: Arc<str>,
+        watcher: Box<dyn LifecycleWatcher>,
+    ) -> Result<StartedChild, ExitReason> {
+        let name = self.spec.name.clone().unwrap_or(name);
+        let supervisor = spawn_supervisor(system, self.spec.clone(), name, false, watcher)
+            .map_err(|error| ExitReason::Error(error.to_string()))?;
+        Ok(StartedChild {
+            control: supervisor.actor.control(),
+            handle: Arc::new(supervisor),
+            probe: None,
+        })
+    }
+}
+
+/// Spawns a supervisor actor; it starts its children in its `pre_start`.
+pub(crate) fn spawn_supervisor(
+    system: &ActorSystem,
+    spec: SupervisorSpec,
+    name: Arc<str>,
+    root: bool,
+    watcher: Box<dyn LifecycleWatcher>,
+) -> Result<SupervisorRef, crate::system::SystemError> {
+    let supervisor = Supervisor {
+        strategy: spec.strategy,
+        intensity: RestartIntensity::new(spec.max_restarts, spec.max_restart_period),
+        max_restart_period: spec.max_restart_period,
+        initial: spec.children,
+        children: Vec::new(),
+        events: EventSink {
+            bus: system.supervision_bus(),
+            supervisor: ActorId::from_raw(0),
+        },
+        root,
+        counted: false,
+        stopping: false,
+    };
+    let actor = spawn_actor(
+        system,
+        Some(name),
+        MailboxConfig::unbounded(),
+        supervisor,
+        NoFactory,
+        Some(watcher),
+    )?;
+    Ok(SupervisorRef { actor })
+}
+
+/// Waits until a spawned instance has finished `pre_start`; on failure, its
+/// exit reason.
+pub(crate) async fn started(
+    control: &dyn ActorControl,
+    ready: oneshot::Receiver<()>,
+) -> Result<(), ExitReason> {
+    match ready.await {
+        Ok(()) => Ok(()),
+        Err(_) => Err(control.wait_for_exit().await),
+    }
+}
+
+/// Shared between a supervisor and the watcher inside one child instance.
+#[derive(Default)]
+struct WatchState {
+    /// Fires when the instance finished `pre_start`; dropped unsent if it
+    /// exits first (the start failed).
+    ready: Mutex<Option<oneshot::Sender<()>>>,
+    /// Set when the supervisor stops the instance itself and will not need
+    /// to hear about its exit.
+    detached: AtomicBool,
+}
+
+/// Reports one child instance's start and exit to its supervisor.
+pub(crate) struct ChildWatcher {
+    supervisor: Option<ActorRef<SupervisorMsg>>,
+    state: Arc<WatchState>,
+}
+
+impl ChildWatcher {
+    /// A watcher for a supervised child, and the receiver its start is
+    /// awaited on.
+    fn child(
+        supervisor: ActorRef<SupervisorMsg>,
+    ) -> (Self, Arc<WatchState>, oneshot::Receiver<()>) {
+        let (ready, receiver) = oneshot::channel();
+        let state = Arc::new(WatchState {
+            ready: Mutex::new(Some(ready)),
+            detached: AtomicBool::new(false),
+        });
+        let watcher = Self {
+            supervisor: Some(supervisor),
+            state: state.clone(),
+        };
+        (watcher, state, receiver)
+    }
+
+    /// A watcher for a root supervisor: only its start is awaited.
+    pub(crate) fn root() -> (Self, oneshot::Receiver<()>) {
+        let (ready, receiver) = oneshot::channel();
+        let state = Arc::new(WatchState {
+            ready: Mutex::new(Some(ready)),
+            detached: AtomicBool::new(true),
+        });
+        (
+            Self {
+                supervisor: None,
+                state,
+            },
+            receiver,
+        )
+    }
+}
+
+impl LifecycleWatcher for ChildWatcher {
+    fn started(&self, _actor: ActorId) {
+        if let Some(ready) = self.state.ready.lock().take() {
+            let _ = ready.send(());
+        }
+    }
+
+    fn exited(&self, actor: ActorId, reason: &ExitReason) {
+        if self.state.ready.lock().take().is_some() {
+            // Never started: whoever awaits the start handles the failure.
+            return;
+        }
+        if self.state.detached.load(Ordering::Acquire) {
+            return;
+        }
+        if let Some(supervisor) = &self.supervisor {
+            let _ = supervisor.try_tell(SupervisorMsg::Exited {
+                actor,
+                reason: reason.clone(),
+            });
+        }
+    }
+
+    fn is_supervisor(&self) -> bool {
+        self.supervisor.is_some()
+    }
+}
+
+/// A running instance of a child.
+struct Running {
+    actor: ActorId,
+    control: Arc<dyn ActorControl>,
+    handle: Arc<dyn Any + Send + Sync>,
+    watch: Arc<WatchState>,
+    monitor: Option<AbortHandle>,
+}
+
+impl Running {
+    /// Stops listening to this instance (its exit is handled by the caller).
+    fn detach(&self) {
+        self.watch.detached.store(true, Ordering::Release);
+        if let Some(monitor) = &self.monitor {
+            monitor.abort();
+        }
+    }
+}
+
+struct Child {
+    spec: ChildSpec,
+    running: Option<Running>,
+    /// Waiting for a delayed (backoff) or retried restart.
+    pending: bool,
+}
+
+impl Child {
+    fn status(&self) -> ChildStatus {
+        match (&self.running, self.pending) {
+            (Some(_), _) => ChildStatus::Running,
+            (None, true) => ChildStatus::Restarting,
+            (None, false) => ChildStatus::Stopped,
+        }
+    }
+
+    fn info(&self) -> ChildInfo {
+        ChildInfo {
+            id: self.spec.id.clone(),
+            actor: self.running.as_ref().map(|r| r.actor),
+            kind: self.spec.kind,
+            restart: self.spec.options.restart,
+            status: self.status(),
+        }
+    }
+}
+
+/// Whether a start is a first start or a restart (for the event).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StartKind {
+    First,
+    Restart,
+}
+
+pub(crate) struct Supervisor {
+    strategy: SupervisionStrategy,
+    intensity: RestartIntensity,
+    max_restart_period: Duration,
+    /// The children from the spec, moved into `children` as they start.
+    initial: Vec<ChildSpec>,
+    /// In start order.
+    children: Vec<Child>,
+    events: EventSink,
+    /// Started by the system rather than by a parent supervisor.
+    root: bool,
+    /// Counted in the system's live supervisors.
+    counted: bool,
+    /// Stopping: no more restarts.
+    stopping: bool,
+}
+
+impl Actor for Supervisor {
+    type Message = SupervisorMsg;
+    type Error = SupervisorError;
+
+    async fn pre_start(
+        &mut self,
+        ctx: &mut ActorContext<SupervisorMsg>,
+    ) -> Result<(), SupervisorError> {
+        self.events.supervisor = ctx.id();
+        self.events.bus.supervisor_started();
+        self.counted = true;
+        let specs = std::mem::take(&mut self.initial);
+        for (i, spec) in specs.iter().enumerate() {
+            if specs[..i].iter().any(|earlier| earlier.id == spec.id) {
+                self.stop_all().await;
+                return Err(SupervisorError::DuplicateChild {
+                    child: spec.id.clone(),
+                });
+            }
+        }
+        for spec in specs {
+            self.children.push(Child {
+                spec,
+                running: None,
+                pending: false,
+            });
+            let at = self.children.len() - 1;
+            if let Err(reason) = self.start_at(at, StartKind::First, ctx).await {
+                // As OTP: a supervisor whose child cannot start does not
+                // start; the children already running are stopped.
+                let child = self.children[at].spec.id.clone();
+                self.stop_all().await;
+                return Err(SupervisorError::StartFailed { child, reason });
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_message(
+        &mut self,
+        message: SupervisorMsg,
+        ctx: &mut ActorContext<SupervisorMsg>,
+    ) -> Result<(), SupervisorError> {
+        match message {
+            SupervisorMsg::Exited { actor, reason } => self.child_exited(actor, reason, ctx).await,
+            SupervisorMsg::Unhealthy { actor, failures } => {
+                self.child_unhealthy(actor, failures, ctx).await;
+            }
+            SupervisorMsg::RetryRestart { child } => {
+                if let Some(at) = self.index_of(&child)
+                    && self.children[at].running.is_none()
+                {
+                    self.restart(at, ctx).await;
+                }
+            }
+            SupervisorMsg::RestartDue { children } => {
+                let waiting = children
+                    .into_iter()
+                    .filter(|id| {
+                        self.index_of(id)
+                            .is_some_and(|at| self.children[at].pending)
+                    })
+                    .collect();
+                self.start_group(waiting, ctx).await;
+            }
+            SupervisorMsg::Request(request) => self.serve(request, ctx).await,
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &mut self,
+        _ctx: &ActorContext<SupervisorMsg>,
+    ) -> Result<(), SupervisorError> {
+        self.stop_all().await;
+        Ok(())
+    }
+}
+
+impl Supervisor {
+    fn index_of(&self, id: &ChildId) -> Option<usize> {
+        self.children.iter().position(|child| child.spec.id == *id)
+    }
+
+    fn publish(&self, event: SupervisionEvent) {
+        self.events.bus.publish(event);
+    }
+
+    /// Publishes that the instance `actor` of the child at `at` exited.
+    fn publish_exit(&self, at: usize, actor: ActorId, reason: &ExitReason) {
+        self.publish(SupervisionEvent::ChildExited {
+            supervisor: self.events.supervisor,
+            child: self.children[at].spec.id.clone(),
+            actor,
+            reason: reason.clone(),
+        });
+    }
+
+    /// Starts the child at `at` and waits for its `pre_start`.
+    async fn start_at(
+        &mut self,
+        at: usize,
+        kind: StartKind,
+        ctx: &ActorContext<SupervisorMsg>,
+    ) -> Result<ActorId, ExitReason> {
+        let child = &mut self.children[at];
+        let (watcher, watch, ready) = ChildWatcher::child(ctx.myself().clone());
+        let instance =
+            child
+                .spec
+                .start
+                .start(ctx.system(), child.spec.id.shared(), Box::new(watcher))?;
+        if let Err(reason) = started(&*instance.control, ready).await {
+            tracing::warn!(supervisor = %self.events.supervisor, child = %child.spec.id, %reason, "child failed to start");
+            return Err(reason);
+        }
+        let actor = instance.control.id();
+        let monitor = match (child.spec.options.health, instance.probe) {
+            (Some(check), Some(probe)) => Some(spawn_monitor(
+                ctx.system().runtime(),
+                check,
+                probe,
+                ctx.myself().clone(),
+                actor,
+            )),
+            _ => None,
+        };
+        child.running = Some(Running {
+            actor,
+            control: instance.control,
+            handle: instance.handle,
+            watch,
+            monitor,
+        });
+        child.pending = false;
+        let child = child.spec.id.clone();
+        let supervisor = self.events.supervisor;
+        self.publish(match kind {
+            StartKind::First => SupervisionEvent::ChildStarted {
+                supervisor,
+                child,
+                actor,
+            },
+            StartKind::Restart => SupervisionEvent::ChildRestarted {
+                supervisor,
+                child,
+                actor,
+            },
+        });
+        Ok(actor)
+    }
+
+    /// Stops the child at `at` by its shutdown spec and reports the exit;
+    /// `None` if it was not running.
+    async fn stop_at(&mut self, at: usize) -> Option<ExitReason> {
+        let child = &mut self.children[at];
+        let running = child.running.take()?;
+        running.detach();
+        let reason = shutdown(&*running.control, child.spec.options.shutdown).await;
+        self.publish_exit(at, running.actor, &reason);
+        Some(reason)
+    }
+
+    /// Stops every child, last started first.
+    async fn stop_all(&mut self) {
+        self.stopping = true;
+        for at in (0..self.children.len()).rev() {
+            self.children[at].pending = false;
+            self.stop_at(at).await;
+        }
+    }
+
+    async fn child_exited(
+        &mut self,
+        actor: ActorId,
+        reason: ExitReason,
+        ctx: &mut ActorContext<SupervisorMsg>,
+    ) {
+        let Some(at) = self
+            .children
+            .iter()
+            .position(|child| child.running.as_ref().is_some_and(|r| r.actor == actor))
+        else {
+            return; // an instance this supervisor already stopped or replaced
+        };
+        if let Some(running) = self.children[at].running.take() {
+            running.detach();
+        }
+        self.publish_exit(at, actor, &reason);
+        self.handle_exit(at, &reason, ctx).await;
+    }
+
+    async fn child_unhealthy(
+        &mut self,
+        actor: ActorId,
+        failures: u32,
+        ctx: &mut ActorContext<SupervisorMsg>,
+    ) {
+        let Some(at) = self
+            .children
+            .iter()
+            .position(|child| child.running.as_ref().is_some_and(|r| r.actor == actor))
+        else {
+            return;
+        };
+        self.publish(SupervisionEvent::ChildUnhealthy {
+            supervisor: self.events.supervisor,
+            child: self.children[at].spec.id.clone(),
+            actor,
+            failures,
+        });
+        self.stop_at(at).await;
+        let reason = ExitReason::Error(format!("failed {failures} health checks in a row"));
+        self.handle_exit(at, &reason, ctx).await;
+    }
+
+    /// Applies the child's restart type to an exit.
+    async fn handle_exit(
+        &mut self,
+        at: usize,
+        reason: &ExitReason,
+        ctx: &mut ActorContext<SupervisorMsg>,
+    ) {
+        let restart = self.children[at].spec.options.restart;
+        if restart.restarts_after(reason) {
+            self.restart(at, ctx).await;
+        } else if restart == RestartType::Temporary {
+            self.children.remove(at);
+        }
+    }
+
+    /// Restarts the child at `at` by the strategy, after counting the restart.
+    async fn restart(&mut self, at: usize, ctx: &mut ActorContext<SupervisorMsg>) {
+        if self.stopping || ctx.system().is_shutting_down() {
+            return;
+        }
+        if !self.intensity.add_restart(tokio::time::Instant::now()) {
+            return self.give_up(ctx).await;
+        }
+        let backoff = self.children[at].spec.options.backoff;
+        let affected = self.strategy.affected(at, self.children.len());
+        for other in affected.clone().rev() {
+            if other != at {
+                self.stop_at(other).await;
+            }
+        }
+        let mut group = Vec::with_capacity(affected.len());
+        let mut kept = Vec::with_capacity(self.children.len());
+        for (i, child) in std::mem::take(&mut self.children).into_iter().enumerate() {
+            // Temporary children are never restarted: a group restart
+            // removes them (as OTP does).
+            if affected.contains(&i) && child.spec.options.restart == RestartType::Temporary {
+                continue;
+            }
+            if affected.contains(&i) {
+                group.push(child.spec.id.clone());
+            }
+            kept.push(child);
+        }
+        self.children = kept;
+        match backoff {
+            Some(backoff) => {
+                for id in &group {
+                    if let Some(i) = self.index_of(id) {
+                        self.children[i].pending = true;
+                    }
+                }
+                let delay = backoff.delay(self.intensity.recent());
+                ctx.send_after(delay, SupervisorMsg::RestartDue { children: group });
+            }
+            None => self.start_group(group, ctx).await,
+        }
+    }
+
+    /// Starts, in order, the listed children that are not running. If one
+    /// fails to start, the rest wait and the restart is tried again through
+    /// the strategy (counted again), like OTP's `try_again_restart`.
+    async fn start_group(&mut self, group: Vec<ChildId>, ctx: &mut ActorContext<SupervisorMsg>) {
+        for (n, id) in group.iter().enumerate() {
+            let Some(at) = self.index_of(id) else {
+                continue;
+            };
+            if self.children[at].running.is_some() {
+                continue;
+            }
+            if self.start_at(at, StartKind::Restart, ctx).await.is_err() {
+                for waiting in &group[n..] {
+                    if let Some(i) = self.index_of(waiting) {
+                        self.children[i].pending = true;
+                    }
+                }
+                let _ = ctx
+                    .myself()
+                    .try_tell(SupervisorMsg::RetryRestart { child: id.clone() });
+                return;
+            }
+        }
+    }
+
+    /// Restart intensity exceeded: stop every child (last started first)
+    /// and exit with reason `Shutdown`, as OTP does.
+    async fn give_up(&mut self, ctx: &mut ActorContext<SupervisorMsg>) {
+        self.publish(SupervisionEvent::SupervisorGaveUp {
+            supervisor: self.events.supervisor,
+            restarts: self.intensity.recent(),
+            period: self.max_restart_period,
+        });
+        self.stop_all().await;
+        if self.root {
+            ctx.system().record_root_failure(
+                self.events.supervisor,
+                ctx.myself().name().map(str::to_owned),
+                self.intensity.recent(),
+                self.max_restart_period,
+            );
+        }
+        ctx.myself().cell().mailbox.signal(SystemSignal::Shutdown);
+    }
+
+    async fn serve(&mut self, request: Request, ctx: &mut ActorContext<SupervisorMsg>) {
+        match request {
+            Request::StartChild(spec, reply) => {
+                let _ = reply.send(self.start_child(spec, ctx).await);
+            }
+            Request::TerminateChild(id, reply) => {
+                let _ = reply.send(self.terminate_child(&id).await);
+            }
+            Request::RestartChild(id, reply) => {
+                let _ = reply.send(self.restart_child(id, ctx).await);
+            }
+            Request::DeleteChild(id, reply) => {
+                let _ = reply.send(self.delete_child(id));
+            }
+            Request::WhichChildren(reply) => {
+                let _ = reply.send(self.children.iter().map(Child::info).collect());
+            }
+            Request::CountChildren(reply) => {
+                let _ = reply.send(self.count_children());
+            }
+            Request::Lookup(id, reply) => {
+                let handle = self
+                    .index_of(&id)
+                    .and_then(|at| self.children[at].running.as_ref())
+                    .map(|running| running.handle.clone());
+                let _ = reply.send(handle);
+            }
+        }
+    }
+
+    async fn start_child(
+        &mut self,
+        spec: ChildSpec,
+        ctx: &ActorContext<SupervisorMsg>,
+    ) -> Result<ActorId, SupervisorError> {
+        if self.index_of(&spec.id).is_some() {
+            return Err(SupervisorError::DuplicateChild { child: spec.id });
+        }
+        let id = spec.id.clone();
+        self.children.push(Child {
+            spec,
+            running: None,
+            pending: false,
+        });
+        let at = self.children.len() - 1;
+        match self.start_at(at, StartKind::First, ctx).await {
+            Ok(actor) => Ok(actor),
+            Err(reason) => {
+                self.children.remove(at);
+                Err(SupervisorError::StartFailed { child: id, reason })
+            }
+        }
+    }
+
+    async fn terminate_child(&mut self, id: &ChildId) -> Result<(), SupervisorError> {
+        let at = self
+            .index_of(id)
+            .ok_or_else(|| SupervisorError::UnknownChild { child: id.clone() })?;
+        self.children[at].pending = false;
+        self.stop_at(at).await;
+        if self.children[at].spec.options.restart == RestartType::Temporary {
+            self.children.remove(at);
+        }
+        Ok(())
+    }
+
+    async fn restart_child(
+        &mut self,
+        id: ChildId,
+        ctx: &ActorContext<SupervisorMsg>,
+    ) -> Result<ActorId, SupervisorError> {
+        let at = self
+            .index_of(&id)
+            .ok_or_else(|| SupervisorError::UnknownChild { child: id.clone() })?;
+        if self.children[at].running.is_some() {
+            return Err(SupervisorError::ChildRunning { child: id });
+        }
+        self.start_at(at, StartKind::Restart, ctx)
+            .await
+            .map_err(|reason| SupervisorError::StartFailed { child: id, reason })
+    }
+
+    fn delete_child(&mut self, id: ChildId) -> Result<(), SupervisorError> {
+        let at = self
+            .index_of(&id)
+            .ok_or_else(|| SupervisorError::UnknownChild { child: id.clone() })?;
+        if self.children[at].running.is_some() {
+            return Err(SupervisorError::ChildRunning { child: id });
+        }
+        self.children.remove(at);
+        Ok(())
+    }
+
+    fn count_children(&self) -> ChildCounts {
+        let mut counts = ChildCounts {
+            specs: self.children.len(),
+            ..ChildCounts::default()
+        };
+        for child in &self.children {
+            if child.running.is_some() {
+                counts.active += 1;
+            }
+            match child.spec.kind {
+                ChildKind::Worker => counts.workers += 1,
+                ChildKind::Supervisor => counts.supervisors += 1,
+            }
+        }
+        counts
+    }
+}
+
+impl Drop for Supervisor {
+    /// A supervisor that goes without `post_stop` (killed, or its task
+    /// dropped) takes its children with it, like a linked OTP supervisor.
+    fn drop(&mut self) {
+        for child in self.children.iter_mut().rev() {
+            if let Some(running) = child.running.take() {
+                running.detach();
+                running.control.kill();
+                self.events.bus.publish(SupervisionEvent::ChildExited {
+                    supervisor: self.events.supervisor,
+                    child: child.spec.id.clone(),
+                    actor: running.actor,
+                    reason: ExitReason::Killed,
+                });
+            }
+        }
+        if self.counted {
+            self.events.bus.supervisor_stopped();
+        }
+    }
+}
+
+/// Stops one instance by a shutdown spec and returns how it exited.
+async fn shutdown(control: &dyn ActorControl, policy: ChildShutdown) -> ExitReason {
+    match policy {
+        ChildShutdown::BrutalKill => control.kill(),
+        ChildShutdown::Infinity => {
+            control.signal(SystemSignal::Shutdown);
+        }
+        ChildShutdown::Timeout(grace) => {
+            control.signal(SystemSignal::Shutdown);
+            if let Ok(reason) = tokio::time::timeout(grace, control.wait_for_exit()).await {
+                return reason;
+            }
+            control.kill();
+        }
+    }
+    control.wait_for_exit().await
+}
