@@ -195,6 +195,14 @@ impl<M: Message> ActorRef<M> {
         self.cell.mailbox.signal(SystemSignal::Stop)
     }
 
+    /// Asks the actor to stop with exit reason `Shutdown`, as its supervisor
+    /// or system does when shutting down (system lane, ahead of a pending
+    /// `stop`). Returns `false` if it has stopped or a shutdown is already
+    /// pending.
+    pub fn shutdown(&self) -> bool {
+        self.cell.mailbox.signal(SystemSignal::Shutdown)
+    }
+
     /// Stops the actor at its next await point without running `post_stop`;
     /// exit reason `Killed`. Queued messages become dead letters.
     pub fn kill(&self) {
