@@ -99,7 +99,8 @@ pub struct Failure;
 pub struct Worker {
     pub name: String,
     pub log: Log,
-    pub panics: Arc<AtomicU64>,
+    /// Counts deliberate failures (`Fail` and `Panic` handled).
+    pub failures: Arc<AtomicU64>,
 }
 
 impl Actor for Worker {
@@ -118,9 +119,12 @@ impl Actor for Worker {
     ) -> Result<(), Failure> {
         match cmd {
             Cmd::Stop => ctx.stop(),
-            Cmd::Fail => return Err(Failure),
+            Cmd::Fail => {
+                self.failures.fetch_add(1, Ordering::SeqCst);
+                return Err(Failure);
+            }
             Cmd::Panic => {
-                self.panics.fetch_add(1, Ordering::SeqCst);
+                self.failures.fetch_add(1, Ordering::SeqCst);
                 panic!("{} told to panic", self.name);
             }
             Cmd::Ping(reply) => {
@@ -145,13 +149,13 @@ pub fn worker(id: &str, log: &Log) -> WorkerSpec<Worker> {
     worker_counting(id, log, &Arc::default())
 }
 
-/// A worker spec whose panics are counted in `panics`.
-pub fn worker_counting(id: &str, log: &Log, panics: &Arc<AtomicU64>) -> WorkerSpec<Worker> {
-    let (name, log, panics) = (id.to_owned(), log.clone(), panics.clone());
+/// A worker spec whose deliberate failures are counted in `failures`.
+pub fn worker_counting(id: &str, log: &Log, failures: &Arc<AtomicU64>) -> WorkerSpec<Worker> {
+    let (name, log, failures) = (id.to_owned(), log.clone(), failures.clone());
     ChildSpec::worker(id, move || Worker {
         name: name.clone(),
         log: log.clone(),
-        panics: panics.clone(),
+        failures: failures.clone(),
     })
 }
 
