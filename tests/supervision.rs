@@ -771,3 +771,98 @@ async fn a_shut_down_supervisor_reports_shutdown_and_stops_its_children() {
     assert_eq!(log.take(), ["start a", "start b", "stop b", "stop a"]);
     assert_eq!(system.actor_count(), 0);
 }
+
+/// A child whose `pre_start` fails on the starts listed in `failing`
+/// (counting from 1) and which panics when told anything.
+struct Flaky {
+    starts: Arc<AtomicU32>,
+    failing: std::ops::Range<u32>,
+}
+
+impl Actor for Flaky {
+    type Message = u64;
+    type Error = std::io::Error;
+    async fn pre_start(&mut self, _: &mut ActorContext<u64>) -> Result<(), std::io::Error> {
+        let start = self.starts.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.failing.contains(&start) {
+            return Err(std::io::Error::other(format!("start {start} refused")));
+        }
+        Ok(())
+    }
+    async fn handle_message(
+        &mut self,
+        _: u64,
+        _: &mut ActorContext<u64>,
+    ) -> Result<(), std::io::Error> {
+        panic!("told to crash");
+    }
+}
+
+fn flaky(failing: std::ops::Range<u32>) -> airssys_rt::supervisor::WorkerSpec<Flaky> {
+    let starts = Arc::new(AtomicU32::new(0));
+    ChildSpec::worker("flaky", move || Flaky {
+        starts: starts.clone(),
+        failing: failing.clone(),
+    })
+}
+
+/// As OTP's `try_again_restart`: a restart whose start fails is tried again
+/// through the strategy, each attempt counted toward intensity.
+#[tokio::test]
+async fn a_restart_that_cannot_start_is_retried_until_it_starts() {
+    let system = system();
+    let mut events = system.supervision_events();
+    let spec = SupervisorSpec::one_for_one()
+        .intensity(3, Duration::from_secs(3600))
+        .child(flaky(2..4));
+    let supervisor = system.start_supervisor(spec).await.unwrap();
+    drain(&mut events);
+    let child = supervisor.child::<u64>("flaky").await.unwrap().unwrap();
+    child.tell(1).await.unwrap();
+    let mut seen = Vec::new();
+    while seen.last().map(String::as_str) != Some("restarted flaky") {
+        seen.push(compact(&next_event(&mut events, &supervisor).await));
+    }
+    assert_eq!(
+        seen,
+        [
+            "exited flaky panic",
+            "start failed flaky error",
+            "start failed flaky error",
+            "restarted flaky"
+        ]
+    );
+    assert!(
+        supervisor.is_alive(),
+        "three restarts are within the intensity"
+    );
+}
+
+#[tokio::test]
+async fn a_restart_that_never_starts_exhausts_the_intensity() {
+    let system = system();
+    let mut events = system.supervision_events();
+    let spec = SupervisorSpec::one_for_one()
+        .intensity(3, Duration::from_secs(3600))
+        .child(flaky(2..u32::MAX));
+    let supervisor = system.start_supervisor(spec).await.unwrap();
+    drain(&mut events);
+    let child = supervisor.child::<u64>("flaky").await.unwrap().unwrap();
+    child.tell(1).await.unwrap();
+    assert_eq!(supervisor.wait_for_exit().await, ExitReason::Shutdown);
+    let mut seen = Vec::new();
+    while let Some(event) = events.try_recv() {
+        seen.push(compact(&event));
+    }
+    assert_eq!(
+        seen,
+        [
+            "exited flaky panic",
+            "start failed flaky error",
+            "start failed flaky error",
+            "start failed flaky error",
+            "gave up"
+        ]
+    );
+    assert_eq!(system.supervisor_stats().child_failures, 4);
+}

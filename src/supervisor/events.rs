@@ -51,6 +51,17 @@ pub enum SupervisionEvent {
         /// The new instance.
         actor: ActorId,
     },
+    /// A child instance could not start (its factory panicked or its
+    /// `pre_start` failed). During a restart, the restart is tried again
+    /// through the strategy, and counted again.
+    ChildStartFailed {
+        /// The supervisor's actor id.
+        supervisor: ActorId,
+        /// The child's id in its spec.
+        child: ChildId,
+        /// Why the start failed.
+        reason: ExitReason,
+    },
     /// A child failed its health check too many times in a row; it is
     /// stopped and handled as a failure.
     ChildUnhealthy {
@@ -83,6 +94,7 @@ impl SupervisionEvent {
             SupervisionEvent::ChildStarted { supervisor, .. }
             | SupervisionEvent::ChildExited { supervisor, .. }
             | SupervisionEvent::ChildRestarted { supervisor, .. }
+            | SupervisionEvent::ChildStartFailed { supervisor, .. }
             | SupervisionEvent::ChildUnhealthy { supervisor, .. }
             | SupervisionEvent::SupervisorGaveUp { supervisor, .. } => *supervisor,
         }
@@ -108,6 +120,11 @@ impl fmt::Display for SupervisionEvent {
                 child,
                 actor,
             } => write!(f, "{supervisor}: child {child} restarted as {actor}"),
+            SupervisionEvent::ChildStartFailed {
+                supervisor,
+                child,
+                reason,
+            } => write!(f, "{supervisor}: child {child} failed to start: {reason}"),
             SupervisionEvent::ChildUnhealthy {
                 supervisor,
                 child,
@@ -158,7 +175,7 @@ pub struct SupervisorStats {
     pub children: u64,
     /// Restarts decided (each counts toward its supervisor's intensity).
     pub restarts: u64,
-    /// Child exits with an abnormal reason.
+    /// Child exits with an abnormal reason, and failed child starts.
     pub child_failures: u64,
     /// Children stopped for failing their health checks.
     pub unhealthy: u64,
@@ -198,6 +215,10 @@ impl SupervisionBus {
                 }
                 Some((&self.children, false))
             }
+            SupervisionEvent::ChildStartFailed { .. } => {
+                self.child_failures.fetch_add(1, Ordering::Relaxed);
+                None
+            }
             SupervisionEvent::ChildUnhealthy { .. } => {
                 self.unhealthy.fetch_add(1, Ordering::Relaxed);
                 None
@@ -220,6 +241,7 @@ impl SupervisionBus {
             SupervisionEvent::ChildExited { reason, .. } if !reason.is_normal() => {
                 tracing::warn!(%event, "supervision");
             }
+            SupervisionEvent::ChildStartFailed { .. } => tracing::warn!(%event, "supervision"),
             SupervisionEvent::SupervisorGaveUp { .. } | SupervisionEvent::ChildUnhealthy { .. } => {
                 tracing::error!(%event, "supervision");
             }

@@ -418,13 +418,20 @@ impl Supervisor {
     ) -> Result<ActorId, ExitReason> {
         let child = &mut self.children[at];
         let (watcher, watch, ready) = ChildWatcher::child(ctx.myself().clone());
-        let instance =
-            child
-                .spec
-                .start
-                .start(ctx.system(), child.spec.id.shared(), Box::new(watcher))?;
+        let start = child
+            .spec
+            .start
+            .start(ctx.system(), child.spec.id.shared(), Box::new(watcher));
+        let instance = match start {
+            Ok(instance) => instance,
+            Err(reason) => {
+                self.start_failed(at, &reason);
+                return Err(reason);
+            }
+        };
+        let child = &mut self.children[at];
         if let Err(reason) = started(&*instance.control, ready).await {
-            tracing::warn!(supervisor = %self.events.supervisor, child = %child.spec.id, %reason, "child failed to start");
+            self.start_failed(at, &reason);
             return Err(reason);
         }
         let actor = instance.control.id();
@@ -461,6 +468,14 @@ impl Supervisor {
             },
         });
         Ok(actor)
+    }
+
+    fn start_failed(&self, at: usize, reason: &ExitReason) {
+        self.publish(SupervisionEvent::ChildStartFailed {
+            supervisor: self.events.supervisor,
+            child: self.children[at].spec.id.clone(),
+            reason: reason.clone(),
+        });
     }
 
     /// Stops the child at `at` by its shutdown spec and reports the exit;

@@ -190,6 +190,9 @@ pub fn compact(event: &SupervisionEvent) -> String {
             format!("exited {child} {}", reason_label(reason))
         }
         SupervisionEvent::ChildUnhealthy { child, .. } => format!("unhealthy {child}"),
+        SupervisionEvent::ChildStartFailed { child, reason, .. } => {
+            format!("start failed {child} {}", reason_label(reason))
+        }
         SupervisionEvent::SupervisorGaveUp { .. } => "gave up".to_owned(),
         other => format!("{other:?}"),
     }
