@@ -5,12 +5,15 @@
 //! 2. a bounded mailbox rejecting messages under load (and giving them back)
 //! 3. a priority mailbox serving urgent messages first
 //! 4. a panicking handler, reported as an exit reason
-//! 5. a graceful shutdown and its report
+//! 5. a supervision tree that survives crashes, then gives up when its
+//!    restart intensity is exceeded and escalates to the root
+//! 6. a graceful shutdown and its report
 
 use std::convert::Infallible;
 use std::time::Duration;
 
 use airssys_rt::prelude::*;
+use airssys_rt::supervisor::{SupervisionEvent, SupervisionEvents};
 use tokio::sync::oneshot;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -133,6 +136,59 @@ impl Actor for Fragile {
     }
 }
 
+// ------------------------------------------------------------ services --
+
+#[derive(Debug)]
+enum ServiceMsg {
+    Crash,
+}
+
+impl Message for ServiceMsg {
+    const MESSAGE_TYPE: &'static str = "tour.service";
+}
+
+/// A supervised service that crashes when told to.
+struct Service(&'static str);
+
+impl Actor for Service {
+    type Message = ServiceMsg;
+    type Error = Infallible;
+
+    async fn pre_start(&mut self, ctx: &mut ActorContext<ServiceMsg>) -> Result<(), Infallible> {
+        println!("   {} started as {}", self.0, ctx.id());
+        Ok(())
+    }
+
+    async fn handle_message(
+        &mut self,
+        ServiceMsg::Crash: ServiceMsg,
+        _: &mut ActorContext<ServiceMsg>,
+    ) -> Result<(), Infallible> {
+        panic!("{} lost its connection", self.0);
+    }
+}
+
+/// Crashes the current instance of `child` under `supervisor`.
+async fn crash(supervisor: &SupervisorRef, child: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let service = supervisor
+        .child::<ServiceMsg>(child)
+        .await?
+        .ok_or("the service is not running")?;
+    println!("   -> crashing {child}");
+    service.tell(ServiceMsg::Crash).await?;
+    Ok(())
+}
+
+/// Prints supervision events until one for which `last` says true.
+async fn show_until(events: &mut SupervisionEvents, last: impl Fn(&SupervisionEvent) -> bool) {
+    while let Some(event) = events.recv().await {
+        println!("   event: {event}");
+        if last(&event) {
+            return;
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Keep the demo's output readable: the runtime reports panics itself.
@@ -231,7 +287,66 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(()) => println!("   unexpected: the stopped actor accepted a message"),
     }
 
-    println!("\n5. graceful shutdown");
+    println!("\n5. a supervision tree");
+    let mut events = system.supervision_events();
+    let payments = SupervisorSpec::one_for_all()
+        .name("payments")
+        .intensity(1, Duration::from_secs(5))
+        .child(ChildSpec::worker("gateway", || Service("gateway")))
+        .child(ChildSpec::worker("ledger", || Service("ledger")));
+    let shop = system
+        .start_supervisor(
+            SupervisorSpec::one_for_one()
+                .name("shop")
+                .intensity(2, Duration::from_secs(5))
+                .child(ChildSpec::worker("catalog", || Service("catalog")))
+                .child(ChildSpec::supervisor("payments", payments)),
+        )
+        .await?;
+    while events.try_recv().is_some() {}
+    let payments = shop
+        .child_supervisor("payments")
+        .await?
+        .ok_or("payments is running")?;
+    println!("   shop (one_for_one, 2 restarts per 5 s): catalog + payments");
+    println!("   payments (one_for_all, 1 restart per 5 s): gateway + ledger");
+    let ledger_back = |e: &SupervisionEvent| matches!(e, SupervisionEvent::ChildRestarted { child, .. } if child == "ledger");
+    crash(&shop, "catalog").await?;
+    show_until(&mut events, |e| {
+        matches!(e, SupervisionEvent::ChildRestarted { .. })
+    })
+    .await;
+    crash(&payments, "gateway").await?;
+    println!("   (one_for_all: the ledger is restarted with the gateway)");
+    show_until(&mut events, ledger_back).await;
+    crash(&payments, "ledger").await?;
+    println!("   (a second restart within 5 s: payments gives up, shop restarts it)");
+    show_until(
+        &mut events,
+        |e| matches!(e, SupervisionEvent::ChildRestarted { child, .. } if child == "payments"),
+    )
+    .await;
+    let payments = shop
+        .child_supervisor("payments")
+        .await?
+        .ok_or("payments is running")?;
+    crash(&payments, "gateway").await?;
+    show_until(&mut events, ledger_back).await;
+    crash(&payments, "ledger").await?;
+    println!("   (payments gives up again: shop's third restart in 5 s, so shop gives up too)");
+    println!("   shop exit reason: {}", shop.wait_for_exit().await);
+    while let Some(event) = events.try_recv() {
+        println!("   event: {event}");
+    }
+    for failure in system.root_failures() {
+        println!(
+            "   the system reports: root supervisor {:?} gave up after {} restarts",
+            failure.name.as_deref().unwrap_or("?"),
+            failure.restarts
+        );
+    }
+
+    println!("\n6. graceful shutdown");
     // The shutdown signal travels on the system lane and usually overtakes
     // this message; if so it is listed below as a dead letter, never lost.
     counter.tell(CounterMsg::Add(1)).await?;
