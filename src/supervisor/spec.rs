@@ -456,3 +456,72 @@ impl SupervisorSpec {
         &self.children
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use super::*;
+    use crate::actor::ActorContext;
+
+    struct Idle;
+
+    impl Actor for Idle {
+        type Message = u64;
+        type Error = Infallible;
+        async fn handle_message(
+            &mut self,
+            _: u64,
+            _: &mut ActorContext<u64>,
+        ) -> Result<(), Infallible> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn defaults_follow_otp() {
+        let worker: ChildSpec = ChildSpec::worker("w", || Idle).into();
+        assert_eq!(worker.restart_type(), RestartType::Permanent);
+        assert_eq!(
+            worker.options.shutdown,
+            ChildShutdown::Timeout(DEFAULT_WORKER_SHUTDOWN)
+        );
+        assert_eq!(worker.kind(), ChildKind::Worker);
+        let nested = ChildSpec::supervisor("s", SupervisorSpec::one_for_one());
+        assert_eq!(nested.options.shutdown, ChildShutdown::Infinity);
+        assert_eq!(nested.kind(), ChildKind::Supervisor);
+        let spec = SupervisorSpec::rest_for_one();
+        assert_eq!(
+            (spec.max_restarts, spec.max_restart_period),
+            (1, Duration::from_secs(5))
+        );
+    }
+
+    #[test]
+    fn builders_set_what_they_say() {
+        let backoff = Backoff::exponential(Duration::from_millis(1), Duration::from_secs(1));
+        let spec: ChildSpec = ChildSpec::worker("w", || Idle)
+            .restart(RestartType::Temporary)
+            .shutdown(ChildShutdown::BrutalKill)
+            .backoff(backoff)
+            .into();
+        assert_eq!(spec.restart_type(), RestartType::Temporary);
+        assert_eq!(spec.options.shutdown, ChildShutdown::BrutalKill);
+        assert_eq!(spec.options.backoff, Some(backoff));
+        let tree = SupervisorSpec::one_for_all()
+            .intensity(7, Duration::from_secs(9))
+            .child(spec)
+            .child(ChildSpec::worker("x", || Idle));
+        assert_eq!(tree.strategy(), SupervisionStrategy::OneForAll);
+        let ids: Vec<&str> = tree.children().iter().map(|c| c.id().as_str()).collect();
+        assert_eq!(ids, ["w", "x"]);
+    }
+
+    #[test]
+    fn child_ids_compare_with_text() {
+        let id = ChildId::from("db");
+        assert_eq!(id, "db");
+        assert_eq!(id, ChildId::from(String::from("db")));
+        assert_eq!(id.to_string(), "db");
+    }
+}

@@ -360,8 +360,10 @@ impl Actor for Supervisor {
                 self.child_unhealthy(actor, failures, ctx).await;
             }
             SupervisorMsg::RetryRestart { child } => {
+                // Only if it is still waiting: a terminate_child meanwhile
+                // cancels the retry.
                 if let Some(at) = self.index_of(&child)
-                    && self.children[at].running.is_none()
+                    && self.children[at].pending
                 {
                     self.restart(at, ctx).await;
                 }
@@ -794,4 +796,110 @@ async fn shutdown(control: &dyn ActorControl, policy: ChildShutdown) -> ExitReas
         }
     }
     control.wait_for_exit().await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use super::*;
+    use crate::system::SystemConfig;
+
+    struct Idle;
+
+    impl Actor for Idle {
+        type Message = u64;
+        type Error = Infallible;
+        async fn handle_message(
+            &mut self,
+            _: u64,
+            _: &mut ActorContext<u64>,
+        ) -> Result<(), Infallible> {
+            Ok(())
+        }
+    }
+
+    /// Stands in for a supervisor: never gets past `pre_start`, so whatever
+    /// is sent to it stays countable in its mailbox.
+    struct Parked;
+
+    impl Actor for Parked {
+        type Message = SupervisorMsg;
+        type Error = Infallible;
+        async fn pre_start(
+            &mut self,
+            _: &mut ActorContext<SupervisorMsg>,
+        ) -> Result<(), Infallible> {
+            std::future::pending().await
+        }
+        async fn handle_message(
+            &mut self,
+            _: SupervisorMsg,
+            _: &mut ActorContext<SupervisorMsg>,
+        ) -> Result<(), Infallible> {
+            Ok(())
+        }
+    }
+
+    fn system() -> ActorSystem {
+        ActorSystem::new(SystemConfig::default()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn shutdown_policies_end_in_the_expected_reason() {
+        let system = system();
+        let cases = [
+            (
+                ChildShutdown::Timeout(Duration::from_secs(30)),
+                ExitReason::Shutdown,
+            ),
+            (ChildShutdown::Infinity, ExitReason::Shutdown),
+            (ChildShutdown::BrutalKill, ExitReason::Killed),
+        ];
+        for (policy, expected) in cases {
+            let actor = system.spawn(Idle).unwrap();
+            assert_eq!(
+                shutdown(&*actor.control(), policy).await,
+                expected,
+                "{policy:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_watcher_reports_an_exit_only_after_a_start_and_only_while_attached() {
+        let system = system();
+        let supervisor = system.spawn(Parked).unwrap();
+        let actor = ActorId::next();
+
+        let (watcher, _, ready) = ChildWatcher::child(supervisor.clone());
+        watcher.exited(actor, &ExitReason::Killed);
+        assert!(
+            ready.await.is_err(),
+            "a failed start is the starter's to handle"
+        );
+        assert_eq!(supervisor.mailbox_len(), 0);
+
+        let (watcher, watch, ready) = ChildWatcher::child(supervisor.clone());
+        watcher.started(actor);
+        assert!(ready.await.is_ok());
+        watch.detached.store(true, Ordering::Release);
+        watcher.exited(actor, &ExitReason::Killed);
+        assert_eq!(
+            supervisor.mailbox_len(),
+            0,
+            "a detached instance is not reported"
+        );
+
+        let (watcher, _, _ready) = ChildWatcher::child(supervisor.clone());
+        watcher.started(actor);
+        watcher.exited(actor, &ExitReason::Killed);
+        assert_eq!(
+            supervisor.mailbox_len(),
+            1,
+            "an attached instance is reported"
+        );
+        assert!(watcher.is_supervisor());
+        assert!(!ChildWatcher::root().0.is_supervisor());
+    }
 }
