@@ -397,6 +397,13 @@ impl Supervisor {
         self.children.iter().position(|child| child.spec.id == *id)
     }
 
+    /// Where the child whose running instance is `actor` sits.
+    fn running_index(&self, actor: ActorId) -> Option<usize> {
+        self.children
+            .iter()
+            .position(|child| child.running.as_ref().is_some_and(|r| r.actor == actor))
+    }
+
     fn publish(&self, event: SupervisionEvent) {
         self.events.bus.publish(event);
     }
@@ -506,11 +513,7 @@ impl Supervisor {
         reason: ExitReason,
         ctx: &mut ActorContext<SupervisorMsg>,
     ) {
-        let Some(at) = self
-            .children
-            .iter()
-            .position(|child| child.running.as_ref().is_some_and(|r| r.actor == actor))
-        else {
+        let Some(at) = self.running_index(actor) else {
             return; // an instance this supervisor already stopped or replaced
         };
         if let Some(running) = self.children[at].running.take() {
@@ -526,11 +529,7 @@ impl Supervisor {
         failures: u32,
         ctx: &mut ActorContext<SupervisorMsg>,
     ) {
-        let Some(at) = self
-            .children
-            .iter()
-            .position(|child| child.running.as_ref().is_some_and(|r| r.actor == actor))
-        else {
+        let Some(at) = self.running_index(actor) else {
             return;
         };
         self.publish(SupervisionEvent::ChildUnhealthy {

@@ -127,6 +127,8 @@ pub struct SystemInfo {
     pub shutting_down: bool,
     /// The runtime counters.
     pub metrics: RuntimeMetricsSnapshot,
+    /// Totals over all supervisors.
+    pub supervision: SupervisorStats,
 }
 
 impl fmt::Debug for ActorSystem {
@@ -278,6 +280,7 @@ impl ActorSystem {
             started_at: self.inner.started_at,
             shutting_down: self.is_shutting_down(),
             metrics: self.inner.metrics.snapshot(),
+            supervision: self.supervisor_stats(),
         }
     }
 
