@@ -11,13 +11,15 @@
 //!
 //! Beyond OTP, opt-in per child: [`Backoff`] before restarts and a
 //! [`HealthCheck`] that restarts a child which stops answering. Everything a
-//! supervisor does is published as a [`SupervisionEvent`].
+//! supervisor does is published as a [`SupervisionEvent`]. A
+//! [`CircuitBreaker`] protects callers from a failing dependency.
 //!
 //! This module owns the specs ([`spec`](ChildSpec)), the rules
 //! ([`strategy`](SupervisionStrategy)), the supervisor actor (`tree`), its
 //! handle ([`SupervisorRef`]), health monitoring and the event stream.
 
 mod backoff;
+mod circuit_breaker;
 mod errors;
 mod events;
 mod handle;
@@ -28,6 +30,9 @@ mod traits;
 pub(crate) mod tree;
 
 pub use backoff::Backoff;
+pub use circuit_breaker::{
+    CircuitBreaker, CircuitBreakerConfig, CircuitBreakerError, CircuitState,
+};
 pub use errors::SupervisorError;
 pub(crate) use events::SupervisionBus;
 pub use events::{SupervisionEvent, SupervisionEvents, SupervisorStats};
