@@ -13,6 +13,7 @@ use airssys_rt::prelude::*;
 use airssys_rt::supervisor::{
     Backoff, ChildCounts, ChildKind, ChildStatus, HealthCheck, SupervisionEvent, SupervisorError,
 };
+use airssys_rt::system::{ActorSystemHealth, HealthThresholds, HealthVerdict};
 use supervision_kit::*;
 use tokio::sync::Notify;
 
@@ -252,6 +253,10 @@ async fn escalation_climbs_three_levels_to_the_system() {
     assert_eq!(failures.len(), 1);
     assert_eq!(failures[0].supervisor, root.id());
     assert_eq!(system.actor_count(), 0);
+    let health = ActorSystemHealth::new(system.clone(), HealthThresholds::default());
+    let status = health.health_check().await;
+    assert_eq!(status.verdict, HealthVerdict::Unhealthy, "{status}");
+    assert_eq!(status.supervisor_stats.gave_up, 4, "leaf twice, mid, root");
     assert!(
         log.take()
             .ends_with(&["stop w".to_owned(), "stop sibling".to_owned()])

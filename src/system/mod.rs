@@ -5,6 +5,7 @@ pub mod actor_system;
 pub mod builder;
 pub mod config;
 pub mod errors;
+pub mod health;
 pub(crate) mod registry;
 pub(crate) mod shared;
 
@@ -12,3 +13,6 @@ pub use actor_system::{ActorSystem, RootFailure, ShutdownReport, SystemInfo};
 pub use builder::ActorSpawnBuilder;
 pub use config::SystemConfig;
 pub use errors::{AskError, ReplyError, SendError, SendErrorKind, SystemError};
+pub use health::{
+    ActorSystemHealth, HealthStatus, HealthThresholds, HealthVerdict, MessageThroughput,
+};
