@@ -7,13 +7,17 @@
 //! 4. a panicking handler, reported as an exit reason
 //! 5. a supervision tree that survives crashes, then gives up when its
 //!    restart intensity is exceeded and escalates to the root
-//! 6. a graceful shutdown and its report
+//! 6. a circuit breaker opening and recovering, and a health report
+//! 7. a graceful shutdown and its report
 
 use std::convert::Infallible;
 use std::time::Duration;
 
 use airssys_rt::prelude::*;
-use airssys_rt::supervisor::{SupervisionEvent, SupervisionEvents};
+use airssys_rt::supervisor::{
+    CircuitBreaker, CircuitBreakerConfig, SupervisionEvent, SupervisionEvents,
+};
+use airssys_rt::system::{ActorSystemHealth, HealthThresholds};
 use tokio::sync::oneshot;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -201,6 +205,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("   (panic hook) '{text}' at {place}");
     }));
     let system = ActorSystem::new(SystemConfig::named("tour"))?;
+    let health = ActorSystemHealth::new(system.clone(), HealthThresholds::default());
 
     println!("1. counter: tell and ask");
     let counter = system
@@ -346,7 +351,35 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
 
-    println!("\n6. graceful shutdown");
+    println!("\n6. a circuit breaker, and the system's health");
+    let breaker = CircuitBreaker::new(CircuitBreakerConfig {
+        failure_threshold: 2,
+        reset_timeout: Duration::from_millis(50),
+        success_threshold: 1,
+    });
+    let flaky = |ok: bool| async move { if ok { Ok("pong") } else { Err("timeout") } };
+    for ok in [false, false, true] {
+        match breaker.call(flaky(ok)).await {
+            Ok(reply) => println!("   call -> {reply}"),
+            Err(error) => println!("   call -> {error}"),
+        }
+    }
+    println!(
+        "   state: {:?}; waiting out the reset timeout",
+        breaker.state()
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    println!("   state: {:?}", breaker.state());
+    match breaker.call(flaky(true)).await {
+        Ok(reply) => println!("   trial call -> {reply}; state: {:?}", breaker.state()),
+        Err(error) => println!("   trial call -> {error}"),
+    }
+    println!(
+        "   health since the tour began: {}",
+        health.health_check().await
+    );
+
+    println!("\n7. graceful shutdown");
     // The shutdown signal travels on the system lane and usually overtakes
     // this message; if so it is listed below as a dead letter, never lost.
     counter.tell(CounterMsg::Add(1)).await?;
