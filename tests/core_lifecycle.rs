@@ -323,3 +323,21 @@ async fn a_restart_shuts_down_the_children_of_the_old_instance() {
     assert!(all[2].is_alive(), "the current instance's child lives on");
     assert_eq!(system.metrics().snapshot().restarts, 2);
 }
+
+/// Whoever wakes from `wait_for_exit` sees a system that no longer counts
+/// the actor (the registry is updated before waiters are woken). Repeated on
+/// two worker threads to give the race a chance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_wait_for_exit_the_system_no_longer_counts_the_actor() {
+    let system = system();
+    for round in 0..500 {
+        let probe = system.spawn(Probe::new(&Arc::default())).unwrap();
+        if round % 2 == 0 {
+            probe.stop();
+        } else {
+            probe.kill();
+        }
+        probe.wait_for_exit().await;
+        assert_eq!(system.actor_count(), 0, "round {round}");
+    }
+}

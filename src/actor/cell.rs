@@ -154,9 +154,15 @@ impl<M: Message> ActorCell<M> {
         }
     }
 
-    /// Publishes the exit reason and wakes everyone waiting for it.
-    pub(crate) fn publish_exit(&self, reason: ExitReason) {
+    /// Records the exit reason: readable from now on through `exit_reason`.
+    pub(crate) fn record_exit(&self, reason: ExitReason) {
         let _ = self.exit.set(reason);
+    }
+
+    /// Marks the actor stopped and wakes everyone waiting for its exit. Called
+    /// once it has left the system's registry, so a waiter that wakes up sees
+    /// a system that no longer counts it.
+    pub(crate) fn mark_stopped(&self) {
         self.set_state(ActorState::Stopped);
         self.exited.notify_waiters();
     }
@@ -170,7 +176,9 @@ impl<M: Message> ActorCell<M> {
             let exited = self.exited.notified();
             tokio::pin!(exited);
             exited.as_mut().enable();
-            if let Some(reason) = self.exit.get() {
+            if self.state() == ActorState::Stopped
+                && let Some(reason) = self.exit.get()
+            {
                 return reason.clone();
             }
             exited.await;
@@ -260,8 +268,11 @@ mod tests {
             async move { cell.wait_for_exit().await }
         });
         tokio::task::yield_now().await;
-        cell.publish_exit(ExitReason::Killed);
-        cell.publish_exit(ExitReason::Normal);
+        cell.record_exit(ExitReason::Killed);
+        cell.record_exit(ExitReason::Normal);
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "not stopped until marked so");
+        cell.mark_stopped();
         assert_eq!(waiter.await.unwrap(), ExitReason::Killed);
         assert_eq!(cell.state(), ActorState::Stopped);
     }

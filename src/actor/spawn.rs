@@ -268,16 +268,15 @@ impl<M: Message> ExitGuard<M> {
         };
         self.cell.close_and_drain(dead);
         tracing::debug!(actor = %self.cell.id, %reason, "actor stopped");
-        match &self.cell.watcher {
-            Some(watcher) => {
-                self.cell.publish_exit(reason.clone());
-                self.system.deregister(self.slot);
-                watcher.exited(self.cell.id, &reason);
-            }
-            None => {
-                self.cell.publish_exit(reason);
-                self.system.deregister(self.slot);
-            }
+        // The reason first (so `shutdown` reports see it), then the registry,
+        // then the waiters (so they see a system that no longer counts it),
+        // then the supervisor.
+        let watched = self.cell.watcher.as_ref().map(|_| reason.clone());
+        self.cell.record_exit(reason);
+        self.system.deregister(self.slot);
+        self.cell.mark_stopped();
+        if let (Some(watcher), Some(reason)) = (&self.cell.watcher, watched) {
+            watcher.exited(self.cell.id, &reason);
         }
     }
 }
