@@ -35,7 +35,7 @@ impl Series {
         median(&self.values())
     }
 
-    /// Median of the secondary figure (ask p99, idle RSS), if any.
+    /// Median of the secondary figure (ask/restart p99, idle RSS), if any.
     pub fn secondary_median(&self) -> Option<f64> {
         let mut v: Vec<f64> = self.samples.iter().filter_map(|s| s.secondary).collect();
         v.sort_by(f64::total_cmp);
@@ -104,7 +104,7 @@ impl Report {
                         Some(s) => {
                             let mut cell =
                                 format!("{} ±{:.0}%", figure(s.median()), s.spread_percent());
-                            if workload == Workload::Ask
+                            if matches!(workload, Workload::Ask | Workload::Restart)
                                 && let Some(p99) = s.secondary_median()
                             {
                                 let _ = write!(cell, ", p99 {}", figure(p99));

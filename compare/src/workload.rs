@@ -26,11 +26,14 @@ pub enum Workload {
     Counting,
     /// Savina fork-join (creation): `n` actors each created and sent one message.
     ForkJoin,
+    /// A supervised actor is told to fail; per failure, the time until its
+    /// replacement has answered a request.
+    Restart,
 }
 
 impl Workload {
     /// Every workload, in report order.
-    pub const ALL: [Workload; 9] = [
+    pub const ALL: [Workload; 10] = [
         Workload::Tell,
         Workload::FanOut,
         Workload::Ask,
@@ -40,6 +43,7 @@ impl Workload {
         Workload::ThreadRing,
         Workload::Counting,
         Workload::ForkJoin,
+        Workload::Restart,
     ];
 
     /// Short label for tables and charts.
@@ -54,6 +58,7 @@ impl Workload {
             Workload::ThreadRing => "thread ring ×1000",
             Workload::Counting => "counting actor",
             Workload::ForkJoin => "fork-join create",
+            Workload::Restart => "restart latency",
         }
     }
 
@@ -61,7 +66,7 @@ impl Workload {
     pub fn unit(self) -> &'static str {
         match self {
             Workload::IdleMemory => "B/actor",
-            Workload::Ask => "ns (median; p99 beside)",
+            Workload::Ask | Workload::Restart => "ns (median; p99 beside)",
             _ => "ns/op",
         }
     }
@@ -79,6 +84,7 @@ pub struct Sizes {
     pub ring_hops: u64,
     pub counting: u64,
     pub fork_join: u64,
+    pub restart: u64,
 }
 
 /// Actors fed round-robin by the fan-out workload.
@@ -98,6 +104,7 @@ impl Sizes {
         ring_hops: 500_000,
         counting: 1_000_000,
         fork_join: 100_000,
+        restart: 20_000,
     };
 
     /// `--quick`: every workload small.
@@ -111,6 +118,7 @@ impl Sizes {
         ring_hops: 20_000,
         counting: 50_000,
         fork_join: 5_000,
+        restart: 2_000,
     };
 
     /// Tests: just enough to prove every message is processed.
@@ -124,6 +132,7 @@ impl Sizes {
         ring_hops: 3_000,
         counting: 2_000,
         fork_join: 300,
+        restart: 100,
     };
 
     /// Operations the workload performs (what `Sample::processed` must equal).
@@ -138,6 +147,7 @@ impl Sizes {
             Workload::ThreadRing => self.ring_hops,
             Workload::Counting => self.counting,
             Workload::ForkJoin => self.fork_join,
+            Workload::Restart => self.restart,
         }
     }
 }
@@ -147,9 +157,11 @@ impl Sizes {
 pub struct Sample {
     /// Operations the implementation actually processed (counted by the actors).
     pub processed: u64,
-    /// The figure: ns per operation, median ask latency, or bytes per actor.
+    /// The figure: ns per operation, median ask or restart latency, or bytes
+    /// per actor.
     pub value: f64,
-    /// Ask: the 99th-percentile latency (ns); idle memory: RSS bytes per actor.
+    /// Ask and restart: the 99th-percentile latency (ns); idle memory: RSS
+    /// bytes per actor.
     pub secondary: Option<f64>,
 }
 
@@ -196,6 +208,10 @@ pub trait Framework {
     fn thread_ring(hops: u64) -> impl Future<Output = Sample> + Send;
     fn counting(n: u64) -> impl Future<Output = Sample> + Send;
     fn fork_join(n: u64) -> impl Future<Output = Sample> + Send;
+    /// `n` times: tell the supervised actor to fail, take its replacement's
+    /// handle (announced from its start hook), ask it once; per failure, the
+    /// time from the failure being sent to the reply.
+    fn restart(n: u64) -> impl Future<Output = Sample> + Send;
 }
 
 /// Runs `workload` with framework `F`, panicking if it skipped any work.
@@ -211,6 +227,7 @@ pub async fn run<F: Framework>(workload: Workload, sizes: Sizes) -> Sample {
         Workload::ThreadRing => F::thread_ring(n).await,
         Workload::Counting => F::counting(n).await,
         Workload::ForkJoin => F::fork_join(n).await,
+        Workload::Restart => F::restart(n).await,
     };
     assert_eq!(
         sample.processed,

@@ -109,4 +109,7 @@ impl airssys_rt_compare::workload::Framework for Skipper {
     async fn fork_join(n: u64) -> airssys_rt_compare::workload::Sample {
         Self::tell(n).await
     }
+    async fn restart(n: u64) -> airssys_rt_compare::workload::Sample {
+        Self::tell(n).await
+    }
 }

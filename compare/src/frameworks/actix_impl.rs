@@ -1,14 +1,15 @@
 //! actix 0.13, written as its documentation shows: `Actor` + `Handler<M>`,
 //! `do_send` for tells (unbounded), `send` for asks, `ResponseFuture` for a
 //! handler that awaits. actix only runs on its own single-threaded `System`,
-//! so it appears in the current-thread columns only.
+//! so it appears in the current-thread columns only. Restarts by
+//! `actix::Supervisor`, which restarts a `Supervised` actor that stops.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use actix::prelude::*;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::memory::MemoryProbe;
 use crate::workload::{FAN_OUT_ACTORS, Framework, RING_ACTORS, Sample};
@@ -217,6 +218,54 @@ impl Handler<Work> for Forked {
     }
 }
 
+/// A supervised worker: announces each (re)start from `started`, stops (how
+/// actix models a failure; a panic would take the whole `System` down) on
+/// `Crash`, answers `Probe`. actix keeps the same value and address across
+/// restarts; `restarting` would reset its state.
+struct Fragile {
+    announce: mpsc::UnboundedSender<Addr<Fragile>>,
+    /// Fires when it stops for good: no address left, so no restart.
+    gone: Option<oneshot::Sender<()>>,
+}
+
+impl Actor for Fragile {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let _ = self.announce.send(ctx.address());
+    }
+    fn stopped(&mut self, ctx: &mut Self::Context) {
+        if !ctx.connected()
+            && let Some(gone) = self.gone.take()
+        {
+            let _ = gone.send(());
+        }
+    }
+}
+
+impl Supervised for Fragile {}
+
+struct Crash;
+impl Message for Crash {
+    type Result = ();
+}
+
+struct Probe;
+impl Message for Probe {
+    type Result = ();
+}
+
+impl Handler<Crash> for Fragile {
+    type Result = ();
+    fn handle(&mut self, _: Crash, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+impl Handler<Probe> for Fragile {
+    type Result = ();
+    fn handle(&mut self, _: Probe, _: &mut Context<Self>) {}
+}
+
 impl Framework for Actix {
     const NAME: &'static str = "actix";
 
@@ -362,5 +411,28 @@ impl Framework for Actix {
         }
         let joined = finished.await.expect("all joined");
         Sample::per_op(start.elapsed(), joined)
+    }
+
+    async fn restart(n: u64) -> Sample {
+        let (announce, mut announced) = mpsc::unbounded_channel();
+        let (gone, stopped) = oneshot::channel();
+        let supervised = Supervisor::start(move |_| Fragile {
+            announce,
+            gone: Some(gone),
+        });
+        let mut current = announced.recv().await.expect("first instance");
+        drop(supervised);
+        let mut latencies = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let start = Instant::now();
+            current.do_send(Crash);
+            current = announced.recv().await.expect("replacement");
+            current.send(Probe).await.expect("probe");
+            latencies.push(start.elapsed().as_nanos() as u64);
+        }
+        // With no address left the supervised actor stops for good.
+        drop((current, announced));
+        stopped.await.expect("stopped");
+        Sample::latencies(latencies)
     }
 }

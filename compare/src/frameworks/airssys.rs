@@ -1,14 +1,15 @@
 //! airssys-rt, written as its README recommends: default (unbounded FIFO)
-//! mailboxes, `tell` and `ask`.
+//! mailboxes, `tell` and `ask`; restarts by a one-for-one `SupervisorSpec`.
 
 use std::convert::Infallible;
+use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use airssys_rt::actor::ActorState;
 use airssys_rt::prelude::*;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::memory::MemoryProbe;
 use crate::workload::{FAN_OUT_ACTORS, Framework, RING_ACTORS, Sample};
@@ -211,6 +212,61 @@ impl Actor for Forked {
     }
 }
 
+#[derive(Debug)]
+enum Life {
+    Crash,
+    Ping(ReplyTo<()>),
+}
+
+impl Message for Life {
+    const MESSAGE_TYPE: &'static str = "compare.life";
+}
+
+/// The failure a [`Fragile`] worker is told to have.
+#[derive(Debug)]
+struct Crashed;
+
+impl fmt::Display for Crashed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("told to crash")
+    }
+}
+
+impl std::error::Error for Crashed {}
+
+/// A supervised worker: announces each new instance from `pre_start`, fails
+/// (a handler error) on `Crash`, answers `Ping`.
+struct Fragile {
+    announce: mpsc::UnboundedSender<ActorRef<Life>>,
+}
+
+impl Actor for Fragile {
+    type Message = Life;
+    type Error = Crashed;
+    async fn pre_start(&mut self, ctx: &mut ActorContext<Life>) -> Result<(), Crashed> {
+        let _ = self.announce.send(ctx.myself().clone());
+        Ok(())
+    }
+    async fn handle_message(
+        &mut self,
+        msg: Life,
+        _: &mut ActorContext<Life>,
+    ) -> Result<(), Crashed> {
+        match msg {
+            Life::Crash => Err(Crashed),
+            Life::Ping(reply) => {
+                let _ = reply.reply(());
+                Ok(())
+            }
+        }
+    }
+    async fn on_error(&mut self, _: Crashed, _: &ActorContext<Life>) -> ErrorAction {
+        // Supervised, this exits with `ExitReason::Error` and leaves the
+        // replacement to the supervisor's strategy.
+        ErrorAction::Restart
+    }
+}
+
 fn system() -> ActorSystem {
     ActorSystem::new(SystemConfig::named("compare")).expect("inside a runtime")
 }
@@ -384,5 +440,28 @@ impl Framework for Airssys {
         let sample = Sample::per_op(start.elapsed(), joined);
         system.shutdown(PATIENCE).await;
         sample
+    }
+
+    async fn restart(n: u64) -> Sample {
+        let system = system();
+        let (announce, mut announced) = mpsc::unbounded_channel();
+        let spec = SupervisorSpec::one_for_one()
+            .intensity(u32::MAX, Duration::from_secs(1))
+            .child(ChildSpec::worker("fragile", move || Fragile {
+                announce: announce.clone(),
+            }));
+        let supervisor = system.start_supervisor(spec).await.expect("supervisor");
+        let mut current = announced.recv().await.expect("first instance");
+        let mut latencies = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let start = Instant::now();
+            current.tell(Life::Crash).await.expect("crash");
+            current = announced.recv().await.expect("replacement");
+            current.ask(Life::Ping, PATIENCE).await.expect("ping");
+            latencies.push(start.elapsed().as_nanos() as u64);
+        }
+        supervisor.shutdown().await;
+        system.shutdown(PATIENCE).await;
+        Sample::latencies(latencies)
     }
 }

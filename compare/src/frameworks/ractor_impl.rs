@@ -1,13 +1,15 @@
 //! ractor 0.16, written as its documentation shows: `Actor` with explicit
-//! state, `cast` for tells, `call` with an `RpcReplyPort` for asks.
+//! state, `cast` for tells, `call` with an `RpcReplyPort` for asks. ractor
+//! has no restart strategies: a supervisor is an actor that links its child
+//! (`spawn_linked`) and spawns a new one on `SupervisionEvent::ActorFailed`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ractor::rpc::CallResult;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use tokio::sync::oneshot;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::memory::MemoryProbe;
 use crate::workload::{FAN_OUT_ACTORS, Framework, RING_ACTORS, Sample};
@@ -241,6 +243,82 @@ impl Actor for Forked {
     }
 }
 
+enum Life {
+    Crash,
+    Ping(RpcReplyPort<()>),
+}
+
+type Announce = mpsc::UnboundedSender<ActorRef<Life>>;
+
+/// A supervised worker: announces each new instance from `pre_start`, fails
+/// (a handler error) on `Crash`, answers `Ping`.
+struct Fragile;
+
+impl Actor for Fragile {
+    type Msg = Life;
+    type State = ();
+    type Arguments = Announce;
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Life>,
+        announce: Announce,
+    ) -> Result<(), ActorProcessingErr> {
+        let _ = announce.send(myself);
+        Ok(())
+    }
+    async fn handle(
+        &self,
+        _: ActorRef<Life>,
+        msg: Life,
+        _: &mut (),
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            Life::Crash => Err("told to crash".into()),
+            Life::Ping(reply) => {
+                let _ = reply.send(());
+                Ok(())
+            }
+        }
+    }
+}
+
+/// One-for-one by hand: replaces a failed child, lets a stopped one go, and
+/// takes its children with it when it stops.
+struct Guardian;
+
+impl Actor for Guardian {
+    type Msg = ();
+    type State = Announce;
+    type Arguments = Announce;
+    async fn pre_start(
+        &self,
+        myself: ActorRef<()>,
+        announce: Announce,
+    ) -> Result<Announce, ActorProcessingErr> {
+        Actor::spawn_linked(None, Fragile, announce.clone(), myself.get_cell()).await?;
+        Ok(announce)
+    }
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<()>,
+        event: SupervisionEvent,
+        announce: &mut Announce,
+    ) -> Result<(), ActorProcessingErr> {
+        if let SupervisionEvent::ActorFailed(..) = event {
+            Actor::spawn_linked(None, Fragile, announce.clone(), myself.get_cell()).await?;
+        }
+        Ok(())
+    }
+    async fn post_stop(
+        &self,
+        myself: ActorRef<()>,
+        _: &mut Announce,
+    ) -> Result<(), ActorProcessingErr> {
+        myself.stop_children_and_wait(None, Some(PATIENCE)).await;
+        Ok(())
+    }
+}
+
 async fn stop_all<M: ractor::Message>(actors: Vec<(ActorRef<M>, tokio::task::JoinHandle<()>)>) {
     for (actor, _) in &actors {
         actor.stop(None);
@@ -403,5 +481,28 @@ impl Framework for Ractor {
         let sample = Sample::per_op(start.elapsed(), joined);
         stop_all(workers).await;
         sample
+    }
+
+    async fn restart(n: u64) -> Sample {
+        let (announce, mut announced) = mpsc::unbounded_channel();
+        let guardian = Actor::spawn(None, Guardian, announce).await.expect("spawn");
+        let mut current = announced.recv().await.expect("first instance");
+        let mut latencies = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let start = Instant::now();
+            current.cast(Life::Crash).expect("crash");
+            current = announced.recv().await.expect("replacement");
+            match current
+                .call(Life::Ping, Some(PATIENCE))
+                .await
+                .expect("call")
+            {
+                CallResult::Success(()) => {}
+                other => panic!("call failed: {other:?}"),
+            }
+            latencies.push(start.elapsed().as_nanos() as u64);
+        }
+        stop_all(vec![guardian]).await;
+        Sample::latencies(latencies)
     }
 }

@@ -41,6 +41,51 @@ fn server() -> (
     (tx, task)
 }
 
+enum Life {
+    Crash,
+    Ping(oneshot::Sender<()>),
+}
+
+/// How a worker task ended.
+enum Exit {
+    Crashed,
+    Closed,
+}
+
+/// A supervising task: spawns a worker task with a fresh channel, announces
+/// its sender, awaits its end and spawns a replacement unless it ended
+/// because its channel closed.
+fn supervised(
+    announce: mpsc::UnboundedSender<mpsc::UnboundedSender<Life>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let (tx, mut rx) = mpsc::unbounded_channel::<Life>();
+            let worker = tokio::spawn(async move {
+                while let Some(msg) = rx.recv().await {
+                    match msg {
+                        Life::Crash => return Exit::Crashed,
+                        Life::Ping(reply) => {
+                            let _ = reply.send(());
+                        }
+                    }
+                }
+                Exit::Closed
+            });
+            if announce.send(tx).is_err() {
+                // Nobody left to use a replacement; its sender is gone, so
+                // the worker ends by itself.
+                let _ = worker.await;
+                return;
+            }
+            match worker.await {
+                Ok(Exit::Closed) => return,
+                Ok(Exit::Crashed) | Err(_) => continue,
+            }
+        }
+    })
+}
+
 impl Framework for RawTokio {
     const NAME: &'static str = "raw tokio";
 
@@ -237,5 +282,25 @@ impl Framework for RawTokio {
         }
         let joined = finished.await.expect("all joined");
         Sample::per_op(start.elapsed(), joined)
+    }
+
+    async fn restart(n: u64) -> Sample {
+        let (announce, mut announced) = mpsc::unbounded_channel();
+        let supervisor = supervised(announce);
+        let mut current = announced.recv().await.expect("first instance");
+        let mut latencies = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let start = Instant::now();
+            current.send(Life::Crash).expect("crash");
+            current = announced.recv().await.expect("replacement");
+            let (reply, answer) = oneshot::channel();
+            current.send(Life::Ping(reply)).expect("ping");
+            answer.await.expect("answer");
+            latencies.push(start.elapsed().as_nanos() as u64);
+        }
+        // The worker ends when its channel closes; the supervisor with it.
+        drop((current, announced));
+        supervisor.await.expect("supervisor");
+        Sample::latencies(latencies)
     }
 }
