@@ -2,6 +2,7 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use airssys_rt::prelude::*;
@@ -87,4 +88,30 @@ async fn actors_already_stopping_are_not_counted_by_shutdown() {
     assert_eq!((report.actors, report.stopped_cleanly), (1, 1));
     assert_eq!(running.wait_for_exit().await, ExitReason::Shutdown);
     assert_eq!(gone.exit_reason(), Some(ExitReason::Normal));
+}
+
+/// Messages still queued when an actor stops reach dead-letter subscribers,
+/// each with its reason, in queue order.
+#[tokio::test]
+async fn dead_letters_are_streamed_to_subscribers() {
+    let system = system();
+    let mut letters = system.dead_letters().subscribe();
+    let probe = system.spawn(Probe::new(&Arc::default())).unwrap();
+    let open = hold(&probe).await;
+    for n in 0..3 {
+        probe.tell(Cmd::Record(n)).await.unwrap();
+    }
+    probe.kill();
+    probe.wait_for_exit().await;
+    drop(open);
+    let mut seen = Vec::new();
+    while let Some(letter) = letters.try_recv() {
+        assert_eq!(letter.recipient, probe.id());
+        assert_eq!(
+            letter.reason,
+            airssys_rt::mailbox::DeadLetterReason::ActorKilled
+        );
+        seen.push(letter.message);
+    }
+    assert_eq!(seen, ["Record(0)", "Record(1)", "Record(2)"]);
 }

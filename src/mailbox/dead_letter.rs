@@ -2,15 +2,18 @@
 //!
 //! Every such message is recorded here with its reason, so nothing vanishes
 //! silently. The office keeps exact counts per reason and the most recent
-//! letters (a bounded ring), and emits a `tracing` event for each.
+//! letters (a bounded ring), streams each letter to its subscribers, and
+//! emits a `tracing` event and a `metrics` counter (labelled by reason) for
+//! each.
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
+use tokio::sync::mpsc;
 
 use crate::util::{ActorId, RuntimeMetrics, time};
 
@@ -40,6 +43,17 @@ impl DeadLetterReason {
 
     fn index(self) -> usize {
         self as usize
+    }
+
+    /// A short stable name, for metric labels.
+    pub fn label(self) -> &'static str {
+        match self {
+            DeadLetterReason::ActorStopped => "actor_stopped",
+            DeadLetterReason::ActorKilled => "actor_killed",
+            DeadLetterReason::DroppedOldest => "dropped_oldest",
+            DeadLetterReason::DroppedNewest => "dropped_newest",
+            DeadLetterReason::Expired => "expired",
+        }
     }
 }
 
@@ -96,6 +110,28 @@ pub struct DeadLetterOffice {
     recent: Mutex<VecDeque<DeadLetter>>,
     keep: usize,
     metrics: Option<Arc<RuntimeMetrics>>,
+    subscribers: Mutex<Vec<mpsc::UnboundedSender<DeadLetter>>>,
+    /// Lets `record` skip the subscriber lock while nobody listens.
+    watched: AtomicBool,
+}
+
+/// A subscription to dead letters from the moment it was made
+/// ([`DeadLetterOffice::subscribe`]). Dropping it unsubscribes.
+#[derive(Debug)]
+pub struct DeadLetterStream {
+    receiver: mpsc::UnboundedReceiver<DeadLetter>,
+}
+
+impl DeadLetterStream {
+    /// The next dead letter; `None` once the office is gone.
+    pub async fn recv(&mut self) -> Option<DeadLetter> {
+        self.receiver.recv().await
+    }
+
+    /// The next dead letter if one is waiting.
+    pub fn try_recv(&mut self) -> Option<DeadLetter> {
+        self.receiver.try_recv().ok()
+    }
 }
 
 impl fmt::Debug for DeadLetterOffice {
@@ -115,6 +151,8 @@ impl DeadLetterOffice {
             recent: Mutex::new(VecDeque::new()),
             keep,
             metrics: None,
+            subscribers: Mutex::new(Vec::new()),
+            watched: AtomicBool::new(false),
         }
     }
 
@@ -138,7 +176,9 @@ impl DeadLetterOffice {
             metrics.dead_letter();
         }
         tracing::debug!(%recipient, message_type, %reason, "dead letter");
-        if self.keep == 0 {
+        metrics::counter!("airssys_rt_dead_letters_total", "reason" => reason.label()).increment(1);
+        let watched = self.watched.load(Ordering::Acquire);
+        if self.keep == 0 && !watched {
             return;
         }
         let letter = DeadLetter {
@@ -148,11 +188,40 @@ impl DeadLetterOffice {
             reason,
             at: time::now(),
         };
+        if watched {
+            let mut subscribers = self.subscribers.lock();
+            subscribers.retain(|subscriber| subscriber.send(letter.clone()).is_ok());
+            self.watched
+                .store(!subscribers.is_empty(), Ordering::Release);
+        }
+        if self.keep == 0 {
+            return;
+        }
         let mut recent = self.recent.lock();
         if recent.len() == self.keep {
             recent.pop_front();
         }
         recent.push_back(letter);
+    }
+
+    /// Streams every dead letter recorded from now on.
+    ///
+    /// ```
+    /// use airssys_rt::mailbox::{DeadLetterOffice, DeadLetterReason};
+    /// use airssys_rt::util::ActorId;
+    ///
+    /// let office = DeadLetterOffice::new(0);
+    /// let mut letters = office.subscribe();
+    /// office.record(ActorId::from_raw(3), "u64", &7u64, DeadLetterReason::DroppedNewest);
+    /// let letter = letters.try_recv().expect("streamed");
+    /// assert_eq!((letter.message.as_str(), letter.reason), ("7", DeadLetterReason::DroppedNewest));
+    /// ```
+    pub fn subscribe(&self) -> DeadLetterStream {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let mut subscribers = self.subscribers.lock();
+        subscribers.push(sender);
+        self.watched.store(true, Ordering::Release);
+        DeadLetterStream { receiver }
     }
 
     /// All dead letters recorded so far.
@@ -212,5 +281,33 @@ mod tests {
             text.contains("actor#3") && text.contains("time-to-live"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn subscribers_get_every_letter_and_dropped_ones_are_forgotten() {
+        let office = DeadLetterOffice::new(0);
+        let mut first = office.subscribe();
+        let second = office.subscribe();
+        drop(second);
+        for i in 0..3u64 {
+            office.record(ActorId::from_raw(1), "u64", &i, DeadLetterReason::Expired);
+        }
+        let seen: Vec<_> = std::iter::from_fn(|| first.try_recv())
+            .map(|l| l.message)
+            .collect();
+        assert_eq!(seen, ["0", "1", "2"]);
+        assert_eq!(office.subscribers.lock().len(), 1);
+        drop(first);
+        office.record(
+            ActorId::from_raw(1),
+            "u64",
+            &9u64,
+            DeadLetterReason::Expired,
+        );
+        assert!(
+            !office.watched.load(Ordering::Acquire),
+            "nobody listens any more"
+        );
+        assert!(office.recent().is_empty(), "keep = 0 keeps nothing");
     }
 }

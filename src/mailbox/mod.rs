@@ -28,7 +28,7 @@ pub mod signal;
 
 pub use backpressure::Backpressure;
 pub use config::{MailboxConfig, MailboxKind};
-pub use dead_letter::{DeadLetter, DeadLetterOffice, DeadLetterReason};
+pub use dead_letter::{DeadLetter, DeadLetterOffice, DeadLetterReason, DeadLetterStream};
 pub use lanes::MailboxItem;
 pub use queue::{Mailbox, MailboxReceiver, PushError, Pushed, Received, Recv};
 pub use signal::SystemSignal;
