@@ -44,6 +44,7 @@
 
 pub mod actor;
 pub mod address;
+pub mod broker;
 pub mod mailbox;
 pub mod message;
 pub mod supervisor;

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use tokio::sync::Notify;
@@ -82,6 +82,8 @@ pub(crate) struct ActorCell<M: Message> {
     pub(crate) name: Option<Arc<str>>,
     pub(crate) shared: Arc<SystemShared>,
     state: AtomicU8,
+    /// Holds a name or service in the system's registry (released on exit).
+    registered: AtomicBool,
     exit: OnceLock<ExitReason>,
     exited: Notify,
     abort: OnceLock<AbortHandle>,
@@ -115,6 +117,7 @@ impl<M: Message> ActorCell<M> {
             name,
             shared,
             state: AtomicU8::new(ActorState::Starting.to_u8()),
+            registered: AtomicBool::new(false),
             exit: OnceLock::new(),
             exited: Notify::new(),
             abort: OnceLock::new(),
@@ -128,6 +131,15 @@ impl<M: Message> ActorCell<M> {
 
     pub(crate) fn set_state(&self, state: ActorState) {
         self.state.store(state.to_u8(), Ordering::Release);
+    }
+
+    /// Marks the actor as holding registry entries (before they are added).
+    pub(crate) fn mark_registered(&self) {
+        self.registered.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn is_registered(&self) -> bool {
+        self.registered.load(Ordering::SeqCst)
     }
 
     pub(crate) fn set_abort_handle(&self, handle: AbortHandle) {

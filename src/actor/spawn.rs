@@ -40,31 +40,62 @@ impl<A, F: FnMut() -> A + Send + 'static> Rebuild<A> for Factory<F> {
     }
 }
 
+/// Spawn-time settings besides the actor itself.
+pub(crate) struct SpawnOptions {
+    pub(crate) name: Option<Arc<str>>,
+    pub(crate) mailbox: MailboxConfig,
+    /// Told of the actor's start and exit (its supervisor).
+    pub(crate) watcher: Option<Box<dyn LifecycleWatcher>>,
+    /// A name to register in the system's registry before the actor runs.
+    pub(crate) register: Option<Arc<str>>,
+}
+
+impl SpawnOptions {
+    pub(crate) fn new(name: Option<Arc<str>>, mailbox: MailboxConfig) -> Self {
+        Self {
+            name,
+            mailbox,
+            watcher: None,
+            register: None,
+        }
+    }
+}
+
 /// Starts `actor` in `system`; `factory` builds replacements for
 /// `ErrorAction::Restart` (unsupervised actors restart in place; a
 /// supervised one exits and leaves the restart to its supervisor).
 pub(crate) fn spawn_actor<A, F>(
     system: &ActorSystem,
-    name: Option<Arc<str>>,
-    mailbox: MailboxConfig,
+    options: SpawnOptions,
     actor: A,
     factory: F,
-    watcher: Option<Box<dyn LifecycleWatcher>>,
 ) -> Result<ActorRef<A::Message>, SystemError>
 where
     A: Actor,
     F: Rebuild<A>,
 {
-    mailbox.validate().map_err(SystemError::InvalidMailbox)?;
+    options
+        .mailbox
+        .validate()
+        .map_err(SystemError::InvalidMailbox)?;
     let cell = Arc::new(ActorCell::new(
         ActorId::next(),
-        name,
-        mailbox,
+        options.name,
+        options.mailbox,
         system.shared(),
-        watcher,
+        options.watcher,
     ));
     let myself = ActorRef::from_cell(cell.clone());
-    let slot = system.register(myself.control())?;
+    if let Some(name) = options.register {
+        system.registry().register_name(name, &myself)?;
+    }
+    let slot = match system.register(myself.control()) {
+        Ok(slot) => slot,
+        Err(error) => {
+            system.registry().release(cell.id);
+            return Err(error);
+        }
+    };
     let ctx = ActorContext::new(myself.clone(), system.clone());
     let exit = ExitGuard {
         cell: cell.clone(),
@@ -273,6 +304,12 @@ impl<M: Message> ExitGuard<M> {
         // then the supervisor.
         let watched = self.cell.watcher.as_ref().map(|_| reason.clone());
         self.cell.record_exit(reason);
+        // Pairs with the registry's fence after registering: either it sees
+        // this exit, or this sees its registration.
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        if self.cell.is_registered() {
+            self.system.registry().release(self.cell.id);
+        }
         self.system.deregister(self.slot);
         self.cell.mark_stopped();
         if let (Some(watcher), Some(reason)) = (&self.cell.watcher, watched) {

@@ -18,7 +18,7 @@ use super::tree::SupervisorStart;
 use super::{Backoff, HealthCheck, RestartType, SupervisionStrategy};
 use crate::actor::cell::LifecycleWatcher;
 use crate::actor::lifecycle::panic_text;
-use crate::actor::spawn::{NoFactory, spawn_actor};
+use crate::actor::spawn::{NoFactory, SpawnOptions, spawn_actor};
 use crate::actor::{Actor, ActorRef, ExitReason};
 use crate::mailbox::MailboxConfig;
 use crate::system::ActorSystem;
@@ -160,6 +160,7 @@ impl ChildSpec {
             id: id.into(),
             factory: Arc::new(factory),
             mailbox: None,
+            register: None,
             probe: None,
             options: ChildOptions {
                 restart: RestartType::Permanent,
@@ -230,6 +231,7 @@ pub struct WorkerSpec<A: Actor> {
     id: ChildId,
     factory: Arc<dyn Fn() -> A + Send + Sync>,
     mailbox: Option<MailboxConfig>,
+    register: Option<Arc<str>>,
     probe: Option<Probe<A::Message>>,
     options: ChildOptions,
 }
@@ -260,6 +262,15 @@ impl<A: Actor> WorkerSpec<A> {
     /// Delays its restarts (beyond OTP); see [`Backoff`].
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.options.backoff = Some(backoff);
+        self
+    }
+
+    /// Registers each instance under `name` in the system's
+    /// [registry](crate::broker::ActorRegistry): after a restart the name
+    /// leads to the new instance. An instance that cannot take the name
+    /// fails to start.
+    pub fn register(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.register = Some(name.into());
         self
     }
 
@@ -315,6 +326,7 @@ impl<A: Actor> From<WorkerSpec<A>> for ChildSpec {
             start: Arc::new(WorkerStart {
                 factory: spec.factory,
                 mailbox: spec.mailbox,
+                register: spec.register,
                 probe: spec.probe,
             }),
             kind: ChildKind::Worker,
@@ -327,6 +339,7 @@ impl<A: Actor> From<WorkerSpec<A>> for ChildSpec {
 struct WorkerStart<A: Actor> {
     factory: Arc<dyn Fn() -> A + Send + Sync>,
     mailbox: Option<MailboxConfig>,
+    register: Option<Arc<str>>,
     probe: Option<Probe<A::Message>>,
 }
 
@@ -340,7 +353,12 @@ impl<A: Actor> ChildStart for WorkerStart<A> {
         let actor = std::panic::catch_unwind(AssertUnwindSafe(|| (self.factory)()))
             .map_err(|panic| ExitReason::Panic(panic_text(panic)))?;
         let mailbox = self.mailbox.unwrap_or(system.config().default_mailbox);
-        let actor_ref = spawn_actor(system, Some(name), mailbox, actor, NoFactory, Some(watcher))
+        let options = SpawnOptions {
+            watcher: Some(watcher),
+            register: self.register.clone(),
+            ..SpawnOptions::new(Some(name), mailbox)
+        };
+        let actor_ref = spawn_actor(system, options, actor, NoFactory)
             .map_err(|error| ExitReason::Error(error.to_string()))?;
         let probe = self.probe.clone().map(|probe| {
             let target = actor_ref.clone();

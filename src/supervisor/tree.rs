@@ -25,7 +25,7 @@ use super::{
     SupervisionEvent, SupervisionStrategy, SupervisorError, SupervisorRef, SupervisorSpec,
 };
 use crate::actor::cell::{ActorControl, LifecycleWatcher};
-use crate::actor::spawn::{NoFactory, spawn_actor};
+use crate::actor::spawn::{NoFactory, SpawnOptions, spawn_actor};
 use crate::actor::{Actor, ActorContext, ActorRef, ExitReason};
 use crate::mailbox::{MailboxConfig, SystemSignal};
 use crate::message::Message;
@@ -138,14 +138,11 @@ pub(crate) fn spawn_supervisor(
         counted: false,
         stopping: false,
     };
-    let actor = spawn_actor(
-        system,
-        Some(name),
-        MailboxConfig::unbounded(),
-        supervisor,
-        NoFactory,
-        Some(watcher),
-    )?;
+    let options = SpawnOptions {
+        watcher: Some(watcher),
+        ..SpawnOptions::new(Some(name), MailboxConfig::unbounded())
+    };
+    let actor = spawn_actor(system, options, supervisor, NoFactory)?;
     Ok(SupervisorRef { actor })
 }
 

@@ -17,6 +17,7 @@ use super::shared::SystemShared;
 use super::{ActorSpawnBuilder, SystemConfig, SystemError};
 use crate::actor::cell::ActorControl;
 use crate::actor::{Actor, ActorRef};
+use crate::broker::ActorRegistry;
 use crate::mailbox::{DeadLetterOffice, SystemSignal};
 use crate::supervisor::tree::{ChildWatcher, spawn_supervisor, started};
 use crate::supervisor::{
@@ -63,6 +64,7 @@ struct Inner {
     started_at: DateTime<Utc>,
     started: Instant,
     root_failures: Mutex<Vec<RootFailure>>,
+    registry: ActorRegistry,
 }
 
 /// A root supervisor that exceeded its restart intensity: the end of an
@@ -167,6 +169,7 @@ impl ActorSystem {
                 started_at: time::now(),
                 started: Instant::now(),
                 root_failures: Mutex::new(Vec::new()),
+                registry: ActorRegistry::default(),
             }),
         }
     }
@@ -213,6 +216,11 @@ impl ActorSystem {
             .await
             .map_err(|reason| SupervisorError::StartFailed { child, reason })?;
         Ok(supervisor)
+    }
+
+    /// Names and services of this system's actors.
+    pub fn registry(&self) -> &ActorRegistry {
+        &self.inner.registry
     }
 
     /// Subscribes to what every supervisor in this system does, from now on.

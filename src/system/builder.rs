@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::{ActorSystem, SystemError};
 use crate::actor::cell::ActorControl;
-use crate::actor::spawn::{Factory, NoFactory, Rebuild, spawn_actor};
+use crate::actor::spawn::{Factory, NoFactory, Rebuild, SpawnOptions, spawn_actor};
 use crate::actor::{Actor, ActorRef};
 use crate::mailbox::{Backpressure, MailboxConfig, MailboxKind};
 
@@ -38,6 +38,7 @@ use crate::mailbox::{Backpressure, MailboxConfig, MailboxKind};
 pub struct ActorSpawnBuilder<'a> {
     system: &'a ActorSystem,
     name: Option<Arc<str>>,
+    register: Option<Arc<str>>,
     mailbox: MailboxConfig,
     parent: Option<&'a mut Vec<Arc<dyn ActorControl>>>,
 }
@@ -47,6 +48,7 @@ impl<'a> ActorSpawnBuilder<'a> {
         Self {
             system,
             name: None,
+            register: None,
             mailbox: system.config().default_mailbox,
             parent: None,
         }
@@ -60,6 +62,18 @@ impl<'a> ActorSpawnBuilder<'a> {
     /// Names the actor (shown in logs, errors and `ActorRef::name`).
     pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
         self.name = Some(name.into());
+        self
+    }
+
+    /// Registers the actor under `name` in the system's
+    /// [registry](crate::broker::ActorRegistry) before it starts (and names
+    /// it so, unless [`name`](Self::name) says otherwise). Spawning fails
+    /// with [`SystemError::Registry`] if another live actor holds the name;
+    /// the name is released when the actor exits.
+    pub fn register(mut self, name: impl Into<Arc<str>>) -> Self {
+        let name = name.into();
+        self.name.get_or_insert_with(|| name.clone());
+        self.register = Some(name);
         self
     }
 
@@ -113,7 +127,11 @@ impl<'a> ActorSpawnBuilder<'a> {
         A: Actor,
         F: Rebuild<A>,
     {
-        let actor_ref = spawn_actor(self.system, self.name, self.mailbox, actor, factory, None)?;
+        let options = SpawnOptions {
+            register: self.register,
+            ..SpawnOptions::new(self.name, self.mailbox)
+        };
+        let actor_ref = spawn_actor(self.system, options, actor, factory)?;
         if let Some(children) = self.parent {
             children.retain(|child| !child.is_closed());
             children.push(actor_ref.control());

@@ -144,6 +144,9 @@ pub enum SystemError {
     /// The mailbox configuration is invalid.
     #[error("invalid mailbox configuration: {0}")]
     InvalidMailbox(String),
+    /// The actor could not be registered (its name is taken).
+    #[error(transparent)]
+    Registry(#[from] crate::broker::RegistryError),
 }
 
 /// The reply port was dropped by the asker (it timed out or gave up); the
