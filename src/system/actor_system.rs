@@ -17,7 +17,7 @@ use super::shared::SystemShared;
 use super::{ActorSpawnBuilder, SystemConfig, SystemError};
 use crate::actor::cell::ActorControl;
 use crate::actor::{Actor, ActorRef};
-use crate::broker::ActorRegistry;
+use crate::broker::{ActorRegistry, RegistryError, Topic, Topics};
 use crate::mailbox::{DeadLetterOffice, SystemSignal};
 use crate::supervisor::tree::{ChildWatcher, spawn_supervisor, started};
 use crate::supervisor::{
@@ -65,6 +65,7 @@ struct Inner {
     started: Instant,
     root_failures: Mutex<Vec<RootFailure>>,
     registry: ActorRegistry,
+    topics: Topics,
 }
 
 /// A root supervisor that exceeded its restart intensity: the end of an
@@ -170,6 +171,7 @@ impl ActorSystem {
                 started: Instant::now(),
                 root_failures: Mutex::new(Vec::new()),
                 registry: ActorRegistry::default(),
+                topics: Topics::default(),
             }),
         }
     }
@@ -221,6 +223,15 @@ impl ActorSystem {
     /// Names and services of this system's actors.
     pub fn registry(&self) -> &ActorRegistry {
         &self.inner.registry
+    }
+
+    /// The pub/sub topic `name` for messages `M` (created on first use).
+    /// Fails if the topic exists for another message type.
+    pub fn topic<M: crate::message::Message + Clone>(
+        &self,
+        name: &str,
+    ) -> Result<Topic<M>, RegistryError> {
+        self.inner.topics.topic(name)
     }
 
     /// Subscribes to what every supervisor in this system does, from now on.
