@@ -5,7 +5,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use tokio::sync::Notify;
@@ -84,6 +84,8 @@ pub(crate) struct ActorCell<M: Message> {
     state: AtomicU8,
     /// Holds a name or service in the system's registry (released on exit).
     registered: AtomicBool,
+    /// The id of the envelope being handled (0: the message came by `tell`).
+    current_envelope: AtomicU64,
     exit: OnceLock<ExitReason>,
     exited: Notify,
     abort: OnceLock<AbortHandle>,
@@ -118,6 +120,7 @@ impl<M: Message> ActorCell<M> {
             shared,
             state: AtomicU8::new(ActorState::Starting.to_u8()),
             registered: AtomicBool::new(false),
+            current_envelope: AtomicU64::new(0),
             exit: OnceLock::new(),
             exited: Notify::new(),
             abort: OnceLock::new(),
@@ -136,6 +139,22 @@ impl<M: Message> ActorCell<M> {
     /// Marks the actor as holding registry entries (before they are added).
     pub(crate) fn mark_registered(&self) {
         self.registered.store(true, Ordering::SeqCst);
+    }
+
+    /// Records the envelope now being handled (`None` when a plain `tell`).
+    pub(crate) fn set_current_envelope(&self, id: Option<crate::util::MessageId>) {
+        self.current_envelope.store(
+            id.map_or(0, crate::util::MessageId::as_u64),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// The envelope being handled, if the message came in one.
+    pub(crate) fn current_envelope(&self) -> Option<crate::util::MessageId> {
+        match self.current_envelope.load(Ordering::Relaxed) {
+            0 => None,
+            raw => Some(crate::util::MessageId::from_raw(raw)),
+        }
     }
 
     pub(crate) fn is_registered(&self) -> bool {

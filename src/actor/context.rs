@@ -106,6 +106,13 @@ impl<M: Message> ActorContext<M> {
         &self.system
     }
 
+    /// The id of the envelope the message being handled came in (sent with
+    /// `tell_envelope` or through a broker): what a broker reply answers.
+    /// `None` for a plain `tell`.
+    pub fn envelope_id(&self) -> Option<crate::util::MessageId> {
+        self.myself.cell().current_envelope()
+    }
+
     /// Stops this actor once the current hook returns; exit reason `Normal`.
     pub fn stop(&mut self) {
         self.stop_requested = true;

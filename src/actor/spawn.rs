@@ -228,6 +228,9 @@ async fn serve<A: Actor>(
     ctx: &mut ActorContext<A::Message>,
     inbox: &mut Inbox<'_, A::Message>,
 ) -> LoopExit {
+    // Whether the message being handled came in an envelope (its id is then
+    // visible through `ActorContext::envelope_id`).
+    let mut in_envelope = false;
     loop {
         // Also catches a stop requested from `pre_start`.
         if ctx.stop_requested() {
@@ -235,7 +238,13 @@ async fn serve<A: Actor>(
         }
         let received = inbox.recv().await;
         let message = match received {
-            Received::Item(Delivery::Tell(message)) => message,
+            Received::Item(Delivery::Tell(message)) => {
+                if in_envelope {
+                    in_envelope = false;
+                    ctx.myself().cell().set_current_envelope(None);
+                }
+                message
+            }
             Received::Item(Delivery::Envelope(envelope)) => {
                 if envelope.is_expired() {
                     ctx.myself()
@@ -243,6 +252,8 @@ async fn serve<A: Actor>(
                         .dead_letter(Delivery::Envelope(envelope), DeadLetterReason::Expired);
                     continue;
                 }
+                in_envelope = true;
+                ctx.myself().cell().set_current_envelope(Some(envelope.id));
                 envelope.payload
             }
             Received::Signal(SystemSignal::Stop) => return LoopExit::Stop(ExitReason::Normal),

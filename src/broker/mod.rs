@@ -1,14 +1,21 @@
 //! The broker layer: how actors find each other without holding each
 //! other's [`ActorRef`](crate::actor::ActorRef).
 //!
-//! Built so far: the [`ActorRegistry`] (names, services, and resolving an
-//! [`ActorAddress`](crate::address::ActorAddress)) and pub/sub [`Topic`]s.
-//! The message broker itself (request/reply by message id) and pools are
-//! the next steps (see the README's "Not yet built").
+//! It owns the [`ActorRegistry`] (names, services, and resolving an
+//! [`ActorAddress`](crate::address::ActorAddress)), the [`MessageBroker`]
+//! trait with its [`InMemoryMessageBroker`] (envelopes by address,
+//! request/reply correlated by message id), and pub/sub [`Topic`]s. Direct
+//! [`ActorRef`](crate::actor::ActorRef)s stay the fast path; the broker is
+//! for loose coupling.
 
+mod delivery;
+mod in_memory;
 mod pubsub;
 mod registry;
+mod traits;
 
+pub use in_memory::InMemoryMessageBroker;
 pub(crate) use pubsub::Topics;
 pub use pubsub::{PublishReport, Topic};
 pub use registry::{ActorRegistry, RegistryError};
+pub use traits::{BrokerError, DeliveryFailure, MessageBroker, UnknownRequest};

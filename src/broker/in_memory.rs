@@ -1,0 +1,173 @@
+//! [`InMemoryMessageBroker`]: the broker for actors in one process. It
+//! resolves addresses through the system's registry, delivers envelopes
+//! (TTL honoured by the receiving actor) and correlates replies by id.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::delivery::Pending;
+use super::{BrokerError, DeliveryFailure, MessageBroker, UnknownRequest};
+use crate::actor::ActorRef;
+use crate::message::{Message, MessageEnvelope};
+use crate::system::{ActorSystem, SendErrorKind};
+use crate::util::MessageId;
+
+/// A broker for requests `M` and replies `R` among one system's actors.
+/// Cheap to clone; clones share the correlation table.
+///
+/// ```
+/// use std::convert::Infallible;
+/// use std::time::Duration;
+/// use airssys_rt::address::ActorAddress;
+/// use airssys_rt::broker::{InMemoryMessageBroker, MessageBroker};
+/// use airssys_rt::prelude::*;
+///
+/// #[derive(Debug)]
+/// struct Double(u64);
+/// impl Message for Double { const MESSAGE_TYPE: &'static str = "double"; }
+///
+/// struct Doubler(InMemoryMessageBroker<Double, u64>);
+/// impl Actor for Doubler {
+///     type Message = Double;
+///     type Error = Infallible;
+///     async fn handle_message(&mut self, Double(n): Double, ctx: &mut ActorContext<Double>) -> Result<(), Infallible> {
+///         if let Some(request) = ctx.envelope_id() {
+///             let _ = self.0.reply(request, n * 2);
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let system = ActorSystem::new(SystemConfig::default())?;
+/// let broker = InMemoryMessageBroker::new(&system);
+/// system.spawn_builder().register("doubler").spawn(Doubler(broker.clone()))?;
+/// let request = MessageEnvelope::new(ActorAddress::named("doubler"), Double(21));
+/// assert_eq!(broker.request(request, Duration::from_secs(1)).await?, 42);
+/// # Ok(()) }
+/// ```
+pub struct InMemoryMessageBroker<M: Message, R> {
+    system: ActorSystem,
+    pending: Arc<Pending<R>>,
+    _requests: std::marker::PhantomData<fn(M)>,
+}
+
+impl<M: Message, R> Clone for InMemoryMessageBroker<M, R> {
+    fn clone(&self) -> Self {
+        Self {
+            system: self.system.clone(),
+            pending: self.pending.clone(),
+            _requests: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<M: Message, R> fmt::Debug for InMemoryMessageBroker<M, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InMemoryMessageBroker")
+            .field("message_type", &M::MESSAGE_TYPE)
+            .field("pending_requests", &self.pending.len())
+            .finish()
+    }
+}
+
+impl<M: Message, R: Send + 'static> InMemoryMessageBroker<M, R> {
+    /// A broker over `system`'s registry.
+    pub fn new(system: &ActorSystem) -> Self {
+        Self {
+            system: system.clone(),
+            pending: Arc::default(),
+            _requests: std::marker::PhantomData,
+        }
+    }
+
+    /// Requests still waiting for a reply.
+    pub fn pending_requests(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn resolve(&self, envelope: &MessageEnvelope<M>) -> Result<ActorRef<M>, DeliveryFailure> {
+        Ok(self.system.registry().resolve::<M>(&envelope.recipient)?)
+    }
+}
+
+impl<M: Message, R: Send + 'static> MessageBroker<M> for InMemoryMessageBroker<M, R> {
+    type Reply = R;
+
+    async fn send(&self, envelope: MessageEnvelope<M>) -> Result<(), BrokerError<M>> {
+        let undelivered = |envelope: MessageEnvelope<M>, cause| BrokerError::Undelivered {
+            address: envelope.recipient.clone(),
+            cause,
+            envelope: Box::new(envelope),
+        };
+        let actor = match self.resolve(&envelope) {
+            Ok(actor) => actor,
+            Err(cause) => return Err(undelivered(envelope, cause)),
+        };
+        let recipient = envelope.recipient.clone();
+        let (id, sender, ttl, timestamp, reply_to, priority) = (
+            envelope.id,
+            envelope.sender,
+            envelope.ttl,
+            envelope.timestamp,
+            envelope.reply_to,
+            envelope.priority,
+        );
+        match actor.tell_envelope(envelope).await {
+            Ok(()) => {
+                metrics::counter!("airssys_rt_broker_delivered_total").increment(1);
+                Ok(())
+            }
+            Err(error) => {
+                let cause = match error.kind() {
+                    SendErrorKind::ActorStopped => DeliveryFailure::ActorStopped,
+                    SendErrorKind::MailboxFull => DeliveryFailure::MailboxFull,
+                };
+                // Rebuild the envelope around the returned payload.
+                let envelope = MessageEnvelope {
+                    id,
+                    sender,
+                    recipient,
+                    payload: error.into_message(),
+                    timestamp,
+                    reply_to,
+                    ttl,
+                    priority,
+                };
+                Err(undelivered(envelope, cause))
+            }
+        }
+    }
+
+    async fn request(
+        &self,
+        envelope: MessageEnvelope<M>,
+        timeout: Duration,
+    ) -> Result<R, BrokerError<M>> {
+        let request = envelope.id;
+        let began = Instant::now();
+        // The ticket removes the request from the table however this ends.
+        let (_ticket, reply) = self.pending.open(request);
+        self.send(envelope).await?;
+        match tokio::time::timeout(timeout, reply).await {
+            Ok(Ok(reply)) => {
+                metrics::histogram!("airssys_rt_broker_request_seconds")
+                    .record(began.elapsed().as_secs_f64());
+                Ok(reply)
+            }
+            // The table never drops a waiting sender without a reply or the
+            // ticket; treat it as a timeout to be safe.
+            Ok(Err(_)) | Err(_) => Err(BrokerError::Timeout { request, timeout }),
+        }
+    }
+
+    fn reply(&self, reply_to: MessageId, reply: R) -> Result<(), UnknownRequest<R>> {
+        self.pending
+            .complete(reply_to, reply)
+            .map_err(|reply| UnknownRequest {
+                request: reply_to,
+                reply,
+            })
+    }
+}

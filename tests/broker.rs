@@ -1,0 +1,177 @@
+//! The in-memory broker: every reply reaches exactly its requester, timed-out
+//! requests leave nothing behind, undeliverable envelopes come back, TTLs
+//! are honoured.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use airssys_rt::address::ActorAddress;
+use airssys_rt::broker::{
+    BrokerError, DeliveryFailure, InMemoryMessageBroker, MessageBroker, RegistryError,
+};
+use airssys_rt::mailbox::DeadLetterReason;
+use airssys_rt::prelude::*;
+
+/// A request carrying who asked (the reply must echo it) and how long the
+/// server should take.
+#[derive(Debug)]
+struct Echo {
+    from: u64,
+    delay: Duration,
+}
+
+impl Message for Echo {
+    const MESSAGE_TYPE: &'static str = "test.echo";
+}
+
+type Broker = InMemoryMessageBroker<Echo, u64>;
+
+/// Answers each request after its delay, without blocking its mailbox.
+struct Server(Broker);
+
+impl Actor for Server {
+    type Message = Echo;
+    type Error = Infallible;
+    async fn handle_message(
+        &mut self,
+        echo: Echo,
+        ctx: &mut ActorContext<Echo>,
+    ) -> Result<(), Infallible> {
+        let Some(request) = ctx.envelope_id() else {
+            return Ok(());
+        };
+        let broker = self.0.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(echo.delay).await;
+            let _ = broker.reply(request, echo.from);
+        });
+        Ok(())
+    }
+}
+
+fn system() -> ActorSystem {
+    ActorSystem::new(SystemConfig::default()).expect("inside a runtime")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_requests_each_get_their_own_reply() {
+    let system = system();
+    let broker = Broker::new(&system);
+    for _ in 0..4 {
+        let server = system.spawn(Server(broker.clone())).unwrap();
+        system.registry().register_service("echo", &server).unwrap();
+    }
+    let mut rng = fastrand::Rng::with_seed(7);
+    let requests: Vec<_> = (0..1_000u64)
+        .map(|from| {
+            let broker = broker.clone();
+            let delay = Duration::from_micros(rng.u64(0..3_000));
+            tokio::spawn(async move {
+                let address = ActorAddress::Service {
+                    service: "echo".into(),
+                    key: Some(format!("client-{from}")),
+                };
+                let envelope = MessageEnvelope::new(address, Echo { from, delay });
+                let reply = broker.request(envelope, Duration::from_secs(60)).await;
+                (from, reply.map_err(|e| e.to_string()))
+            })
+        })
+        .collect();
+    for request in requests {
+        let (from, reply) = request.await.unwrap();
+        assert_eq!(reply, Ok(from), "request {from} got another's reply");
+    }
+    assert_eq!(broker.pending_requests(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn timed_out_requests_leave_nothing_behind_and_late_replies_come_back() {
+    let system = system();
+    let broker = Broker::new(&system);
+    system
+        .spawn_builder()
+        .register("slow")
+        .spawn(Server(broker.clone()))
+        .unwrap();
+    let mut timed_out = Vec::new();
+    for from in 0..10 {
+        let envelope = MessageEnvelope::new(
+            ActorAddress::named("slow"),
+            Echo {
+                from,
+                delay: Duration::from_secs(10),
+            },
+        );
+        match broker.request(envelope, Duration::from_secs(1)).await {
+            Err(BrokerError::Timeout { request, .. }) => timed_out.push(request),
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        broker.pending_requests(),
+        0,
+        "timed-out requests are forgotten"
+    );
+    // The late replies arrive to nobody and are refused, not lost silently.
+    for request in timed_out {
+        let late = broker.reply(request, 99).unwrap_err();
+        assert_eq!((late.request, late.reply), (request, 99));
+    }
+}
+
+#[tokio::test]
+async fn an_undeliverable_envelope_comes_back_with_the_reason() {
+    let system = system();
+    let broker = Broker::new(&system);
+    let envelope = MessageEnvelope::new(
+        ActorAddress::named("nobody"),
+        Echo {
+            from: 7,
+            delay: Duration::ZERO,
+        },
+    );
+    let id = envelope.id;
+    match broker.send(envelope).await {
+        Err(BrokerError::Undelivered {
+            cause, envelope, ..
+        }) => {
+            assert_eq!(
+                cause,
+                DeliveryFailure::Unresolved(RegistryError::UnknownName {
+                    name: "nobody".into()
+                })
+            );
+            assert_eq!((envelope.id, envelope.payload.from), (id, 7));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(broker.pending_requests(), 0);
+}
+
+#[tokio::test]
+async fn an_expired_envelope_becomes_a_dead_letter() {
+    let system = system();
+    let broker = Broker::new(&system);
+    let server = system
+        .spawn_builder()
+        .register("srv")
+        .spawn(Server(broker.clone()))
+        .unwrap();
+    let mut letters = system.dead_letters().subscribe();
+    let mut envelope = MessageEnvelope::new(
+        ActorAddress::named("srv"),
+        Echo {
+            from: 1,
+            delay: Duration::ZERO,
+        },
+    )
+    .with_ttl(Duration::from_millis(5));
+    // Created a second ago (envelopes carry wall-clock timestamps).
+    envelope.timestamp -= chrono::Duration::seconds(1);
+    broker.send(envelope).await.unwrap();
+    let letter = letters.recv().await.unwrap();
+    assert_eq!(
+        (letter.recipient, letter.reason),
+        (server.id(), DeadLetterReason::Expired)
+    );
+}
