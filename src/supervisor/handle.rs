@@ -95,10 +95,7 @@ impl SupervisorRef {
     /// order, each by its shutdown spec; then it exits with `Shutdown`.
     /// Returns its exit reason.
     pub async fn shutdown(&self) -> ExitReason {
-        self.actor
-            .cell()
-            .mailbox
-            .signal(crate::mailbox::SystemSignal::Shutdown);
+        self.actor.shutdown();
         self.actor.wait_for_exit().await
     }
 

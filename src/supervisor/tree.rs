@@ -570,20 +570,18 @@ impl Supervisor {
                 self.stop_at(other).await;
             }
         }
-        let mut group = Vec::with_capacity(affected.len());
-        let mut kept = Vec::with_capacity(self.children.len());
-        for (i, child) in std::mem::take(&mut self.children).into_iter().enumerate() {
-            // Temporary children are never restarted: a group restart
-            // removes them (as OTP does).
-            if affected.contains(&i) && child.spec.options.restart == RestartType::Temporary {
-                continue;
-            }
-            if affected.contains(&i) {
-                group.push(child.spec.id.clone());
-            }
-            kept.push(child);
-        }
-        self.children = kept;
+        // Temporary children are never restarted: a group restart removes
+        // them (as OTP does). The rest of the group starts again in order.
+        let tail = self.children.split_off(affected.end);
+        let members: Vec<Child> = self
+            .children
+            .split_off(affected.start)
+            .into_iter()
+            .filter(|child| child.spec.options.restart != RestartType::Temporary)
+            .collect();
+        let group: Vec<ChildId> = members.iter().map(|child| child.spec.id.clone()).collect();
+        self.children.extend(members);
+        self.children.extend(tail);
         match backoff {
             Some(backoff) => {
                 for id in &group {
@@ -640,7 +638,7 @@ impl Supervisor {
                 self.max_restart_period,
             );
         }
-        ctx.myself().cell().mailbox.signal(SystemSignal::Shutdown);
+        ctx.myself().shutdown();
     }
 
     async fn serve(&mut self, request: Request, ctx: &mut ActorContext<SupervisorMsg>) {
