@@ -9,12 +9,13 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
+use crate::util::subscribers::Subscribers;
 use crate::util::{ActorId, RuntimeMetrics, time};
 
 /// Why a message became a dead letter.
@@ -110,9 +111,7 @@ pub struct DeadLetterOffice {
     recent: Mutex<VecDeque<DeadLetter>>,
     keep: usize,
     metrics: Option<Arc<RuntimeMetrics>>,
-    subscribers: Mutex<Vec<mpsc::UnboundedSender<DeadLetter>>>,
-    /// Lets `record` skip the subscriber lock while nobody listens.
-    watched: AtomicBool,
+    subscribers: Subscribers<DeadLetter>,
 }
 
 /// A subscription to dead letters from the moment it was made
@@ -151,8 +150,7 @@ impl DeadLetterOffice {
             recent: Mutex::new(VecDeque::new()),
             keep,
             metrics: None,
-            subscribers: Mutex::new(Vec::new()),
-            watched: AtomicBool::new(false),
+            subscribers: Subscribers::default(),
         }
     }
 
@@ -177,8 +175,7 @@ impl DeadLetterOffice {
         }
         tracing::debug!(%recipient, message_type, %reason, "dead letter");
         metrics::counter!("airssys_rt_dead_letters_total", "reason" => reason.label()).increment(1);
-        let watched = self.watched.load(Ordering::Acquire);
-        if self.keep == 0 && !watched {
+        if self.keep == 0 && !self.subscribers.is_watched() {
             return;
         }
         let letter = DeadLetter {
@@ -188,12 +185,7 @@ impl DeadLetterOffice {
             reason,
             at: time::now(),
         };
-        if watched {
-            let mut subscribers = self.subscribers.lock();
-            subscribers.retain(|subscriber| subscriber.send(letter.clone()).is_ok());
-            self.watched
-                .store(!subscribers.is_empty(), Ordering::Release);
-        }
+        self.subscribers.send(&letter);
         if self.keep == 0 {
             return;
         }
@@ -217,11 +209,9 @@ impl DeadLetterOffice {
     /// assert_eq!((letter.message.as_str(), letter.reason), ("7", DeadLetterReason::DroppedNewest));
     /// ```
     pub fn subscribe(&self) -> DeadLetterStream {
-        let (sender, receiver) = mpsc::unbounded_channel();
-        let mut subscribers = self.subscribers.lock();
-        subscribers.push(sender);
-        self.watched.store(true, Ordering::Release);
-        DeadLetterStream { receiver }
+        DeadLetterStream {
+            receiver: self.subscribers.subscribe(),
+        }
     }
 
     /// All dead letters recorded so far.
@@ -296,7 +286,7 @@ mod tests {
             .map(|l| l.message)
             .collect();
         assert_eq!(seen, ["0", "1", "2"]);
-        assert_eq!(office.subscribers.lock().len(), 1);
+        assert_eq!(office.subscribers.len(), 1);
         drop(first);
         office.record(
             ActorId::from_raw(1),
@@ -304,10 +294,7 @@ mod tests {
             &9u64,
             DeadLetterReason::Expired,
         );
-        assert!(
-            !office.watched.load(Ordering::Acquire),
-            "nobody listens any more"
-        );
+        assert!(!office.subscribers.is_watched(), "nobody listens any more");
         assert!(office.recent().is_empty(), "keep = 0 keeps nothing");
     }
 }

@@ -10,12 +10,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 use super::ChildId;
 use crate::actor::ExitReason;
 use crate::util::ActorId;
+use crate::util::subscribers::Subscribers;
 
 /// One thing a supervisor did or saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,7 +186,7 @@ pub struct SupervisorStats {
 /// Fans events out to subscribers and keeps the totals.
 #[derive(Default)]
 pub(crate) struct SupervisionBus {
-    subscribers: Mutex<Vec<mpsc::UnboundedSender<SupervisionEvent>>>,
+    subscribers: Subscribers<SupervisionEvent>,
     supervisors: AtomicU64,
     children: AtomicU64,
     restarts: AtomicU64,
@@ -197,9 +197,9 @@ pub(crate) struct SupervisionBus {
 
 impl SupervisionBus {
     pub(crate) fn subscribe(&self) -> SupervisionEvents {
-        let (sender, receiver) = mpsc::unbounded_channel();
-        self.subscribers.lock().push(sender);
-        SupervisionEvents { receiver }
+        SupervisionEvents {
+            receiver: self.subscribers.subscribe(),
+        }
     }
 
     pub(crate) fn publish(&self, event: SupervisionEvent) {
@@ -248,8 +248,7 @@ impl SupervisionBus {
             _ => tracing::debug!(%event, "supervision"),
         }
         metrics::counter!("airssys_rt_supervision_events_total").increment(1);
-        let mut subscribers = self.subscribers.lock();
-        subscribers.retain(|subscriber| subscriber.send(event.clone()).is_ok());
+        self.subscribers.send(&event);
     }
 
     pub(crate) fn supervisor_started(&self) {
@@ -325,7 +324,7 @@ mod tests {
             restarts: 2,
             period: Duration::from_secs(1),
         });
-        assert!(bus.subscribers.lock().is_empty());
+        assert_eq!(bus.subscribers.len(), 0);
         assert_eq!(bus.stats().gave_up, 1);
     }
 }

@@ -5,6 +5,7 @@ pub(crate) mod deadlines;
 pub mod ids;
 pub mod metrics;
 pub(crate) mod once_box;
+pub(crate) mod subscribers;
 pub mod time;
 
 pub use ids::{ActorId, MessageId};
