@@ -164,7 +164,18 @@ impl<M: Message> ActorRef<M> {
         F: FnOnce(ReplyTo<R>) -> M,
     {
         let (port, reply) = oneshot::channel();
-        let message = request(ReplyTo { port });
+        self.ask_message(request(ReplyTo { port }), reply, timeout)
+            .await
+    }
+
+    /// [`ask`](Self::ask) for a request already built around the sending
+    /// half of `reply` (for routers that must see the message first).
+    pub(crate) async fn ask_message<R: Send>(
+        &self,
+        message: M,
+        reply: oneshot::Receiver<R>,
+        timeout: Duration,
+    ) -> Result<R, AskError> {
         let deadline = time::deadline_after(timeout);
         let actor = self.cell.id;
         let pushed = match self.cell.mailbox.try_push(Delivery::Tell(message)) {

@@ -1,6 +1,12 @@
 //! Actor addressing: how a sender names the actor (or group of actors) a
-//! message is for.
+//! message is for, how that name resolves to a live actor, and pools of
+//! interchangeable actors behind one address.
 
+pub mod pool;
+pub mod resolver;
+pub mod ring;
 pub mod types;
 
+pub use pool::{ActorPool, PoolError, PoolSendError, PoolSpec};
+pub use ring::HashRing;
 pub use types::{ActorAddress, PoolStrategy};

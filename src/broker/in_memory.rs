@@ -88,7 +88,10 @@ impl<M: Message, R: Send + 'static> InMemoryMessageBroker<M, R> {
     }
 
     fn resolve(&self, envelope: &MessageEnvelope<M>) -> Result<ActorRef<M>, DeliveryFailure> {
-        Ok(self.system.registry().resolve::<M>(&envelope.recipient)?)
+        Ok(self
+            .system
+            .registry()
+            .resolve_for(&envelope.recipient, &envelope.payload)?)
     }
 }
 

@@ -18,7 +18,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::actor::ActorRef;
 use crate::actor::cell::ActorControl;
-use crate::address::ActorAddress;
+use crate::address::{ActorPool, PoolError};
 use crate::message::{Message, route_by_key};
 use crate::util::ActorId;
 
@@ -60,11 +60,14 @@ pub enum RegistryError {
         actor: ActorId,
     },
     /// No pool with this name.
-    #[error("no pool is registered as '{pool}'")]
+    #[error("no pool is registered as '{pool}'; start it with ActorSystem::start_pool")]
     UnknownPool {
         /// The pool asked for.
         pool: String,
     },
+    /// The pool could not pick a member.
+    #[error(transparent)]
+    Pool(#[from] PoolError),
     /// The registered actor takes another message type.
     #[error("'{name}' takes {registered} messages, not {expected}")]
     WrongMessageType {
@@ -117,6 +120,14 @@ struct Holdings {
     entry: Entry,
     names: Vec<Arc<str>>,
     services: Vec<Arc<str>>,
+    pools: Vec<Arc<str>>,
+}
+
+/// A registered pool, held by its supervisor.
+struct PoolEntry {
+    supervisor: Entry,
+    message_type: &'static str,
+    pool: Arc<dyn Any + Send + Sync>,
 }
 
 /// Names and services of one [`ActorSystem`](crate::system::ActorSystem)
@@ -147,6 +158,7 @@ struct Holdings {
 pub struct ActorRegistry {
     names: RwLock<HashMap<Arc<str>, Entry>>,
     services: RwLock<HashMap<Arc<str>, Vec<Entry>>>,
+    pools: RwLock<HashMap<Arc<str>, PoolEntry>>,
     holdings: Mutex<HashMap<ActorId, Holdings>>,
 }
 
@@ -155,6 +167,7 @@ impl std::fmt::Debug for ActorRegistry {
         f.debug_struct("ActorRegistry")
             .field("names", &self.names.read().len())
             .field("services", &self.services.read().len())
+            .field("pools", &self.pools.read().len())
             .finish()
     }
 }
@@ -211,6 +224,7 @@ impl ActorRegistry {
             entry: Entry::of(actor),
             names: Vec::new(),
             services: Vec::new(),
+            pools: Vec::new(),
         });
         add(held);
         held.entry.clone()
@@ -236,7 +250,7 @@ impl ActorRegistry {
         let mut holdings = self.holdings.lock();
         if let Some(held) = holdings.get_mut(&entry.id) {
             held.names.retain(|held| &**held != name);
-            if held.names.is_empty() && held.services.is_empty() {
+            if held.names.is_empty() && held.services.is_empty() && held.pools.is_empty() {
                 holdings.remove(&entry.id);
             }
         }
@@ -288,25 +302,62 @@ impl ActorRegistry {
         Ok(members.swap_remove(at))
     }
 
-    /// Resolves an address to a live actor: a registered id, a name, or a
-    /// service member by key.
-    pub fn resolve<M: Message>(
+    /// Registers `pool` as `name`, held by its supervisor: released when
+    /// the supervisor exits.
+    pub(crate) fn register_pool<M: Message, S: Message>(
         &self,
-        address: &ActorAddress,
-    ) -> Result<ActorRef<M>, RegistryError> {
-        match address {
-            ActorAddress::Id(id) => {
-                let holdings = self.holdings.lock();
-                match holdings.get(id) {
-                    Some(held) if held.entry.is_live() => held.entry.typed(&id.to_string()),
-                    _ => Err(RegistryError::NotRegistered { actor: *id }),
-                }
+        name: &Arc<str>,
+        pool: &ActorPool<M>,
+        supervisor: &ActorRef<S>,
+    ) -> Result<(), RegistryError> {
+        {
+            let mut pools = self.pools.write();
+            if let Some(holder) = pools.get(name)
+                && holder.supervisor.is_live()
+            {
+                return Err(RegistryError::NameTaken {
+                    name: name.to_string(),
+                    holder: holder.supervisor.id,
+                });
             }
-            ActorAddress::Named(name) => self.lookup(name),
-            ActorAddress::Service { service, key } => self.service_member(service, key.as_deref()),
-            ActorAddress::Pool { pool, .. } => {
-                Err(RegistryError::UnknownPool { pool: pool.clone() })
-            }
+            let entry = self.hold(supervisor, |held| held.pools.push(name.clone()));
+            pools.insert(
+                name.clone(),
+                PoolEntry {
+                    supervisor: entry,
+                    message_type: M::MESSAGE_TYPE,
+                    pool: Arc::new(pool.clone()),
+                },
+            );
+        }
+        self.settle(supervisor)
+    }
+
+    /// The live pool registered as `name`.
+    pub fn pool<M: Message>(&self, name: &str) -> Result<ActorPool<M>, RegistryError> {
+        let pools = self.pools.read();
+        match pools.get(name) {
+            Some(entry) if entry.supervisor.is_live() => entry
+                .pool
+                .downcast_ref::<ActorPool<M>>()
+                .cloned()
+                .ok_or_else(|| RegistryError::WrongMessageType {
+                    name: name.to_owned(),
+                    expected: M::MESSAGE_TYPE,
+                    registered: entry.message_type,
+                }),
+            _ => Err(RegistryError::UnknownPool {
+                pool: name.to_owned(),
+            }),
+        }
+    }
+
+    /// The live actor with `id`, if it holds a name or service.
+    pub fn registered<M: Message>(&self, id: ActorId) -> Result<ActorRef<M>, RegistryError> {
+        let holdings = self.holdings.lock();
+        match holdings.get(&id) {
+            Some(held) if held.entry.is_live() => held.entry.typed(&id.to_string()),
+            _ => Err(RegistryError::NotRegistered { actor: id }),
         }
     }
 
@@ -333,6 +384,17 @@ impl ActorRegistry {
             for name in &held.names {
                 if names.get(name).is_some_and(|entry| entry.id == actor) {
                     names.remove(name);
+                }
+            }
+        }
+        if !held.pools.is_empty() {
+            let mut pools = self.pools.write();
+            for pool in &held.pools {
+                if pools
+                    .get(pool)
+                    .is_some_and(|entry| entry.supervisor.id == actor)
+                {
+                    pools.remove(pool);
                 }
             }
         }

@@ -17,6 +17,7 @@ use super::shared::SystemShared;
 use super::{ActorSpawnBuilder, SystemConfig, SystemError};
 use crate::actor::cell::ActorControl;
 use crate::actor::{Actor, ActorRef};
+use crate::address::{ActorPool, PoolError, PoolSpec};
 use crate::broker::{ActorRegistry, RegistryError, Topic, Topics};
 use crate::mailbox::{DeadLetterOffice, SystemSignal};
 use crate::supervisor::tree::{ChildWatcher, spawn_supervisor, started};
@@ -218,6 +219,16 @@ impl ActorSystem {
             .await
             .map_err(|reason| SupervisorError::StartFailed { child, reason })?;
         Ok(supervisor)
+    }
+
+    /// Starts a pool of `spec.size` supervised members behind one name
+    /// (see [`ActorPool`]); `ActorAddress::Pool` reaches it through the
+    /// registry and the broker.
+    pub async fn start_pool<A: Actor>(
+        &self,
+        spec: PoolSpec<A>,
+    ) -> Result<ActorPool<A::Message>, PoolError> {
+        ActorPool::start(self, spec).await
     }
 
     /// Names and services of this system's actors.

@@ -1,0 +1,554 @@
+//! [`ActorPool`]: interchangeable actors behind one address, picked per
+//! message by a [`PoolStrategy`], supervised and resizable.
+//!
+//! A pool is a one-for-one supervisor whose children are the members
+//! `"{pool}/0"`, `"{pool}/1"`, …, each registered under its child id. A
+//! member that fails is restarted by the supervisor and takes its slot (and
+//! its consistent-hash keys) back; while it restarts, messages go to the next
+//! live member. The pool itself is registered in the system's registry, so
+//! `ActorAddress::Pool` reaches it through the broker.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use tokio::sync::oneshot;
+
+use super::{HashRing, PoolStrategy};
+use crate::actor::{Actor, ActorRef, ReplyTo};
+use crate::broker::RegistryError;
+use crate::mailbox::MailboxConfig;
+use crate::message::Message;
+use crate::supervisor::{ChildSpec, SupervisorError, SupervisorRef, SupervisorSpec};
+use crate::system::{ActorSystem, AskError, SendErrorKind};
+use crate::util::ActorId;
+
+/// What can go wrong routing to, or managing, a pool.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PoolError {
+    /// Every member has stopped (restarting, or the pool gave up).
+    #[error(
+        "pool '{pool}' has no live member; its members are restarting or its supervisor gave up (see supervision events)"
+    )]
+    NoLiveMember {
+        /// The pool.
+        pool: String,
+    },
+    /// Consistent-hash routing needs a key the message does not have.
+    #[error(
+        "pool '{pool}' routes by consistent hash but this {message_type} message has no routing_key(); implement Message::routing_key or pick another strategy"
+    )]
+    NoRoutingKey {
+        /// The pool.
+        pool: String,
+        /// The message's type.
+        message_type: &'static str,
+    },
+    /// The chosen member's mailbox is full.
+    #[error("the mailbox of pool '{pool}' member {member} is full; retry later or grow the pool")]
+    MailboxFull {
+        /// The pool.
+        pool: String,
+        /// The member that refused.
+        member: ActorId,
+    },
+    /// A request to a member failed.
+    #[error("request to pool '{pool}' failed: {error}")]
+    Ask {
+        /// The pool.
+        pool: String,
+        /// Why.
+        error: AskError,
+    },
+    /// Starting or stopping members failed.
+    #[error("pool '{pool}': {error}")]
+    Supervisor {
+        /// The pool.
+        pool: String,
+        /// Why.
+        error: SupervisorError,
+    },
+    /// Another live pool has this name.
+    #[error(
+        "the pool name '{pool}' is taken (its supervisor is {holder}); pick another name or shut that pool down"
+    )]
+    NameTaken {
+        /// The name.
+        pool: String,
+        /// The supervisor of the pool holding it.
+        holder: ActorId,
+    },
+}
+
+/// A message a pool could not deliver, with the reason; nothing is lost.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct PoolSendError<M> {
+    error: PoolError,
+    message: M,
+}
+
+impl<M> PoolSendError<M> {
+    /// Why the message was not delivered.
+    pub fn error(&self) -> &PoolError {
+        &self.error
+    }
+
+    /// The message, back.
+    pub fn into_message(self) -> M {
+        self.message
+    }
+}
+
+/// How to start a pool: its name, size, strategy and member factory.
+#[must_use = "a spec does nothing until started with ActorSystem::start_pool"]
+pub struct PoolSpec<A: Actor> {
+    name: Arc<str>,
+    size: usize,
+    strategy: PoolStrategy,
+    factory: Arc<dyn Fn() -> A + Send + Sync>,
+    mailbox: Option<MailboxConfig>,
+    intensity: Option<(u32, Duration)>,
+}
+
+impl<A: Actor> fmt::Debug for PoolSpec<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoolSpec")
+            .field("name", &self.name)
+            .field("size", &self.size)
+            .field("strategy", &self.strategy)
+            .finish()
+    }
+}
+
+impl<A: Actor> PoolSpec<A> {
+    /// A round-robin pool `name` of `size` members made by `factory`.
+    pub fn new<F>(name: impl Into<Arc<str>>, size: usize, factory: F) -> Self
+    where
+        F: Fn() -> A + Send + Sync + 'static,
+    {
+        Self {
+            name: name.into(),
+            size,
+            strategy: PoolStrategy::RoundRobin,
+            factory: Arc::new(factory),
+            mailbox: None,
+            intensity: None,
+        }
+    }
+
+    /// How [`ActorPool::tell`] and [`ActorPool::ask`] pick a member.
+    pub fn strategy(mut self, strategy: PoolStrategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// Each member's mailbox (the system's default otherwise).
+    pub fn mailbox(mut self, mailbox: MailboxConfig) -> Self {
+        self.mailbox = Some(mailbox);
+        self
+    }
+
+    /// The supervisor's restart intensity: more than `max_restarts` member
+    /// restarts within `period` stops the pool. Defaults to one restart per
+    /// member in 5 s.
+    pub fn intensity(mut self, max_restarts: u32, period: Duration) -> Self {
+        self.intensity = Some((max_restarts, period));
+        self
+    }
+}
+
+/// A running pool. Cheap to clone.
+///
+/// ```
+/// use std::convert::Infallible;
+/// use std::time::Duration;
+/// use airssys_rt::address::{PoolSpec, PoolStrategy};
+/// use airssys_rt::prelude::*;
+///
+/// #[derive(Debug)]
+/// struct Square(u64, ReplyTo<u64>);
+/// impl Message for Square { const MESSAGE_TYPE: &'static str = "square"; }
+///
+/// struct Squarer;
+/// impl Actor for Squarer {
+///     type Message = Square;
+///     type Error = Infallible;
+///     async fn handle_message(&mut self, Square(n, reply): Square, _: &mut ActorContext<Square>) -> Result<(), Infallible> {
+///         let _ = reply.reply(n * n);
+///         Ok(())
+///     }
+/// }
+///
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let system = ActorSystem::new(SystemConfig::default())?;
+/// let pool = system.start_pool(PoolSpec::new("squarers", 4, || Squarer)).await?;
+/// assert_eq!(pool.ask(|r| Square(7, r), Duration::from_secs(1)).await?, 49);
+/// pool.resize(2).await?;
+/// assert_eq!(pool.len(), 2);
+/// # Ok(()) }
+/// ```
+pub struct ActorPool<M: Message> {
+    inner: Arc<PoolInner<M>>,
+}
+
+impl<M: Message> Clone for ActorPool<M> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<M: Message> fmt::Debug for ActorPool<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ActorPool")
+            .field("name", &self.inner.name)
+            .field("strategy", &self.inner.strategy)
+            .field("members", &self.len())
+            .finish()
+    }
+}
+
+type MemberSpec = Box<dyn Fn(&str) -> ChildSpec + Send + Sync>;
+
+struct PoolInner<M: Message> {
+    name: Arc<str>,
+    strategy: PoolStrategy,
+    system: ActorSystem,
+    supervisor: SupervisorRef,
+    members: RwLock<Members<M>>,
+    turn: AtomicUsize,
+    member_spec: MemberSpec,
+    resizing: tokio::sync::Mutex<()>,
+}
+
+struct Members<M: Message> {
+    slots: Vec<Slot<M>>,
+    ring: HashRing,
+}
+
+/// One member position; `actor` is its latest known instance.
+struct Slot<M: Message> {
+    name: Arc<str>,
+    actor: ActorRef<M>,
+}
+
+impl<M: Message> ActorPool<M> {
+    /// Starts the pool's supervisor and members, then registers the pool.
+    pub(crate) async fn start<A>(system: &ActorSystem, spec: PoolSpec<A>) -> Result<Self, PoolError>
+    where
+        A: Actor<Message = M>,
+    {
+        let name = spec.name.clone();
+        let supervisor_error = |error| PoolError::Supervisor {
+            pool: name.to_string(),
+            error,
+        };
+        let (max_restarts, period) = spec
+            .intensity
+            .unwrap_or((spec.size.max(1) as u32, Duration::from_secs(5)));
+        let supervisor = system
+            .start_supervisor(
+                SupervisorSpec::one_for_one()
+                    .name(name.clone())
+                    .intensity(max_restarts, period),
+            )
+            .await
+            .map_err(supervisor_error)?;
+        let (factory, mailbox) = (spec.factory, spec.mailbox);
+        let member_spec: MemberSpec = Box::new(move |member| {
+            let factory = factory.clone();
+            let worker = ChildSpec::worker(member, move || factory()).register(member);
+            match mailbox {
+                Some(mailbox) => worker.mailbox(mailbox).into(),
+                None => worker.into(),
+            }
+        });
+        let ring_name = match &spec.strategy {
+            PoolStrategy::ConsistentHash(ring) => ring.clone(),
+            _ => name.to_string(),
+        };
+        let pool = Self {
+            inner: Arc::new(PoolInner {
+                name: name.clone(),
+                strategy: spec.strategy,
+                system: system.clone(),
+                supervisor: supervisor.clone(),
+                members: RwLock::new(Members {
+                    slots: Vec::with_capacity(spec.size),
+                    ring: HashRing::new(&ring_name, 0),
+                }),
+                turn: AtomicUsize::new(0),
+                member_spec,
+                resizing: tokio::sync::Mutex::new(()),
+            }),
+        };
+        let registered = async {
+            system
+                .registry()
+                .register_pool(&name, &pool, &supervisor.actor)
+                .map_err(|error| match error {
+                    RegistryError::NameTaken { holder, .. } => PoolError::NameTaken {
+                        pool: name.to_string(),
+                        holder,
+                    },
+                    _ => PoolError::Supervisor {
+                        pool: name.to_string(),
+                        error: SupervisorError::NotRunning {
+                            supervisor: supervisor.id(),
+                        },
+                    },
+                })?;
+            pool.resize(spec.size).await
+        };
+        if let Err(error) = registered.await {
+            supervisor.shutdown().await;
+            return Err(error);
+        }
+        Ok(pool)
+    }
+
+    /// The pool's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The strategy [`tell`](Self::tell) and [`ask`](Self::ask) use.
+    pub fn strategy(&self) -> &PoolStrategy {
+        &self.inner.strategy
+    }
+
+    /// Members (live or restarting).
+    pub fn len(&self) -> usize {
+        self.inner.members.read().slots.len()
+    }
+
+    /// Whether the pool has no members.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The latest known instance of every member, in slot order.
+    pub fn members(&self) -> Vec<ActorRef<M>> {
+        self.refresh_stale();
+        let members = self.inner.members.read();
+        members.slots.iter().map(|s| s.actor.clone()).collect()
+    }
+
+    /// The pool's supervisor (its children are the members).
+    pub fn supervisor(&self) -> &SupervisorRef {
+        &self.inner.supervisor
+    }
+
+    /// The member the pool's strategy picks for `message`.
+    pub fn route(&self, message: &M) -> Result<ActorRef<M>, PoolError> {
+        self.route_with(&self.inner.strategy, Some(message))
+    }
+
+    /// The member `strategy` picks for `message`: a live member, preferring
+    /// the strategy's choice, else the next live one after it. Only
+    /// consistent hashing needs the message.
+    pub fn route_with(
+        &self,
+        strategy: &PoolStrategy,
+        message: Option<&M>,
+    ) -> Result<ActorRef<M>, PoolError> {
+        let choice = {
+            let members = self.inner.members.read();
+            let choice = self.choose(&members, strategy, message)?;
+            if let Some(slot) = members.slots.get(choice)
+                && slot.actor.is_alive()
+            {
+                return Ok(slot.actor.clone());
+            }
+            choice
+        };
+        // The chosen member stopped: pick up restarted instances, then take
+        // the first live member from the choice on.
+        self.refresh_stale();
+        let members = self.inner.members.read();
+        let n = members.slots.len();
+        (0..n)
+            .map(|step| &members.slots[(choice + step) % n])
+            .find(|slot| slot.actor.is_alive())
+            .map(|slot| slot.actor.clone())
+            .ok_or_else(|| self.no_live_member())
+    }
+
+    fn choose(
+        &self,
+        members: &Members<M>,
+        strategy: &PoolStrategy,
+        message: Option<&M>,
+    ) -> Result<usize, PoolError> {
+        let n = members.slots.len();
+        if n == 0 {
+            return Err(self.no_live_member());
+        }
+        Ok(match strategy {
+            PoolStrategy::RoundRobin => self.inner.turn.fetch_add(1, Ordering::Relaxed) % n,
+            PoolStrategy::Random => fastrand::usize(..n),
+            PoolStrategy::LeastConnections => {
+                // Start the scan at a rotating slot so ties spread out.
+                let start = self.inner.turn.fetch_add(1, Ordering::Relaxed);
+                (0..n)
+                    .map(|step| (start + step) % n)
+                    .filter(|&at| members.slots[at].actor.is_alive())
+                    .min_by_key(|&at| members.slots[at].actor.mailbox_len())
+                    .unwrap_or(start % n)
+            }
+            PoolStrategy::ConsistentHash(_) => {
+                let key =
+                    message
+                        .and_then(M::routing_key)
+                        .ok_or_else(|| PoolError::NoRoutingKey {
+                            pool: self.inner.name.to_string(),
+                            message_type: M::MESSAGE_TYPE,
+                        })?;
+                members.ring.member(key).unwrap_or(0)
+            }
+        })
+    }
+
+    /// Replaces stopped instances with their restarted ones, if registered.
+    fn refresh_stale(&self) {
+        let stale: Vec<(usize, Arc<str>)> = {
+            let members = self.inner.members.read();
+            members
+                .slots
+                .iter()
+                .enumerate()
+                .filter(|(_, slot)| !slot.actor.is_alive())
+                .map(|(at, slot)| (at, slot.name.clone()))
+                .collect()
+        };
+        for (at, name) in stale {
+            if let Ok(actor) = self.inner.system.registry().lookup::<M>(&name) {
+                let mut members = self.inner.members.write();
+                if let Some(slot) = members.slots.get_mut(at)
+                    && slot.name == name
+                {
+                    slot.actor = actor;
+                }
+            }
+        }
+    }
+
+    fn no_live_member(&self) -> PoolError {
+        PoolError::NoLiveMember {
+            pool: self.inner.name.to_string(),
+        }
+    }
+
+    /// Sends `message` to the member the strategy picks. A member that stops
+    /// before the message lands is skipped; a full mailbox is reported (a
+    /// `Block` mailbox waits for room). On error the message comes back.
+    pub async fn tell(&self, mut message: M) -> Result<(), PoolSendError<M>> {
+        // Each retry follows a member that stopped; a pool has finitely many.
+        for _ in 0..=self.len() {
+            let member = match self.route(&message) {
+                Ok(member) => member,
+                Err(error) => return Err(PoolSendError { error, message }),
+            };
+            match member.tell(message).await {
+                Ok(()) => return Ok(()),
+                Err(refused) if refused.kind() == SendErrorKind::ActorStopped => {
+                    message = refused.into_message();
+                }
+                Err(refused) => {
+                    return Err(PoolSendError {
+                        error: PoolError::MailboxFull {
+                            pool: self.inner.name.to_string(),
+                            member: refused.actor(),
+                        },
+                        message: refused.into_message(),
+                    });
+                }
+            }
+        }
+        Err(PoolSendError {
+            error: self.no_live_member(),
+            message,
+        })
+    }
+
+    /// Sends a request to the member the strategy picks and waits for the
+    /// reply, at most `timeout`.
+    pub async fn ask<R, F>(&self, request: F, timeout: Duration) -> Result<R, PoolError>
+    where
+        R: Send,
+        F: FnOnce(ReplyTo<R>) -> M,
+    {
+        let (port, reply) = oneshot::channel();
+        let message = request(ReplyTo::from(port));
+        let member = self.route(&message)?;
+        member
+            .ask_message(message, reply, timeout)
+            .await
+            .map_err(|error| PoolError::Ask {
+                pool: self.inner.name.to_string(),
+                error,
+            })
+    }
+
+    /// Grows or shrinks the pool to `size` members. New members start (and
+    /// join the routing) in slot order; removed members, highest slots
+    /// first, leave the routing before they are stopped, and messages still
+    /// queued for them become dead letters. Consistent-hash keys move only
+    /// to or from the added or removed members.
+    pub async fn resize(&self, size: usize) -> Result<(), PoolError> {
+        let _one_at_a_time = self.inner.resizing.lock().await;
+        let supervisor_error = |error| PoolError::Supervisor {
+            pool: self.inner.name.to_string(),
+            error,
+        };
+        let current = self.len();
+        for at in current..size {
+            let name: Arc<str> = format!("{}/{at}", self.inner.name).into();
+            self.inner
+                .supervisor
+                .start_child((self.inner.member_spec)(&name))
+                .await
+                .map_err(supervisor_error)?;
+            let actor = self
+                .inner
+                .supervisor
+                .child::<M>(&*name)
+                .await
+                .map_err(supervisor_error)?
+                .ok_or_else(|| self.no_live_member())?;
+            let mut members = self.inner.members.write();
+            members.slots.push(Slot { name, actor });
+            members.ring.resize(at + 1);
+        }
+        for at in (size..current).rev() {
+            let name = {
+                let mut members = self.inner.members.write();
+                members.ring.resize(at);
+                members.slots.pop().map(|slot| slot.name)
+            };
+            if let Some(name) = name {
+                self.inner
+                    .supervisor
+                    .terminate_child(&*name)
+                    .await
+                    .map_err(supervisor_error)?;
+                self.inner
+                    .supervisor
+                    .delete_child(&*name)
+                    .await
+                    .map_err(supervisor_error)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops every member and the pool's supervisor.
+    pub async fn shutdown(&self) {
+        self.inner.supervisor.shutdown().await;
+    }
+}

@@ -1,0 +1,422 @@
+//! Pools: each strategy's distribution, members supervised and restarted,
+//! resizing, addressing through the registry and the broker, and a stress
+//! run that kills members under load and loses no message.
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use airssys_rt::address::{ActorAddress, PoolError, PoolSpec, PoolStrategy};
+use airssys_rt::broker::{InMemoryMessageBroker, MessageBroker, RegistryError};
+use airssys_rt::prelude::*;
+use airssys_rt::supervisor::SupervisionEvent;
+use airssys_rt::util::ActorId;
+use tokio::sync::oneshot;
+
+/// Hang guard for waits that must end; never reached in a passing run.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+#[derive(Debug)]
+enum Job {
+    /// Counted.
+    Hit,
+    /// How many `Hit`s this member handled.
+    Count(ReplyTo<u64>),
+    /// Which member this is.
+    Who(ReplyTo<ActorId>),
+    /// Routed by `key`; answers with the member.
+    Keyed(String, ReplyTo<ActorId>),
+    /// Says it started, then holds the member until released.
+    Hold {
+        started: oneshot::Sender<()>,
+        release: oneshot::Receiver<()>,
+    },
+}
+
+impl Message for Job {
+    const MESSAGE_TYPE: &'static str = "test.job";
+    fn routing_key(&self) -> Option<&str> {
+        match self {
+            Job::Keyed(key, _) => Some(key),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Member {
+    hits: u64,
+    handled: Arc<AtomicU64>,
+}
+
+impl Actor for Member {
+    type Message = Job;
+    type Error = Infallible;
+    async fn handle_message(
+        &mut self,
+        job: Job,
+        ctx: &mut ActorContext<Job>,
+    ) -> Result<(), Infallible> {
+        match job {
+            Job::Hit => {
+                self.hits += 1;
+                self.handled.fetch_add(1, Ordering::Relaxed);
+            }
+            Job::Count(reply) => drop(reply.reply(self.hits)),
+            Job::Who(reply) | Job::Keyed(_, reply) => drop(reply.reply(ctx.id())),
+            Job::Hold { started, release } => {
+                let _ = started.send(());
+                let _ = release.await;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn system() -> ActorSystem {
+    ActorSystem::new(SystemConfig::default()).expect("inside a runtime")
+}
+
+async fn hits(member: &ActorRef<Job>) -> u64 {
+    member.ask(Job::Count, PATIENCE).await.unwrap()
+}
+
+#[tokio::test]
+async fn round_robin_gives_every_member_exactly_its_turn() {
+    let system = system();
+    let pool = system
+        .start_pool(PoolSpec::new("rr", 4, Member::default))
+        .await
+        .unwrap();
+    for _ in 0..40 {
+        pool.tell(Job::Hit).await.unwrap();
+    }
+    for member in pool.members() {
+        assert_eq!(hits(&member).await, 10);
+    }
+}
+
+#[tokio::test]
+async fn least_connections_prefers_the_idle_member() {
+    let system = system();
+    let pool = system
+        .start_pool(
+            PoolSpec::new("lc", 3, Member::default).strategy(PoolStrategy::LeastConnections),
+        )
+        .await
+        .unwrap();
+    let members = pool.members();
+    let mut releases = Vec::new();
+    // Members 0 and 1 are busy with a held job and have one more queued.
+    for busy in &members[..2] {
+        let (started, started_rx) = oneshot::channel();
+        let (release_tx, release) = oneshot::channel();
+        busy.tell(Job::Hold { started, release }).await.unwrap();
+        started_rx.await.unwrap();
+        busy.tell(Job::Hit).await.unwrap();
+        releases.push(release_tx);
+    }
+    for _ in 0..10 {
+        assert_eq!(pool.route(&Job::Hit).unwrap(), members[2]);
+    }
+    // Once member 2 has more queued than the others, it is passed over.
+    let (started, started_rx) = oneshot::channel();
+    let (release_tx, release) = oneshot::channel();
+    members[2]
+        .tell(Job::Hold { started, release })
+        .await
+        .unwrap();
+    started_rx.await.unwrap();
+    for _ in 0..2 {
+        members[2].tell(Job::Hit).await.unwrap();
+    }
+    let chosen = pool.route(&Job::Hit).unwrap();
+    assert_ne!(chosen, members[2]);
+    for release in releases.into_iter().chain([release_tx]) {
+        let _ = release.send(());
+    }
+}
+
+#[tokio::test]
+async fn random_reaches_every_member() {
+    let system = system();
+    let pool = system
+        .start_pool(PoolSpec::new("rand", 4, Member::default).strategy(PoolStrategy::Random))
+        .await
+        .unwrap();
+    for _ in 0..400 {
+        pool.tell(Job::Hit).await.unwrap();
+    }
+    let mut total = 0;
+    for member in pool.members() {
+        let hits = hits(&member).await;
+        // Missing a member in 400 fair draws has probability 4·(3/4)^400.
+        assert!(hits > 0, "a member got nothing");
+        total += hits;
+    }
+    assert_eq!(total, 400);
+}
+
+async fn owners(pool: &airssys_rt::address::ActorPool<Job>, keys: usize) -> Vec<ActorId> {
+    let mut owners = Vec::with_capacity(keys);
+    for key in 0..keys {
+        let (port, _reply) = oneshot::channel();
+        let job = Job::Keyed(format!("user-{key}"), port.into());
+        owners.push(pool.route(&job).unwrap().id());
+    }
+    owners
+}
+
+#[tokio::test]
+async fn consistent_hash_keeps_keys_in_place_when_a_member_is_added() {
+    const KEYS: usize = 4_000;
+    let system = system();
+    let pool = system
+        .start_pool(
+            PoolSpec::new("ch", 4, Member::default)
+                .strategy(PoolStrategy::ConsistentHash("users".into())),
+        )
+        .await
+        .unwrap();
+    let before = owners(&pool, KEYS).await;
+    // The member that answers is the one the ring names, every time.
+    for key in [0, 7, 99] {
+        let id = pool
+            .ask(|r| Job::Keyed(format!("user-{key}"), r), PATIENCE)
+            .await
+            .unwrap();
+        assert_eq!(id, before[key]);
+    }
+    pool.resize(5).await.unwrap();
+    let newcomer = pool.members()[4].id();
+    let after = owners(&pool, KEYS).await;
+    let moved: Vec<usize> = (0..KEYS).filter(|&k| before[k] != after[k]).collect();
+    assert!(
+        moved.iter().all(|&k| after[k] == newcomer),
+        "a key moved between old members"
+    );
+    let share = KEYS / 5;
+    assert!(
+        moved.len() > share / 2 && moved.len() < share * 2,
+        "{} keys moved; an even share is {share}",
+        moved.len()
+    );
+    // A message without a key cannot be hashed; it comes back.
+    let refused = pool.tell(Job::Hit).await.unwrap_err();
+    assert!(
+        matches!(refused.error(), PoolError::NoRoutingKey { .. }),
+        "{refused}"
+    );
+    assert!(matches!(refused.into_message(), Job::Hit));
+}
+
+async fn next_restart(events: &mut airssys_rt::supervisor::SupervisionEvents) -> ActorId {
+    loop {
+        match tokio::time::timeout(PATIENCE, events.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            SupervisionEvent::ChildRestarted { actor, .. } => return actor,
+            _ => continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_failed_member_is_restarted_and_takes_its_slot_back() {
+    let system = system();
+    let mut events = system.supervision_events();
+    let pool = system
+        .start_pool(PoolSpec::new("heal", 2, Member::default))
+        .await
+        .unwrap();
+    let old = pool.members();
+    old[0].kill();
+    let restarted = next_restart(&mut events).await;
+    let now = pool.members();
+    assert_eq!(now[0].id(), restarted);
+    assert_eq!(now[1], old[1]);
+    let mut answered = HashSet::new();
+    for _ in 0..4 {
+        answered.insert(pool.ask(Job::Who, PATIENCE).await.unwrap());
+    }
+    assert_eq!(answered, HashSet::from([restarted, old[1].id()]));
+}
+
+#[tokio::test]
+async fn while_a_member_is_down_its_turns_go_to_the_live_ones() {
+    let system = system();
+    let pool = system
+        .start_pool(PoolSpec::new("down", 3, Member::default))
+        .await
+        .unwrap();
+    let members = pool.members();
+    pool.supervisor().terminate_child("down/1").await.unwrap();
+    for _ in 0..30 {
+        pool.tell(Job::Hit).await.unwrap();
+    }
+    let live = [hits(&members[0]).await, hits(&members[2]).await];
+    assert_eq!(live.iter().sum::<u64>(), 30, "{live:?}");
+    pool.supervisor().restart_child("down/1").await.unwrap();
+    let back = pool.members()[1].clone();
+    assert_ne!(back, members[1]);
+    for _ in 0..3 {
+        pool.tell(Job::Hit).await.unwrap();
+    }
+    assert!(
+        hits(&back).await > 0,
+        "the restarted member gets turns again"
+    );
+}
+
+#[tokio::test]
+async fn resizing_starts_and_stops_supervised_members() {
+    let system = system();
+    let pool = system
+        .start_pool(PoolSpec::new("elastic", 2, Member::default))
+        .await
+        .unwrap();
+    pool.resize(5).await.unwrap();
+    assert_eq!(pool.len(), 5);
+    assert_eq!(pool.supervisor().count_children().await.unwrap().active, 5);
+    let removed = pool.members()[3..].to_vec();
+    pool.resize(1).await.unwrap();
+    assert_eq!(pool.len(), 1);
+    assert_eq!(pool.supervisor().count_children().await.unwrap().specs, 1);
+    for member in removed {
+        assert_eq!(member.wait_for_exit().await, ExitReason::Shutdown);
+    }
+    let names: Vec<String> = system
+        .registry()
+        .names()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(names, ["elastic/0"]);
+    for _ in 0..3 {
+        pool.tell(Job::Hit).await.unwrap();
+    }
+    assert_eq!(hits(&pool.members()[0]).await, 3);
+    pool.resize(0).await.unwrap();
+    let refused = pool.tell(Job::Hit).await.unwrap_err();
+    assert!(
+        matches!(refused.error(), PoolError::NoLiveMember { .. }),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
+async fn a_pool_is_found_by_address_and_its_name_is_released_on_shutdown() {
+    let system = system();
+    let pool = system
+        .start_pool(PoolSpec::new("svc", 2, Member::default))
+        .await
+        .unwrap();
+    let taken = system
+        .start_pool(PoolSpec::new("svc", 1, Member::default))
+        .await
+        .unwrap_err();
+    assert!(matches!(taken, PoolError::NameTaken { .. }), "{taken}");
+    assert_eq!(pool.len(), 2, "the refused pool left the first alone");
+
+    let address = ActorAddress::Pool {
+        pool: "svc".into(),
+        strategy: PoolStrategy::RoundRobin,
+    };
+    let members: HashSet<ActorId> = pool.members().iter().map(ActorRef::id).collect();
+    let mut reached = HashSet::new();
+    for _ in 0..2 {
+        reached.insert(system.registry().resolve::<Job>(&address).unwrap().id());
+    }
+    assert_eq!(
+        reached, members,
+        "round robin through the address reaches both"
+    );
+    assert!(matches!(
+        system.registry().resolve::<u64>(&address),
+        Err(RegistryError::WrongMessageType { .. })
+    ));
+
+    let broker = InMemoryMessageBroker::<Job, ()>::new(&system);
+    broker
+        .send(MessageEnvelope::new(address.clone(), Job::Hit))
+        .await
+        .unwrap();
+
+    pool.shutdown().await;
+    assert!(matches!(
+        system.registry().resolve::<Job>(&address),
+        Err(RegistryError::UnknownPool { .. })
+    ));
+    let again = system
+        .start_pool(PoolSpec::new("svc", 1, Member::default))
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+}
+
+/// Senders on two threads keep telling while members are killed and
+/// restarted: every message is handled, dead-lettered (queued at a killed
+/// member) or handed back — none is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_members_under_load_loses_no_message() {
+    const SENDERS: u64 = 4;
+    const EACH: u64 = 2_000;
+    let system = system();
+    let mut letters = system.dead_letters().subscribe();
+    let handled = Arc::new(AtomicU64::new(0));
+    let counter = handled.clone();
+    let pool = system
+        .start_pool(
+            PoolSpec::new("load", 4, move || Member {
+                hits: 0,
+                handled: counter.clone(),
+            })
+            .strategy(PoolStrategy::LeastConnections)
+            .intensity(1_000, Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let mut returned = 0u64;
+                for _ in 0..EACH {
+                    if pool.tell(Job::Hit).await.is_err() {
+                        returned += 1;
+                    }
+                }
+                returned
+            })
+        })
+        .collect();
+    let killer = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            for round in 0..50 {
+                let members = pool.members();
+                members[round % members.len()].kill();
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let mut returned = 0;
+    for sender in senders {
+        returned += sender.await.unwrap();
+    }
+    killer.await.unwrap();
+    // Shutting down hands what is still queued to the dead letters.
+    pool.shutdown().await;
+    let mut dead = 0;
+    while let Some(letter) = letters.try_recv() {
+        // Only jobs count (a supervisor may also miss a late exit notice).
+        dead += u64::from(letter.message_type == Job::MESSAGE_TYPE);
+    }
+    let total = handled.load(Ordering::Relaxed) + dead + returned;
+    assert_eq!(total, SENDERS * EACH, "handled + dead letters + returned");
+    assert!(handled.load(Ordering::Relaxed) > 0);
+}
