@@ -263,7 +263,7 @@ async fn reject_returns_the_message_when_full() {
     let envelope = MessageEnvelope::new(actor.id().into(), Cmd::Rec(97));
     let err = actor.tell_envelope(envelope).await.unwrap_err();
     assert_eq!(err.kind(), SendErrorKind::MailboxFull);
-    assert!(matches!(err.into_message(), Cmd::Rec(97)));
+    assert!(matches!(err.into_message().payload, Cmd::Rec(97)));
 
     let began = Instant::now();
     assert_eq!(

@@ -259,7 +259,7 @@ async fn every_send_to_a_stopped_actor_returns_the_message() {
     let envelope = MessageEnvelope::new(actor.id().into(), Cmd::Rec(3));
     let err = actor.tell_envelope(envelope).await.unwrap_err();
     assert_eq!(err.kind(), SendErrorKind::ActorStopped);
-    assert!(matches!(err.into_message(), Cmd::Rec(3)));
+    assert!(matches!(err.into_message().payload, Cmd::Rec(3)));
 
     assert!(journal.log().is_empty());
     assert_eq!(

@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 use super::{ActorState, ExitReason};
+use crate::address::ActorAddress;
 use crate::mailbox::{DeadLetterReason, Mailbox, MailboxConfig, MailboxItem, SystemSignal};
 use crate::message::{Message, MessageEnvelope, MessagePriority};
 use crate::system::shared::SystemShared;
@@ -30,6 +31,18 @@ impl<M> Delivery<M> {
         match self {
             Delivery::Tell(m) => m,
             Delivery::Envelope(env) => env.payload,
+        }
+    }
+
+    /// The delivery as an envelope (a plain message gets a fresh one
+    /// addressed to `actor`).
+    pub(crate) fn into_envelope(self, actor: ActorId) -> MessageEnvelope<M>
+    where
+        M: Message,
+    {
+        match self {
+            Delivery::Tell(m) => MessageEnvelope::new(ActorAddress::Id(actor), m),
+            Delivery::Envelope(env) => *env,
         }
     }
 

@@ -144,13 +144,18 @@ impl<M: Message> ActorRef<M> {
     /// Sends an envelope: its TTL is checked when it reaches the front of the
     /// mailbox, and an expired envelope becomes a dead letter. Its priority
     /// overrides the message's own in a priority mailbox.
-    pub async fn tell_envelope(&self, envelope: MessageEnvelope<M>) -> Result<(), SendError<M>> {
+    /// On error the whole envelope comes back.
+    pub async fn tell_envelope(
+        &self,
+        envelope: MessageEnvelope<M>,
+    ) -> Result<(), SendError<MessageEnvelope<M>>> {
         let pushed = self
             .cell
             .mailbox
             .push(Delivery::Envelope(Box::new(envelope)))
             .await;
-        self.settle(pushed)
+        let actor = self.cell.id;
+        self.settle_with(pushed, |delivery| delivery.into_envelope(actor))
     }
 
     /// Sends a request built around a fresh [`ReplyTo`] and waits for the
@@ -260,12 +265,22 @@ impl<M: Message> ActorRef<M> {
         self.cell.mailbox.dropped()
     }
 
-    /// Records drops as dead letters and converts refusals to [`SendError`].
     #[inline(always)]
     fn settle(
         &self,
         pushed: Result<Pushed<Delivery<M>>, PushError<Delivery<M>>>,
     ) -> Result<(), SendError<M>> {
+        self.settle_with(pushed, Delivery::into_message)
+    }
+
+    /// Records drops as dead letters and converts refusals to [`SendError`],
+    /// handing back what `back` makes of the refused delivery.
+    #[inline(always)]
+    fn settle_with<T>(
+        &self,
+        pushed: Result<Pushed<Delivery<M>>, PushError<Delivery<M>>>,
+        back: impl FnOnce(Delivery<M>) -> T,
+    ) -> Result<(), SendError<T>> {
         match pushed {
             Ok(Pushed::Queued) => Ok(()),
             Ok(Pushed::DroppedOldest(victim)) => {
@@ -281,12 +296,12 @@ impl<M: Message> ActorRef<M> {
             Err(PushError::Closed(d)) => Err(SendError::new(
                 SendErrorKind::ActorStopped,
                 self.cell.id,
-                d.into_message(),
+                back(d),
             )),
             Err(PushError::Full(d)) => Err(SendError::new(
                 SendErrorKind::MailboxFull,
                 self.cell.id,
-                d.into_message(),
+                back(d),
             )),
         }
     }

@@ -6,12 +6,13 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use futures::FutureExt;
+use tracing::{Instrument, Span};
 
 use super::cell::{ActorCell, ActorControl, Delivery, LifecycleWatcher};
 use super::lifecycle::panic_text;
 use super::{Actor, ActorContext, ActorRef, ActorState, ErrorAction, ExitReason};
 use crate::mailbox::{DeadLetterReason, MailboxConfig, MailboxReceiver, Received, SystemSignal};
-use crate::message::Message;
+use crate::message::{Message, MessageEnvelope};
 use crate::system::registry::Slot;
 use crate::system::{ActorSystem, SystemError};
 use crate::util::ActorId;
@@ -237,13 +238,14 @@ async fn serve<A: Actor>(
             return LoopExit::Stop(ExitReason::Normal);
         }
         let received = inbox.recv().await;
-        let message = match received {
+        // For an envelope, the sender's span: the handler's span hangs off it.
+        let (message, sent_from) = match received {
             Received::Item(Delivery::Tell(message)) => {
                 if in_envelope {
                     in_envelope = false;
                     ctx.myself().cell().set_current_envelope(None);
                 }
-                message
+                (message, Span::none())
             }
             Received::Item(Delivery::Envelope(envelope)) => {
                 if envelope.is_expired() {
@@ -254,7 +256,8 @@ async fn serve<A: Actor>(
                 }
                 in_envelope = true;
                 ctx.myself().cell().set_current_envelope(Some(envelope.id));
-                envelope.payload
+                let MessageEnvelope { payload, span, .. } = *envelope;
+                (payload, span)
             }
             Received::Signal(SystemSignal::Stop) => return LoopExit::Stop(ExitReason::Normal),
             Received::Signal(SystemSignal::Shutdown) => {
@@ -264,9 +267,18 @@ async fn serve<A: Actor>(
         ctx.handled += 1;
         if ctx.handled == HANDLED_FLUSH_BATCH {
             ctx.handled = 0;
-            ctx.system().metrics().messages_handled(HANDLED_FLUSH_BATCH);
+            let metrics = ctx.system().metrics();
+            metrics.messages_handled(HANDLED_FLUSH_BATCH);
+            metrics.mailbox_depth(ctx.myself().mailbox_len());
         }
-        if let Err(error) = actor.handle_message(message, ctx).await {
+        // A span only when a subscriber wants DEBUG spans (otherwise one
+        // relaxed load); boxed, so an untraced actor's task stays small.
+        let traced = handler_span::<A::Message>(ctx, sent_from);
+        let handled = match traced {
+            None => actor.handle_message(message, ctx).await,
+            Some(span) => Box::pin(actor.handle_message(message, ctx).instrument(*span)).await,
+        };
+        if let Err(error) = handled {
             let text = error.to_string();
             match actor.on_error(error, ctx).await {
                 ErrorAction::Resume => {}
@@ -279,6 +291,19 @@ async fn serve<A: Actor>(
             }
         }
     }
+}
+
+/// The span a message is handled in (a child of the sender's span, for an
+/// envelope), or `None` when DEBUG spans are off.
+fn handler_span<M: Message>(ctx: &ActorContext<M>, sent_from: Span) -> Option<Box<Span>> {
+    let span = tracing::debug_span!(
+        parent: sent_from.id(),
+        "handle",
+        actor = %ctx.id(),
+        name = ctx.myself().name(),
+        message_type = M::MESSAGE_TYPE,
+    );
+    (!span.is_disabled()).then(|| Box::new(span))
 }
 
 /// Accounts for an actor's end on every path: a normal finish, or the task

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::delivery::Pending;
+use super::metrics;
 use super::{BrokerError, DeliveryFailure, MessageBroker, UnknownRequest};
 use crate::actor::ActorRef;
 use crate::message::{Message, MessageEnvelope};
@@ -99,27 +100,22 @@ impl<M: Message, R: Send + 'static> MessageBroker<M> for InMemoryMessageBroker<M
     type Reply = R;
 
     async fn send(&self, envelope: MessageEnvelope<M>) -> Result<(), BrokerError<M>> {
-        let undelivered = |envelope: MessageEnvelope<M>, cause| BrokerError::Undelivered {
-            address: envelope.recipient.clone(),
-            cause,
-            envelope: Box::new(envelope),
+        metrics::sent();
+        let undelivered = |envelope: MessageEnvelope<M>, cause| {
+            metrics::undelivered(&cause);
+            BrokerError::Undelivered {
+                address: envelope.recipient.clone(),
+                cause,
+                envelope: Box::new(envelope),
+            }
         };
         let actor = match self.resolve(&envelope) {
             Ok(actor) => actor,
             Err(cause) => return Err(undelivered(envelope, cause)),
         };
-        let recipient = envelope.recipient.clone();
-        let (id, sender, ttl, timestamp, reply_to, priority) = (
-            envelope.id,
-            envelope.sender,
-            envelope.ttl,
-            envelope.timestamp,
-            envelope.reply_to,
-            envelope.priority,
-        );
         match actor.tell_envelope(envelope).await {
             Ok(()) => {
-                metrics::counter!("airssys_rt_broker_delivered_total").increment(1);
+                metrics::delivered();
                 Ok(())
             }
             Err(error) => {
@@ -127,18 +123,7 @@ impl<M: Message, R: Send + 'static> MessageBroker<M> for InMemoryMessageBroker<M
                     SendErrorKind::ActorStopped => DeliveryFailure::ActorStopped,
                     SendErrorKind::MailboxFull => DeliveryFailure::MailboxFull,
                 };
-                // Rebuild the envelope around the returned payload.
-                let envelope = MessageEnvelope {
-                    id,
-                    sender,
-                    recipient,
-                    payload: error.into_message(),
-                    timestamp,
-                    reply_to,
-                    ttl,
-                    priority,
-                };
-                Err(undelivered(envelope, cause))
+                Err(undelivered(error.into_message(), cause))
             }
         }
     }
@@ -155,22 +140,25 @@ impl<M: Message, R: Send + 'static> MessageBroker<M> for InMemoryMessageBroker<M
         self.send(envelope).await?;
         match tokio::time::timeout(timeout, reply).await {
             Ok(Ok(reply)) => {
-                metrics::histogram!("airssys_rt_broker_request_seconds")
-                    .record(began.elapsed().as_secs_f64());
+                metrics::replied(began.elapsed());
                 Ok(reply)
             }
             // The table never drops a waiting sender without a reply or the
             // ticket; treat it as a timeout to be safe.
-            Ok(Err(_)) | Err(_) => Err(BrokerError::Timeout { request, timeout }),
+            Ok(Err(_)) | Err(_) => {
+                metrics::timed_out();
+                Err(BrokerError::Timeout { request, timeout })
+            }
         }
     }
 
     fn reply(&self, reply_to: MessageId, reply: R) -> Result<(), UnknownRequest<R>> {
-        self.pending
-            .complete(reply_to, reply)
-            .map_err(|reply| UnknownRequest {
+        self.pending.complete(reply_to, reply).map_err(|reply| {
+            metrics::unknown_reply();
+            UnknownRequest {
                 request: reply_to,
                 reply,
-            })
+            }
+        })
     }
 }

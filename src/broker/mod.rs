@@ -10,6 +10,7 @@
 
 mod delivery;
 mod in_memory;
+mod metrics;
 mod pubsub;
 mod registry;
 mod traits;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use tracing::Span;
 
 use super::{Message, MessagePriority};
 use crate::address::ActorAddress;
@@ -46,6 +47,11 @@ pub struct MessageEnvelope<M> {
     pub ttl: Option<Duration>,
     /// Priority (taken from the payload at creation).
     pub priority: MessagePriority,
+    /// The span the envelope was created in: the receiving actor handles it
+    /// in a child of this span, so one request can be followed across
+    /// actors. Not serialized.
+    #[serde(skip, default = "Span::none")]
+    pub span: Span,
 }
 
 impl<M: Message> MessageEnvelope<M> {
@@ -61,6 +67,7 @@ impl<M: Message> MessageEnvelope<M> {
             reply_to: None,
             ttl: None,
             priority,
+            span: Span::current(),
         }
     }
 

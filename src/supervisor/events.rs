@@ -99,6 +99,19 @@ impl SupervisionEvent {
             | SupervisionEvent::SupervisorGaveUp { supervisor, .. } => *supervisor,
         }
     }
+
+    /// A short, stable name of the event's kind (a metrics label), e.g.
+    /// `"child_restarted"`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SupervisionEvent::ChildStarted { .. } => "child_started",
+            SupervisionEvent::ChildExited { .. } => "child_exited",
+            SupervisionEvent::ChildRestarted { .. } => "child_restarted",
+            SupervisionEvent::ChildStartFailed { .. } => "child_start_failed",
+            SupervisionEvent::ChildUnhealthy { .. } => "child_unhealthy",
+            SupervisionEvent::SupervisorGaveUp { .. } => "supervisor_gave_up",
+        }
+    }
 }
 
 impl fmt::Display for SupervisionEvent {
@@ -247,7 +260,8 @@ impl SupervisionBus {
             }
             _ => tracing::debug!(%event, "supervision"),
         }
-        metrics::counter!("airssys_rt_supervision_events_total").increment(1);
+        metrics::counter!("airssys_rt_supervision_events_total", "kind" => event.kind())
+            .increment(1);
         self.subscribers.send(&event);
     }
 

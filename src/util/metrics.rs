@@ -5,7 +5,22 @@
 //! messages every 64 messages and when it stops, so `messages_handled` lags
 //! by fewer than 64 per running actor. Each update is also reported through the
 //! [`metrics`] facade, so an installed exporter (Prometheus, StatsD, …) sees
-//! them without extra wiring.
+//! them without extra wiring:
+//!
+//! | name | kind | meaning |
+//! |---|---|---|
+//! | `airssys_rt_actors_spawned_total`, `airssys_rt_actors_stopped_total` | counter | actor lifecycle |
+//! | `airssys_rt_messages_handled_total` | counter | messages delivered to handlers (in batches of 64) |
+//! | `airssys_rt_mailbox_depth` | histogram | an actor's queue depth, sampled once per 64 handled messages |
+//! | `airssys_rt_dead_letters_total{reason}` | counter | undeliverable messages by reason |
+//! | `airssys_rt_panics_total` | counter | panics caught in actor hooks |
+//! | `airssys_rt_restarts_total` | counter | in-place restarts (`ErrorAction::Restart`) |
+//! | `airssys_rt_supervision_events_total{kind}` | counter | supervisor events; `kind="child_restarted"` counts supervised restarts |
+//! | `airssys_rt_health` | gauge | last health verdict (0 healthy, 1 degraded, 2 unhealthy) |
+//! | `airssys_rt_circuit_opened_total` | counter | circuit breakers tripping open |
+//! | `airssys_rt_published_total` | counter | pub/sub deliveries |
+//!
+//! The broker adds its own (see [`broker`](crate::broker)'s metrics module docs).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -74,9 +89,15 @@ impl RuntimeMetrics {
         }
     }
 
+    /// Counted here; reported through the facade by the dead-letter office,
+    /// labelled by reason.
     pub(crate) fn dead_letter(&self) {
         self.dead_letters.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("airssys_rt_dead_letters_total").increment(1);
+    }
+
+    /// A sample of an actor's mailbox depth, taken once per handled batch.
+    pub(crate) fn mailbox_depth(&self, depth: usize) {
+        metrics::histogram!("airssys_rt_mailbox_depth").record(depth as f64);
     }
 
     pub(crate) fn panic_caught(&self) {
