@@ -8,11 +8,15 @@
 //! 5. a supervision tree that survives crashes, then gives up when its
 //!    restart intensity is exceeded and escalates to the root
 //! 6. a circuit breaker opening and recovering, and a health report
-//! 7. a graceful shutdown and its report
+//! 7. the broker: a named service looked up, request/reply by address, a
+//!    pool behind one address (consistent hash and round robin), resized
+//! 8. a graceful shutdown and its report
 
 use std::convert::Infallible;
 use std::time::Duration;
 
+use airssys_rt::address::{ActorAddress, PoolSpec, PoolStrategy};
+use airssys_rt::broker::{InMemoryMessageBroker, MessageBroker};
 use airssys_rt::prelude::*;
 use airssys_rt::supervisor::{
     CircuitBreaker, CircuitBreakerConfig, SupervisionEvent, SupervisionEvents,
@@ -170,6 +174,108 @@ impl Actor for Service {
     ) -> Result<(), Infallible> {
         panic!("{} lost its connection", self.0);
     }
+}
+
+// -------------------------------------------------------------- quotes --
+
+/// A price request, routed by its symbol in consistent-hash pools.
+#[derive(Debug)]
+struct Quote(&'static str);
+
+impl Message for Quote {
+    const MESSAGE_TYPE: &'static str = "tour.quote";
+    fn routing_key(&self) -> Option<&str> {
+        Some(self.0)
+    }
+}
+
+type QuoteBroker = InMemoryMessageBroker<Quote, String>;
+
+/// Answers quotes through the broker, saying who answered.
+struct Quoter(QuoteBroker);
+
+impl Actor for Quoter {
+    type Message = Quote;
+    type Error = Infallible;
+
+    async fn handle_message(
+        &mut self,
+        Quote(symbol): Quote,
+        ctx: &mut ActorContext<Quote>,
+    ) -> Result<(), Infallible> {
+        if let Some(request) = ctx.envelope_id() {
+            let price = symbol.bytes().map(u32::from).sum::<u32>();
+            let who = ctx.myself().name().unwrap_or("?").to_owned();
+            let _ = self
+                .0
+                .reply(request, format!("{symbol} {price} (from {who})"));
+        }
+        Ok(())
+    }
+}
+
+/// Section 7: names, request/reply and pools through the broker.
+async fn broker_tour(system: &ActorSystem) -> Result<(), Box<dyn std::error::Error>> {
+    let broker = QuoteBroker::new(system);
+    let ask = |to: ActorAddress, symbol| {
+        let broker = broker.clone();
+        async move {
+            broker
+                .request(MessageEnvelope::new(to, Quote(symbol)), TIMEOUT)
+                .await
+        }
+    };
+
+    let pricing = system
+        .spawn_builder()
+        .register("pricing")
+        .spawn(Quoter(broker.clone()))?;
+    let found = system.registry().lookup::<Quote>("pricing")?;
+    println!(
+        "   registry: 'pricing' is {} (spawned as {})",
+        found.id(),
+        pricing.id()
+    );
+    println!(
+        "   request to 'pricing': {}",
+        ask(ActorAddress::named("pricing"), "ACME").await?
+    );
+    if let Err(error) = ask(ActorAddress::named("nobody"), "ACME").await {
+        println!("   request to 'nobody': {error}");
+    }
+
+    let factory = broker.clone();
+    let pool = system
+        .start_pool(
+            PoolSpec::new("quoters", 3, move || Quoter(factory.clone()))
+                .strategy(PoolStrategy::ConsistentHash("symbols".into())),
+        )
+        .await?;
+    let by_symbol = ActorAddress::Pool {
+        pool: "quoters".into(),
+        strategy: PoolStrategy::ConsistentHash("symbols".into()),
+    };
+    println!("   pool 'quoters' (3 supervised members), consistent hash by symbol:");
+    for symbol in ["AAPL", "MSFT", "AAPL", "GOOG", "MSFT"] {
+        println!("     {}", ask(by_symbol.clone(), symbol).await?);
+    }
+    let in_turn = ActorAddress::Pool {
+        pool: "quoters".into(),
+        strategy: PoolStrategy::RoundRobin,
+    };
+    println!("   the same pool, round robin:");
+    for _ in 0..3 {
+        println!("     {}", ask(in_turn.clone(), "AAPL").await?);
+    }
+    pool.resize(4).await?;
+    println!(
+        "   resized to {}; by symbol again (only keys of the new member move):",
+        pool.len()
+    );
+    for symbol in ["AAPL", "MSFT", "GOOG"] {
+        println!("     {}", ask(by_symbol.clone(), symbol).await?);
+    }
+    Ok(())
 }
 
 /// Crashes the current instance of `child` under `supervisor`.
@@ -379,7 +485,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         health.health_check().await
     );
 
-    println!("\n7. graceful shutdown");
+    println!("\n7. the broker: names, request/reply, pools");
+    broker_tour(&system).await?;
+
+    println!("\n8. graceful shutdown");
     // The shutdown signal travels on the system lane and usually overtakes
     // this message; if so it is listed below as a dead letter, never lost.
     counter.tell(CounterMsg::Add(1)).await?;
