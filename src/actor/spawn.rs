@@ -6,13 +6,16 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use futures::FutureExt;
+use std::future::Future;
+use std::pin::Pin;
+
 use tracing::{Instrument, Span};
 
 use super::cell::{ActorCell, ActorControl, Delivery, LifecycleWatcher};
 use super::lifecycle::panic_text;
 use super::{Actor, ActorContext, ActorRef, ActorState, ErrorAction, ExitReason};
 use crate::mailbox::{DeadLetterReason, MailboxConfig, MailboxReceiver, Received, SystemSignal};
-use crate::message::{Message, MessageEnvelope};
+use crate::message::Message;
 use crate::system::registry::Slot;
 use crate::system::{ActorSystem, SystemError};
 use crate::util::ActorId;
@@ -238,14 +241,16 @@ async fn serve<A: Actor>(
             return LoopExit::Stop(ExitReason::Normal);
         }
         let received = inbox.recv().await;
-        // For an envelope, the sender's span: the handler's span hangs off it.
-        let (message, sent_from) = match received {
+        // The handler's span, only when a subscriber wants DEBUG spans (one
+        // relaxed load otherwise); for an envelope it hangs off the sender's.
+        let (message, traced) = match received {
             Received::Item(Delivery::Tell(message)) => {
                 if in_envelope {
                     in_envelope = false;
                     ctx.myself().cell().set_current_envelope(None);
                 }
-                (message, Span::none())
+                let traced = tracing_on().then(|| handler_span(ctx, None));
+                (message, traced)
             }
             Received::Item(Delivery::Envelope(envelope)) => {
                 if envelope.is_expired() {
@@ -256,8 +261,8 @@ async fn serve<A: Actor>(
                 }
                 in_envelope = true;
                 ctx.myself().cell().set_current_envelope(Some(envelope.id));
-                let MessageEnvelope { payload, span, .. } = *envelope;
-                (payload, span)
+                let traced = tracing_on().then(|| handler_span(ctx, envelope.span.id()));
+                (envelope.payload, traced)
             }
             Received::Signal(SystemSignal::Stop) => return LoopExit::Stop(ExitReason::Normal),
             Received::Signal(SystemSignal::Shutdown) => {
@@ -271,12 +276,9 @@ async fn serve<A: Actor>(
             metrics.messages_handled(HANDLED_FLUSH_BATCH);
             metrics.mailbox_depth(ctx.myself().mailbox_len());
         }
-        // A span only when a subscriber wants DEBUG spans (otherwise one
-        // relaxed load); boxed, so an untraced actor's task stays small.
-        let traced = handler_span::<A::Message>(ctx, sent_from);
         let handled = match traced {
             None => actor.handle_message(message, ctx).await,
-            Some(span) => Box::pin(actor.handle_message(message, ctx).instrument(*span)).await,
+            Some(span) => in_span(actor.handle_message(message, ctx), *span).await,
         };
         if let Err(error) = handled {
             let text = error.to_string();
@@ -293,17 +295,33 @@ async fn serve<A: Actor>(
     }
 }
 
-/// The span a message is handled in (a child of the sender's span, for an
-/// envelope), or `None` when DEBUG spans are off.
-fn handler_span<M: Message>(ctx: &ActorContext<M>, sent_from: Span) -> Option<Box<Span>> {
-    let span = tracing::debug_span!(
-        parent: sent_from.id(),
+/// `future` polled inside `span`, boxed and out of line so that the message
+/// loop's fast path does not carry the traced path's code or state.
+#[cold]
+fn in_span<'a, F>(future: F, span: Span) -> Pin<Box<dyn Future<Output = F::Output> + Send + 'a>>
+where
+    F: Future + Send + 'a,
+{
+    Box::pin(future.instrument(span))
+}
+
+/// Whether handler spans are wanted: DEBUG enabled for some subscriber.
+#[inline(always)]
+fn tracing_on() -> bool {
+    tracing::level_enabled!(tracing::Level::DEBUG)
+}
+
+/// The span a message is handled in, a child of `parent` (the sender's span,
+/// for an envelope).
+#[cold]
+fn handler_span<M: Message>(ctx: &ActorContext<M>, parent: Option<tracing::Id>) -> Box<Span> {
+    Box::new(tracing::debug_span!(
+        parent: parent,
         "handle",
         actor = %ctx.id(),
         name = ctx.myself().name(),
         message_type = M::MESSAGE_TYPE,
-    );
-    (!span.is_disabled()).then(|| Box::new(span))
+    ))
 }
 
 /// Accounts for an actor's end on every path: a normal finish, or the task
