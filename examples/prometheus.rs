@@ -51,7 +51,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Requests to a pool behind one address.
     let factory = broker.clone();
     let pool = system
-        .start_pool(PoolSpec::new("squarers", 3, move || Squarer(factory.clone())))
+        .start_pool(PoolSpec::new("squarers", 3, move || {
+            Squarer(factory.clone())
+        }))
         .await?;
     let address = ActorAddress::Pool {
         pool: "squarers".into(),

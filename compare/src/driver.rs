@@ -2,6 +2,8 @@
 //! on that runtime's workers (never from `block_on` on the main thread, which
 //! makes every tokio-based crate look far slower than it is).
 
+use std::future::Future;
+
 use serde::Serialize;
 
 use crate::frameworks::{
@@ -84,6 +86,15 @@ impl Contender {
 }
 
 fn on_tokio<F: Framework + 'static>(flavor: Flavor, workload: Workload, sizes: Sizes) -> Sample {
+    on_runtime(flavor, run::<F>(workload, sizes))
+}
+
+/// Runs `work` on a fresh tokio runtime of `flavor`, as a task on its
+/// workers; a panic in `work` is re-raised here.
+pub(crate) fn on_runtime(
+    flavor: Flavor,
+    work: impl Future<Output = Sample> + Send + 'static,
+) -> Sample {
     let runtime = match flavor {
         Flavor::MultiThread => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -95,7 +106,7 @@ fn on_tokio<F: Framework + 'static>(flavor: Flavor, workload: Workload, sizes: S
     }
     .expect("tokio runtime");
     let sample = runtime.block_on(async move {
-        match tokio::spawn(async move { run::<F>(workload, sizes).await }).await {
+        match tokio::spawn(work).await {
             Ok(sample) => sample,
             Err(failure) => std::panic::resume_unwind(failure.into_panic()),
         }

@@ -3,13 +3,17 @@
 //! The side-by-side benchmark harness: the same workloads written
 //! idiomatically for airssys-rt, ractor, kameo, actix and plain tokio, run
 //! interleaved in one process on the same runtime settings, every run checked
-//! for having done all of its work.
+//! for having done all of its work. Features no peer has (the broker's
+//! request/reply, actor pools) are measured against airssys-rt's own direct
+//! path instead, in a separate table ([`internal`]).
 //!
 //! `cargo run --release -p airssys-rt-compare -- --quick` for a one-minute
-//! run; without `--quick` for the full one. Results land in `target/compare/`.
+//! run; without `--quick` for the full one; `--only broker --only pool` for
+//! just the airssys-rt-only workloads. Results land in `target/compare/`.
 
 pub mod driver;
 pub mod frameworks;
+pub mod internal;
 pub mod memory;
 pub mod report;
 pub mod workload;

@@ -1,14 +1,17 @@
-//! `airssys-rt-compare [--quick] [--only NAME-PART] [--out DIR]`: runs every
-//! workload (or those whose label contains NAME-PART) for every framework,
-//! interleaved, and writes the table, JSON and chart.
+//! `airssys-rt-compare [--quick] [--only NAME-PART]... [--out DIR]`: runs
+//! every workload (or those whose label contains any NAME-PART; `--only` may
+//! be repeated) for every framework, interleaved, then the airssys-rt-only
+//! workloads (broker request/reply, pool routing) the same way, and writes
+//! the tables, JSON and chart.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use airssys_rt_compare::driver::{Contender, Flavor};
+use airssys_rt_compare::internal::Internal;
 use airssys_rt_compare::memory::Counting;
-use airssys_rt_compare::report::{Report, Series};
-use airssys_rt_compare::workload::{Sizes, Workload};
+use airssys_rt_compare::report::{InternalSeries, Report, Series};
+use airssys_rt_compare::workload::{Sample, Sizes, Workload};
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
@@ -18,7 +21,7 @@ const REPEATS: usize = 5;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut quick = false;
-    let mut only: Option<String> = None;
+    let mut only: Vec<String> = Vec::new();
     let mut out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/compare");
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -30,9 +33,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .map(PathBuf::from)
                     .ok_or("--out needs a directory")?
             }
-            "--only" => only = Some(args.next().ok_or("--only needs part of a workload name")?),
+            "--only" => only.push(args.next().ok_or("--only needs part of a workload name")?),
             "-h" | "--help" => {
-                println!("usage: airssys-rt-compare [--quick] [--only NAME-PART] [--out DIR]");
+                println!("usage: airssys-rt-compare [--quick] [--only NAME-PART]... [--out DIR]");
+                println!("workloads:");
+                for w in Workload::ALL {
+                    println!("  {}", w.label());
+                }
+                println!("airssys-rt only:");
+                for w in Internal::ALL {
+                    println!("  {}", w.label());
+                }
                 return Ok(());
             }
             other => return Err(format!("unknown argument {other:?}; try --help").into()),
@@ -45,42 +56,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if quick { "quick" } else { "full" }
     );
 
+    let wanted = |label: &str| only.is_empty() || only.iter().any(|part| label.contains(part));
     let began = Instant::now();
     let rows: Vec<(Workload, Flavor)> = Workload::ALL
         .iter()
-        .filter(|w| {
-            only.as_ref()
-                .is_none_or(|part| w.label().contains(part.as_str()))
-        })
+        .filter(|w| wanted(w.label()))
         .flat_map(|w| Flavor::ALL.iter().map(move |f| (*w, *f)))
         .collect();
+    let internal_rows: Vec<(Internal, Flavor)> = Internal::ALL
+        .iter()
+        .filter(|w| wanted(w.label()))
+        .flat_map(|w| Flavor::ALL.iter().map(move |f| (*w, *f)))
+        .collect();
+    let total = rows.len() + internal_rows.len();
+    if total == 0 {
+        return Err(format!("no workload label contains any of {only:?}; try --help").into());
+    }
     let mut series = Vec::new();
     for (i, (workload, flavor)) in rows.iter().enumerate() {
-        let started = Instant::now();
-        eprint!(
-            "[{:>2}/{}] {} · {} ",
-            i + 1,
-            rows.len(),
-            workload.label(),
-            flavor.label()
-        );
         let contenders: Vec<Contender> = Contender::ALL
             .into_iter()
             .filter(|c| c.runs_on(*flavor))
             .collect();
-        let mut samples: Vec<Vec<_>> = vec![Vec::new(); contenders.len()];
-        for repeat in 0..=REPEATS {
-            // Interleaved: every contender once per repeat, so drift and noise
-            // on this shared machine hit all of them alike.
-            for (c, contender) in contenders.iter().enumerate() {
-                let sample = contender.measure(*flavor, *workload, sizes);
-                if repeat > 0 {
-                    samples[c].push(sample);
-                }
-                eprint!(".");
-            }
-        }
-        eprintln!(" {:.1}s", started.elapsed().as_secs_f64());
+        let samples = interleaved(
+            (i + 1, total),
+            &format!("{} · {}", workload.label(), flavor.label()),
+            &contenders,
+            |contender| contender.measure(*flavor, *workload, sizes),
+        );
         for (contender, samples) in contenders.into_iter().zip(samples) {
             series.push(Series {
                 workload: *workload,
@@ -92,20 +95,75 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             });
         }
     }
+    let mut internal = Vec::new();
+    for (i, (workload, flavor)) in internal_rows.iter().enumerate() {
+        let variants = workload.variants();
+        let samples = interleaved(
+            (rows.len() + i + 1, total),
+            &format!(
+                "{} · {} (airssys-rt only)",
+                workload.label(),
+                flavor.label()
+            ),
+            variants,
+            |variant| variant.measure(*flavor, sizes),
+        );
+        for (variant, samples) in variants.iter().zip(samples) {
+            internal.push(InternalSeries {
+                workload: *workload,
+                flavor: *flavor,
+                variant: *variant,
+                label: variant.label(),
+                unit: workload.unit(),
+                samples,
+            });
+        }
+    }
     let report = Report {
         machine,
         sizes,
         repeats: REPEATS,
         series,
+        internal,
     };
     println!("{}", report.markdown());
     report.write(&out)?;
     eprintln!(
-        "wrote {}/results.{{md,json}} and chart.svg in {:.0}s",
+        "wrote {}/results.{{md,json}}{} in {:.0}s",
         out.display(),
+        if report.series.is_empty() {
+            ""
+        } else {
+            " and chart.svg"
+        },
         began.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// One warm-up and [`REPEATS`] measured repeats of every candidate,
+/// interleaved (every candidate once per repeat, so drift and noise on this
+/// shared machine hit all of them alike); the measured samples, per candidate.
+fn interleaved<T: Copy>(
+    (row, rows): (usize, usize),
+    title: &str,
+    candidates: &[T],
+    measure: impl Fn(T) -> Sample,
+) -> Vec<Vec<Sample>> {
+    let started = Instant::now();
+    eprint!("[{row:>2}/{rows}] {title} ");
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); candidates.len()];
+    for repeat in 0..=REPEATS {
+        for (c, candidate) in candidates.iter().enumerate() {
+            let sample = measure(*candidate);
+            if repeat > 0 {
+                samples[c].push(sample);
+            }
+            eprint!(".");
+        }
+    }
+    eprintln!(" {:.1}s", started.elapsed().as_secs_f64());
+    samples
 }
 
 /// A one-line description of this machine.

@@ -9,6 +9,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde::Serialize;
 
 use crate::driver::{Contender, Flavor};
+use crate::internal::{Internal, Variant};
 use crate::workload::{Sample, Sizes, Workload};
 
 /// All measured repeats of one (workload, flavor, contender).
@@ -24,31 +25,72 @@ pub struct Series {
 }
 
 impl Series {
-    fn values(&self) -> Vec<f64> {
-        let mut v: Vec<f64> = self.samples.iter().map(|s| s.value).collect();
-        v.sort_by(f64::total_cmp);
-        v
-    }
-
     /// Median of the repeats.
     pub fn median(&self) -> f64 {
-        median(&self.values())
+        samples_median(&self.samples)
     }
 
     /// Median of the secondary figure (ask/restart p99, idle RSS), if any.
     pub fn secondary_median(&self) -> Option<f64> {
-        let mut v: Vec<f64> = self.samples.iter().filter_map(|s| s.secondary).collect();
-        v.sort_by(f64::total_cmp);
-        (!v.is_empty()).then(|| median(&v))
+        samples_secondary_median(&self.samples)
     }
 
     /// (max - min) / median, as a percentage.
     pub fn spread_percent(&self) -> f64 {
-        let v = self.values();
-        match (v.first(), v.last()) {
-            (Some(lo), Some(hi)) if self.median() > 0.0 => (hi - lo) / self.median() * 100.0,
-            _ => 0.0,
-        }
+        samples_spread_percent(&self.samples)
+    }
+}
+
+/// All measured repeats of one variant of an airssys-rt-only workload.
+#[derive(Debug, Clone, Serialize)]
+pub struct InternalSeries {
+    pub workload: Internal,
+    pub flavor: Flavor,
+    pub variant: Variant,
+    pub label: &'static str,
+    pub unit: &'static str,
+    pub samples: Vec<Sample>,
+}
+
+impl InternalSeries {
+    /// Median of the repeats.
+    pub fn median(&self) -> f64 {
+        samples_median(&self.samples)
+    }
+
+    /// Median of the secondary figure (p99 latency), if any.
+    pub fn secondary_median(&self) -> Option<f64> {
+        samples_secondary_median(&self.samples)
+    }
+
+    /// (max - min) / median, as a percentage.
+    pub fn spread_percent(&self) -> f64 {
+        samples_spread_percent(&self.samples)
+    }
+}
+
+fn sorted_values(samples: &[Sample]) -> Vec<f64> {
+    let mut v: Vec<f64> = samples.iter().map(|s| s.value).collect();
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+fn samples_median(samples: &[Sample]) -> f64 {
+    median(&sorted_values(samples))
+}
+
+fn samples_secondary_median(samples: &[Sample]) -> Option<f64> {
+    let mut v: Vec<f64> = samples.iter().filter_map(|s| s.secondary).collect();
+    v.sort_by(f64::total_cmp);
+    (!v.is_empty()).then(|| median(&v))
+}
+
+fn samples_spread_percent(samples: &[Sample]) -> f64 {
+    let v = sorted_values(samples);
+    let mid = median(&v);
+    match (v.first(), v.last()) {
+        (Some(lo), Some(hi)) if mid > 0.0 => (hi - lo) / mid * 100.0,
+        _ => 0.0,
     }
 }
 
@@ -67,6 +109,8 @@ pub struct Report {
     pub sizes: Sizes,
     pub repeats: usize,
     pub series: Vec<Series>,
+    /// The airssys-rt-only workloads (no peer equivalent).
+    pub internal: Vec<InternalSeries>,
 }
 
 impl Report {
@@ -76,9 +120,25 @@ impl Report {
             .find(|s| s.workload == workload && s.flavor == flavor && s.contender == contender)
     }
 
-    /// The markdown table: a row per (workload, flavor), a column per
-    /// contender; each cell the median, its spread and its ratio to airssys-rt.
+    /// The markdown report: the side-by-side table (if any of its workloads
+    /// ran), then the airssys-rt-only table (if any of those ran).
     pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        if !self.series.is_empty() {
+            out.push_str(&self.side_by_side_markdown());
+        }
+        if !self.internal.is_empty() {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(&self.internal_markdown());
+        }
+        out
+    }
+
+    /// A row per (workload, flavor), a column per contender; each cell the
+    /// median, its spread and its ratio to airssys-rt.
+    fn side_by_side_markdown(&self) -> String {
         let mut out = String::new();
         let _ = write!(out, "| workload | runtime |");
         for c in Contender::ALL {
@@ -123,7 +183,60 @@ impl Report {
         out
     }
 
-    /// Writes `results.json`, `results.md` and `chart.svg` into `dir`.
+    /// The airssys-rt-only workloads, which no peer can run: a row per
+    /// (workload, flavor, variant), each the median, its spread and its ratio
+    /// to the group's baseline (its first variant) measured in the same run.
+    fn internal_markdown(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "airssys-rt only (no peer equivalent; ratio to the first row of each group, same run):"
+        );
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "| workload | runtime | variant | airssys-rt | ratio to baseline |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|");
+        for workload in Internal::ALL {
+            for flavor in Flavor::ALL {
+                let find = |variant: Variant| {
+                    self.internal.iter().find(|s| {
+                        s.workload == workload && s.flavor == flavor && s.variant == variant
+                    })
+                };
+                let Some(base) = workload.variants().first().and_then(|v| find(*v)) else {
+                    continue;
+                };
+                for variant in workload.variants() {
+                    let Some(s) = find(*variant) else {
+                        continue;
+                    };
+                    let mut cell = format!("{} ±{:.0}%", figure(s.median()), s.spread_percent());
+                    if let Some(p99) = s.secondary_median() {
+                        let _ = write!(cell, ", p99 {}", figure(p99));
+                    }
+                    let ratio = if s.variant == base.variant {
+                        "1.00× (baseline)".to_owned()
+                    } else {
+                        format!("{:.2}×", s.median() / base.median())
+                    };
+                    let _ = writeln!(
+                        out,
+                        "| {} ({}) | {} | {} | {cell} | {ratio} |",
+                        workload.label(),
+                        workload.unit(),
+                        flavor.label(),
+                        s.label,
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    /// Writes `results.json`, `results.md` and (when a side-by-side workload
+    /// ran) `chart.svg` into `dir`.
     pub fn write(&self, dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
         std::fs::create_dir_all(dir)?;
         std::fs::write(
@@ -131,7 +244,9 @@ impl Report {
             serde_json::to_string_pretty(self)?,
         )?;
         std::fs::write(dir.join("results.md"), self.markdown())?;
-        self.chart(&dir.join("chart.svg"))?;
+        if !self.series.is_empty() {
+            self.chart(&dir.join("chart.svg"))?;
+        }
         Ok(())
     }
 

@@ -85,6 +85,10 @@ pub struct Sizes {
     pub counting: u64,
     pub fork_join: u64,
     pub restart: u64,
+    /// airssys-rt only: broker request/reply and direct-ask round trips.
+    pub broker: u64,
+    /// airssys-rt only: messages told through each pool strategy or directly.
+    pub pool: u64,
 }
 
 /// Actors fed round-robin by the fan-out workload.
@@ -105,6 +109,8 @@ impl Sizes {
         counting: 1_000_000,
         fork_join: 100_000,
         restart: 20_000,
+        broker: 100_000,
+        pool: 1_000_000,
     };
 
     /// `--quick`: every workload small.
@@ -119,6 +125,8 @@ impl Sizes {
         counting: 50_000,
         fork_join: 5_000,
         restart: 2_000,
+        broker: 5_000,
+        pool: 50_000,
     };
 
     /// Tests: just enough to prove every message is processed.
@@ -133,6 +141,8 @@ impl Sizes {
         counting: 2_000,
         fork_join: 300,
         restart: 100,
+        broker: 200,
+        pool: 2_000,
     };
 
     /// Operations the workload performs (what `Sample::processed` must equal).

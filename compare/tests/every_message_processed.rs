@@ -3,6 +3,7 @@
 //! that skips work fails here instead of winning the benchmark.
 
 use airssys_rt_compare::driver::{Contender, Flavor};
+use airssys_rt_compare::internal::Internal;
 use airssys_rt_compare::memory::Counting;
 use airssys_rt_compare::workload::{Sizes, Workload};
 
@@ -37,6 +38,23 @@ fn check(contender: Contender) {
 #[test]
 fn airssys_rt_processes_everything() {
     check(Contender::Airssys);
+}
+
+#[test]
+fn airssys_rt_only_workloads_process_everything() {
+    for flavor in Flavor::ALL {
+        for workload in Internal::ALL {
+            for variant in workload.variants() {
+                let sample = variant.measure(flavor, Sizes::TINY);
+                assert_eq!(
+                    sample.processed,
+                    workload.ops(&Sizes::TINY),
+                    "{variant:?} on {flavor:?}"
+                );
+                assert!(sample.value > 0.0, "{variant:?} reported no cost");
+            }
+        }
+    }
 }
 
 #[test]

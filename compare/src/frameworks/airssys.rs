@@ -8,9 +8,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use airssys_rt::actor::ActorState;
+use airssys_rt::address::{ActorAddress, PoolSpec, PoolStrategy};
+use airssys_rt::broker::{InMemoryMessageBroker, MessageBroker};
 use airssys_rt::prelude::*;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::internal::POOL_MEMBERS;
 use crate::memory::MemoryProbe;
 use crate::workload::{FAN_OUT_ACTORS, Framework, RING_ACTORS, Sample};
 
@@ -264,6 +267,192 @@ impl Actor for Fragile {
         // Supervised, this exits with `ExitReason::Error` and leaves the
         // replacement to the supervisor's strategy.
         ErrorAction::Restart
+    }
+}
+
+/// A request the echo actor answers the same way whichever path it came by:
+/// through the broker (the reply correlated by the envelope's id) or with a
+/// `ReplyTo` (a direct ask).
+#[derive(Debug)]
+enum Echo {
+    ViaBroker(u64),
+    Direct(u64, ReplyTo<u64>),
+}
+
+impl Message for Echo {
+    const MESSAGE_TYPE: &'static str = "compare.echo";
+}
+
+/// The name the echo actor is registered under (the broker's address).
+const ECHO: &str = "compare.echo";
+
+struct Echoer(InMemoryMessageBroker<Echo, u64>);
+
+impl Actor for Echoer {
+    type Message = Echo;
+    type Error = Infallible;
+    async fn handle_message(
+        &mut self,
+        msg: Echo,
+        ctx: &mut ActorContext<Echo>,
+    ) -> Result<(), Infallible> {
+        match msg {
+            Echo::ViaBroker(n) => {
+                if let Some(request) = ctx.envelope_id() {
+                    let _ = self.0.reply(request, n);
+                }
+            }
+            Echo::Direct(n, reply) => {
+                let _ = reply.reply(n);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Pool work: a job with a routing key (for consistent hashing), or a query
+/// of how many jobs this member handled.
+#[derive(Debug)]
+enum Work {
+    Job(&'static str),
+    Total(ReplyTo<u64>),
+}
+
+impl Message for Work {
+    const MESSAGE_TYPE: &'static str = "compare.work";
+    fn routing_key(&self) -> Option<&str> {
+        match self {
+            Work::Job(key) => Some(key),
+            Work::Total(_) => None,
+        }
+    }
+}
+
+/// Routing keys the pool jobs cycle through.
+const KEYS: [&str; 16] = [
+    "user-0", "user-1", "user-2", "user-3", "user-4", "user-5", "user-6", "user-7", "user-8",
+    "user-9", "user-10", "user-11", "user-12", "user-13", "user-14", "user-15",
+];
+
+/// Counts the jobs it handled.
+struct Worker(u64);
+
+impl Actor for Worker {
+    type Message = Work;
+    type Error = Infallible;
+    async fn handle_message(
+        &mut self,
+        msg: Work,
+        _: &mut ActorContext<Work>,
+    ) -> Result<(), Infallible> {
+        match msg {
+            Work::Job(_) => self.0 += 1,
+            Work::Total(reply) => {
+                let _ = reply.reply(self.0);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Sums the jobs `workers` handled; each answers after the jobs queued before.
+async fn jobs_done(workers: &[ActorRef<Work>]) -> u64 {
+    let mut total = 0;
+    for worker in workers {
+        total += worker.ask(Work::Total, PATIENCE).await.expect("total");
+    }
+    total
+}
+
+/// The airssys-rt-only workloads (see [`crate::internal`]).
+impl Airssys {
+    /// `n` sequential direct asks to the echo actor; per-ask latency.
+    pub async fn echo_ask(n: u64) -> Sample {
+        let system = system();
+        let broker = InMemoryMessageBroker::new(&system);
+        let echo = system
+            .spawn_builder()
+            .register(ECHO)
+            .spawn(Echoer(broker))
+            .expect("spawn");
+        let mut latencies = Vec::with_capacity(n as usize);
+        for i in 0..n {
+            let start = Instant::now();
+            let answer = echo
+                .ask(|reply| Echo::Direct(i, reply), PATIENCE)
+                .await
+                .expect("ask");
+            latencies.push(start.elapsed().as_nanos() as u64);
+            assert_eq!(answer, i, "wrong answer");
+        }
+        system.shutdown(PATIENCE).await;
+        Sample::latencies(latencies)
+    }
+
+    /// `n` sequential broker requests to the same echo actor, addressed by
+    /// its registered name; per-request latency, from building the envelope
+    /// to holding the reply.
+    pub async fn echo_broker(n: u64) -> Sample {
+        let system = system();
+        let broker = InMemoryMessageBroker::new(&system);
+        system
+            .spawn_builder()
+            .register(ECHO)
+            .spawn(Echoer(broker.clone()))
+            .expect("spawn");
+        let mut latencies = Vec::with_capacity(n as usize);
+        for i in 0..n {
+            let start = Instant::now();
+            let request = MessageEnvelope::new(ActorAddress::named(ECHO), Echo::ViaBroker(i));
+            let answer = broker.request(request, PATIENCE).await.expect("request");
+            latencies.push(start.elapsed().as_nanos() as u64);
+            assert_eq!(answer, i, "wrong answer");
+        }
+        assert_eq!(broker.pending_requests(), 0, "requests left waiting");
+        system.shutdown(PATIENCE).await;
+        Sample::latencies(latencies)
+    }
+
+    /// `n` jobs told directly to `actors` workers in turn, then waited for.
+    pub async fn work_tell(actors: usize, n: u64) -> Sample {
+        let system = system();
+        let workers: Vec<_> = (0..actors)
+            .map(|_| system.spawn(Worker(0)).expect("spawn"))
+            .collect();
+        let start = Instant::now();
+        for i in 0..n as usize {
+            workers[i % actors]
+                .tell(Work::Job(KEYS[i % KEYS.len()]))
+                .await
+                .expect("tell");
+        }
+        let done = jobs_done(&workers).await;
+        let sample = Sample::per_op(start.elapsed(), done);
+        system.shutdown(PATIENCE).await;
+        sample
+    }
+
+    /// `n` jobs told through a pool of [`POOL_MEMBERS`] using `strategy`,
+    /// then waited for.
+    pub async fn pool_tell(strategy: PoolStrategy, n: u64) -> Sample {
+        let system = system();
+        let pool = system
+            .start_pool(
+                PoolSpec::new("compare.pool", POOL_MEMBERS, || Worker(0)).strategy(strategy),
+            )
+            .await
+            .expect("pool");
+        let start = Instant::now();
+        for i in 0..n as usize {
+            pool.tell(Work::Job(KEYS[i % KEYS.len()]))
+                .await
+                .expect("pool tell");
+        }
+        let done = jobs_done(&pool.members()).await;
+        let sample = Sample::per_op(start.elapsed(), done);
+        pool.shutdown().await;
+        system.shutdown(PATIENCE).await;
+        sample
     }
 }
 

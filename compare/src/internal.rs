@@ -1,0 +1,150 @@
+//! airssys-rt-only workloads: features none of the peers has an equivalent
+//! of (the broker's request/reply, actor pools), each measured against the
+//! plain airssys-rt path it is built on, in the same run and interleaved the
+//! same way as the side-by-side workloads. They have no peer columns; the
+//! report gives them a table of their own, each variant's median with its
+//! ratio to the group's baseline (the first variant).
+
+use serde::Serialize;
+
+use crate::driver::{Flavor, on_runtime};
+use crate::frameworks::airssys::Airssys;
+use crate::workload::{Sample, Sizes};
+
+/// An airssys-rt-only comparison: a group of variants of one operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Internal {
+    /// One echo actor answers sequential requests: through
+    /// `InMemoryMessageBroker::request` (reply correlated by envelope id)
+    /// against a direct `ActorRef::ask`.
+    BrokerRequest,
+    /// `n` messages told through an `ActorPool` of 4 members, per strategy,
+    /// against `ActorRef::tell` to one actor (and, for context, to 4 actors
+    /// in turn without a pool), then waited for until all are handled.
+    PoolRouting,
+}
+
+/// One measured variant of an [`Internal`] workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Variant {
+    /// `ActorRef::ask` to the echo actor (the broker's baseline).
+    DirectAsk,
+    /// `InMemoryMessageBroker::request` to the same actor by name.
+    BrokerRequest,
+    /// `ActorRef::tell` to one actor (the pool's baseline).
+    DirectTell,
+    /// `ActorRef::tell` to [`POOL_MEMBERS`] actors in turn, no pool: the
+    /// same consumers as the pool without its routing.
+    DirectTellInTurn,
+    /// `ActorPool::tell`, round robin.
+    PoolRoundRobin,
+    /// `ActorPool::tell`, least connections (shortest mailbox).
+    PoolLeastConnections,
+    /// `ActorPool::tell`, random.
+    PoolRandom,
+    /// `ActorPool::tell`, consistent hash of the message's routing key.
+    PoolConsistentHash,
+}
+
+/// Members of every measured pool.
+pub const POOL_MEMBERS: usize = 4;
+
+impl Internal {
+    /// Every airssys-rt-only workload, in report order.
+    pub const ALL: [Internal; 2] = [Internal::BrokerRequest, Internal::PoolRouting];
+
+    /// Short label for tables (and for `--only`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Internal::BrokerRequest => "broker request/reply",
+            Internal::PoolRouting => "pool routing ×4",
+        }
+    }
+
+    /// The unit of the reported figure.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Internal::BrokerRequest => "ns (median; p99 beside)",
+            Internal::PoolRouting => "ns/op",
+        }
+    }
+
+    /// The variants measured, the baseline first.
+    pub fn variants(self) -> &'static [Variant] {
+        match self {
+            Internal::BrokerRequest => &[Variant::DirectAsk, Variant::BrokerRequest],
+            Internal::PoolRouting => &[
+                Variant::DirectTell,
+                Variant::DirectTellInTurn,
+                Variant::PoolRoundRobin,
+                Variant::PoolLeastConnections,
+                Variant::PoolRandom,
+                Variant::PoolConsistentHash,
+            ],
+        }
+    }
+
+    /// Operations each variant performs (what `Sample::processed` must equal).
+    pub fn ops(self, sizes: &Sizes) -> u64 {
+        match self {
+            Internal::BrokerRequest => sizes.broker,
+            Internal::PoolRouting => sizes.pool,
+        }
+    }
+}
+
+impl Variant {
+    /// Row label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Variant::DirectAsk => "ActorRef::ask",
+            Variant::BrokerRequest => "broker.request",
+            Variant::DirectTell => "ActorRef::tell, 1 actor",
+            Variant::DirectTellInTurn => "ActorRef::tell, 4 actors in turn",
+            Variant::PoolRoundRobin => "pool.tell, round-robin",
+            Variant::PoolLeastConnections => "pool.tell, least-connections",
+            Variant::PoolRandom => "pool.tell, random",
+            Variant::PoolConsistentHash => "pool.tell, consistent-hash",
+        }
+    }
+
+    /// The workload this variant belongs to.
+    pub fn workload(self) -> Internal {
+        match self {
+            Variant::DirectAsk | Variant::BrokerRequest => Internal::BrokerRequest,
+            _ => Internal::PoolRouting,
+        }
+    }
+
+    /// Measures the variant once on a fresh runtime of `flavor`. Panics if
+    /// it skipped work.
+    pub fn measure(self, flavor: Flavor, sizes: Sizes) -> Sample {
+        on_runtime(flavor, run(self, sizes))
+    }
+}
+
+/// Runs `variant`, panicking if it skipped any work.
+pub async fn run(variant: Variant, sizes: Sizes) -> Sample {
+    use airssys_rt::address::PoolStrategy;
+    let n = variant.workload().ops(&sizes);
+    let sample = match variant {
+        Variant::DirectAsk => Airssys::echo_ask(n).await,
+        Variant::BrokerRequest => Airssys::echo_broker(n).await,
+        Variant::DirectTell => Airssys::work_tell(1, n).await,
+        Variant::DirectTellInTurn => Airssys::work_tell(POOL_MEMBERS, n).await,
+        Variant::PoolRoundRobin => Airssys::pool_tell(PoolStrategy::RoundRobin, n).await,
+        Variant::PoolLeastConnections => {
+            Airssys::pool_tell(PoolStrategy::LeastConnections, n).await
+        }
+        Variant::PoolRandom => Airssys::pool_tell(PoolStrategy::Random, n).await,
+        Variant::PoolConsistentHash => {
+            Airssys::pool_tell(PoolStrategy::ConsistentHash("compare".into()), n).await
+        }
+    };
+    assert_eq!(
+        sample.processed, n,
+        "airssys-rt {variant:?} processed {} of {n} operations",
+        sample.processed
+    );
+    sample
+}
