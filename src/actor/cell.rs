@@ -36,13 +36,13 @@ impl<M> Delivery<M> {
 
     /// The delivery as an envelope (a plain message gets a fresh one
     /// addressed to `actor`).
-    pub(crate) fn into_envelope(self, actor: ActorId) -> MessageEnvelope<M>
+    pub(crate) fn into_boxed_envelope(self, actor: ActorId) -> Box<MessageEnvelope<M>>
     where
         M: Message,
     {
         match self {
-            Delivery::Tell(m) => MessageEnvelope::new(ActorAddress::Id(actor), m),
-            Delivery::Envelope(env) => *env,
+            Delivery::Tell(m) => Box::new(MessageEnvelope::new(ActorAddress::Id(actor), m)),
+            Delivery::Envelope(env) => env,
         }
     }
 

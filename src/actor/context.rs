@@ -91,7 +91,7 @@ impl<M: Message> ActorContext<M> {
     /// This actor's address: its name if it has one, else its id.
     pub fn address(&self) -> ActorAddress {
         match self.myself.name() {
-            Some(name) => ActorAddress::Named(name.to_owned()),
+            Some(name) => ActorAddress::Named(name.to_owned().into()),
             None => ActorAddress::Id(self.myself.id()),
         }
     }

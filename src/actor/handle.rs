@@ -6,19 +6,14 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
 use tokio::sync::oneshot;
-use tokio::time::Instant;
 
 use super::cell::{ActorCell, ActorControl, Delivery};
 use super::{Actor, ActorState, ExitReason};
 use crate::mailbox::{Backpressure, DeadLetterReason, PushError, Pushed, SystemSignal};
 use crate::message::{Message, MessageEnvelope};
 use crate::system::{AskError, ReplyError, SendError, SendErrorKind};
-use crate::util::deadlines::{DeadlineKey, Deadlines};
+use crate::util::deadlines::Within;
 use crate::util::{ActorId, time};
 
 /// A handle to an actor that receives messages of type `M`.
@@ -149,13 +144,20 @@ impl<M: Message> ActorRef<M> {
         &self,
         envelope: MessageEnvelope<M>,
     ) -> Result<(), SendError<MessageEnvelope<M>>> {
-        let pushed = self
-            .cell
-            .mailbox
-            .push(Delivery::Envelope(Box::new(envelope)))
-            .await;
+        self.tell_boxed_envelope(Box::new(envelope))
+            .await
+            .map_err(|error| error.map_message(|envelope| *envelope))
+    }
+
+    /// [`tell_envelope`](Self::tell_envelope) for an envelope already boxed
+    /// (the broker boxes once and moves only the pointer).
+    pub(crate) async fn tell_boxed_envelope(
+        &self,
+        envelope: Box<MessageEnvelope<M>>,
+    ) -> Result<(), SendError<Box<MessageEnvelope<M>>>> {
+        let pushed = self.cell.mailbox.push(Delivery::Envelope(envelope)).await;
         let actor = self.cell.id;
-        self.settle_with(pushed, |delivery| delivery.into_envelope(actor))
+        self.settle_with(pushed, |delivery| delivery.into_boxed_envelope(actor))
     }
 
     /// Sends a request built around a fresh [`ReplyTo`] and waits for the
@@ -192,15 +194,11 @@ impl<M: Message> ActorRef<M> {
             pushed => pushed,
         };
         self.settle(pushed).map_err(|e| AskError::from_send(&e))?;
-        AwaitReply {
-            reply,
-            deadlines: &self.cell.shared.deadlines,
-            deadline,
-            registered: None,
-            actor,
-            timeout,
+        match Within::new(reply, &self.cell.shared.deadlines, deadline).await {
+            Some(Ok(answer)) => Ok(answer),
+            Some(Err(_)) => Err(AskError::NoReply { actor }),
+            None => Err(AskError::Timeout { actor, timeout }),
         }
-        .await
     }
 
     /// Asks the actor to stop after its current message (system lane: ahead
@@ -303,54 +301,6 @@ impl<M: Message> ActorRef<M> {
                 self.cell.id,
                 back(d),
             )),
-        }
-    }
-}
-
-/// Waits for the reply of an `ask` until its deadline, using the system's
-/// [`Deadlines`] registry instead of a tokio timer per request.
-struct AwaitReply<'a, R> {
-    reply: oneshot::Receiver<R>,
-    deadlines: &'a Arc<Deadlines>,
-    deadline: Instant,
-    registered: Option<DeadlineKey>,
-    actor: ActorId,
-    timeout: Duration,
-}
-
-impl<R> Future for AwaitReply<'_, R> {
-    type Output = Result<R, AskError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        if let Poll::Ready(answer) = Pin::new(&mut this.reply).poll(cx) {
-            if let Some(key) = this.registered.take() {
-                this.deadlines.cancel(key);
-            }
-            return Poll::Ready(answer.map_err(|_| AskError::NoReply { actor: this.actor }));
-        }
-        let still_waiting = match this.registered {
-            Some(key) => this.deadlines.refresh(key, cx.waker()),
-            None => {
-                this.registered = Some(this.deadlines.register(this.deadline, cx.waker().clone()));
-                true
-            }
-        };
-        if still_waiting {
-            return Poll::Pending;
-        }
-        this.registered = None;
-        Poll::Ready(Err(AskError::Timeout {
-            actor: this.actor,
-            timeout: this.timeout,
-        }))
-    }
-}
-
-impl<R> Drop for AwaitReply<'_, R> {
-    fn drop(&mut self) {
-        if let Some(key) = self.registered.take() {
-            self.deadlines.cancel(key);
         }
     }
 }

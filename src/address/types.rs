@@ -1,5 +1,6 @@
 //! [`ActorAddress`] and [`PoolStrategy`].
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -18,8 +19,8 @@ use crate::util::ActorId;
 pub enum ActorAddress {
     /// A specific actor; the fastest route.
     Id(ActorId),
-    /// A registered name.
-    Named(String),
+    /// A registered name. A `&'static str` name is kept without copying.
+    Named(Cow<'static, str>),
     /// A service, optionally narrowed by a key.
     Service {
         /// Service name.
@@ -51,8 +52,9 @@ pub enum PoolStrategy {
 }
 
 impl ActorAddress {
-    /// Shorthand for [`ActorAddress::Named`].
-    pub fn named(name: impl Into<String>) -> Self {
+    /// Shorthand for [`ActorAddress::Named`]; a string literal is not
+    /// copied.
+    pub fn named(name: impl Into<Cow<'static, str>>) -> Self {
         ActorAddress::Named(name.into())
     }
 

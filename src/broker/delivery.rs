@@ -4,22 +4,23 @@
 //! times out or is cancelled removes itself, so nothing is left behind.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::hash::BuildHasherDefault;
 
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use crate::util::MessageId;
+use crate::util::hash::IdHasher;
 
 /// Requests waiting for a reply of type `R`.
 pub(crate) struct Pending<R> {
-    waiting: Mutex<HashMap<MessageId, oneshot::Sender<R>>>,
+    waiting: Mutex<ById<oneshot::Sender<R>>>,
 }
 
 impl<R> Default for Pending<R> {
     fn default() -> Self {
         Self {
-            waiting: Mutex::new(HashMap::new()),
+            waiting: Mutex::new(ById::default()),
         }
     }
 }
@@ -27,12 +28,13 @@ impl<R> Default for Pending<R> {
 impl<R> Pending<R> {
     /// Starts waiting for the reply to `request`; dropping the returned
     /// ticket (on timeout or cancellation) stops waiting.
-    pub(crate) fn open(self: &Arc<Self>, request: MessageId) -> (Ticket<R>, oneshot::Receiver<R>) {
+    pub(crate) fn open(&self, request: MessageId) -> (Ticket<'_, R>, oneshot::Receiver<R>) {
         let (sender, receiver) = oneshot::channel();
         self.waiting.lock().insert(request, sender);
         let ticket = Ticket {
-            pending: self.clone(),
+            pending: self,
             request,
+            open: true,
         };
         (ticket, receiver)
     }
@@ -52,21 +54,35 @@ impl<R> Pending<R> {
     }
 }
 
-/// Removes its request from the table when dropped.
-pub(crate) struct Ticket<R> {
-    pending: Arc<Pending<R>>,
+/// Removes its request from the table when dropped, unless the reply came
+/// (then `complete` has removed it already).
+pub(crate) struct Ticket<'a, R> {
+    pending: &'a Pending<R>,
     request: MessageId,
+    open: bool,
 }
 
-impl<R> Drop for Ticket<R> {
-    fn drop(&mut self) {
-        self.pending.waiting.lock().remove(&self.request);
+impl<R> Ticket<'_, R> {
+    /// The reply arrived: nothing is left to remove.
+    pub(crate) fn completed(mut self) {
+        self.open = false;
     }
 }
+
+impl<R> Drop for Ticket<'_, R> {
+    fn drop(&mut self) {
+        if self.open {
+            self.pending.waiting.lock().remove(&self.request);
+        }
+    }
+}
+
+type ById<V> = HashMap<MessageId, V, BuildHasherDefault<IdHasher>>;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[tokio::test]
     async fn a_reply_reaches_its_request_and_only_once() {

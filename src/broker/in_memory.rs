@@ -4,7 +4,9 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::delivery::Pending;
 use super::metrics;
@@ -13,6 +15,10 @@ use crate::actor::ActorRef;
 use crate::message::{Message, MessageEnvelope};
 use crate::system::{ActorSystem, SendErrorKind};
 use crate::util::MessageId;
+use crate::util::deadlines::Within;
+
+/// One request in this many has its latency recorded.
+const LATENCY_SAMPLING: u64 = 8;
 
 /// A broker for requests `M` and replies `R` among one system's actors.
 /// Cheap to clone; clones share the correlation table.
@@ -94,26 +100,23 @@ impl<M: Message, R: Send + 'static> InMemoryMessageBroker<M, R> {
             .registry()
             .resolve_for(&envelope.recipient, &envelope.payload)?)
     }
-}
 
-impl<M: Message, R: Send + 'static> MessageBroker<M> for InMemoryMessageBroker<M, R> {
-    type Reply = R;
-
-    async fn send(&self, envelope: MessageEnvelope<M>) -> Result<(), BrokerError<M>> {
+    /// Delivers a boxed envelope: requests box once and move the pointer.
+    async fn send_boxed(&self, envelope: Box<MessageEnvelope<M>>) -> Result<(), BrokerError<M>> {
         metrics::sent();
-        let undelivered = |envelope: MessageEnvelope<M>, cause| {
+        let undelivered = |envelope: Box<MessageEnvelope<M>>, cause| {
             metrics::undelivered(&cause);
             BrokerError::Undelivered {
                 address: envelope.recipient.clone(),
                 cause,
-                envelope: Box::new(envelope),
+                envelope,
             }
         };
         let actor = match self.resolve(&envelope) {
             Ok(actor) => actor,
             Err(cause) => return Err(undelivered(envelope, cause)),
         };
-        match actor.tell_envelope(envelope).await {
+        match actor.tell_boxed_envelope(envelope).await {
             Ok(()) => {
                 metrics::delivered();
                 Ok(())
@@ -127,6 +130,14 @@ impl<M: Message, R: Send + 'static> MessageBroker<M> for InMemoryMessageBroker<M
             }
         }
     }
+}
+
+impl<M: Message, R: Send + 'static> MessageBroker<M> for InMemoryMessageBroker<M, R> {
+    type Reply = R;
+
+    async fn send(&self, envelope: MessageEnvelope<M>) -> Result<(), BrokerError<M>> {
+        self.send_boxed(Box::new(envelope)).await
+    }
 
     async fn request(
         &self,
@@ -135,17 +146,28 @@ impl<M: Message, R: Send + 'static> MessageBroker<M> for InMemoryMessageBroker<M
     ) -> Result<R, BrokerError<M>> {
         let request = envelope.id;
         let began = Instant::now();
+        let deadline = began.checked_add(timeout).unwrap_or(began);
         // The ticket removes the request from the table however this ends.
-        let (_ticket, reply) = self.pending.open(request);
-        self.send(envelope).await?;
-        match tokio::time::timeout(timeout, reply).await {
-            Ok(Ok(reply)) => {
-                metrics::replied(began.elapsed());
+        let (ticket, reply) = self.pending.open(request);
+        self.send_boxed(Box::new(envelope)).await?;
+        // The system's deadline registry, not a tokio timer: most replies
+        // come long before the timeout, and a timer per request would wake
+        // the timer driver each time.
+        match Within::new(reply, self.system.deadlines(), deadline).await {
+            Some(Ok(reply)) => {
+                // `complete` already took the entry out of the table.
+                ticket.completed();
+                // A clock read costs about a tenth of a round trip here, so
+                // the latency histogram samples one request in
+                // `LATENCY_SAMPLING`.
+                if request.as_u64() % LATENCY_SAMPLING == 0 {
+                    metrics::replied(began.elapsed());
+                }
                 Ok(reply)
             }
             // The table never drops a waiting sender without a reply or the
             // ticket; treat it as a timeout to be safe.
-            Ok(Err(_)) | Err(_) => {
+            Some(Err(_)) | None => {
                 metrics::timed_out();
                 Err(BrokerError::Timeout { request, timeout })
             }

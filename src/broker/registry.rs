@@ -11,6 +11,7 @@
 
 use std::any::Any;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
 
@@ -21,6 +22,7 @@ use crate::actor::cell::ActorControl;
 use crate::address::{ActorPool, PoolError};
 use crate::message::{Message, route_by_key};
 use crate::util::ActorId;
+use crate::util::hash::{IdHasher, NameHasher};
 
 /// What can go wrong registering or resolving.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -130,6 +132,8 @@ struct PoolEntry {
     pool: Arc<dyn Any + Send + Sync>,
 }
 
+type ByName<V> = HashMap<Arc<str>, V, BuildHasherDefault<NameHasher>>;
+
 /// Names and services of one [`ActorSystem`](crate::system::ActorSystem)
 /// (see [`ActorSystem::registry`](crate::system::ActorSystem::registry)).
 ///
@@ -156,10 +160,10 @@ struct PoolEntry {
 /// ```
 #[derive(Default)]
 pub struct ActorRegistry {
-    names: RwLock<HashMap<Arc<str>, Entry>>,
-    services: RwLock<HashMap<Arc<str>, Vec<Entry>>>,
-    pools: RwLock<HashMap<Arc<str>, PoolEntry>>,
-    holdings: Mutex<HashMap<ActorId, Holdings>>,
+    names: RwLock<ByName<Entry>>,
+    services: RwLock<ByName<Vec<Entry>>>,
+    pools: RwLock<ByName<PoolEntry>>,
+    holdings: Mutex<HashMap<ActorId, Holdings, BuildHasherDefault<IdHasher>>>,
 }
 
 impl std::fmt::Debug for ActorRegistry {

@@ -67,7 +67,13 @@ impl<M: Message> MessageEnvelope<M> {
             reply_to: None,
             ttl: None,
             priority,
-            span: Span::current(),
+            // Handler spans exist only at DEBUG; without them there is
+            // nothing to hang off the sender's span.
+            span: if tracing::level_enabled!(tracing::Level::DEBUG) {
+                Span::current()
+            } else {
+                Span::none()
+            },
         }
     }
 

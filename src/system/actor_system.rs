@@ -394,6 +394,11 @@ impl ActorSystem {
         &self.inner.runtime
     }
 
+    /// The system's deadline registry (cheap timeouts for replies).
+    pub(crate) fn deadlines(&self) -> &Arc<crate::util::deadlines::Deadlines> {
+        &self.inner.shared.deadlines
+    }
+
     pub(crate) fn shared(&self) -> Arc<SystemShared> {
         self.inner.shared.clone()
     }

@@ -55,6 +55,15 @@ impl<M> SendError<M> {
         }
     }
 
+    /// The same error around `f(message)`.
+    pub(crate) fn map_message<T>(self, f: impl FnOnce(M) -> T) -> SendError<T> {
+        SendError {
+            kind: self.kind,
+            actor: self.actor,
+            message: f(self.message),
+        }
+    }
+
     /// What went wrong.
     pub fn kind(&self) -> SendErrorKind {
         self.kind

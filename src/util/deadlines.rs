@@ -10,9 +10,11 @@
 //! wakes whoever has expired and re-arms; a new deadline disturbs it only if
 //! it is earlier than the one it sleeps towards.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::Waker;
+use std::task::{Context, Poll, Waker};
 use tokio::time::Instant;
 
 use parking_lot::Mutex;
@@ -57,6 +59,62 @@ impl Pending {
         self.free.push(slot);
         self.live -= 1;
         Some(waiting)
+    }
+}
+
+/// Waits for `future` until `deadline`, through a [`Deadlines`] registry
+/// rather than a tokio timer: `Some(output)` if it finished first, `None`
+/// once the deadline has passed. The deadline is registered only if the
+/// first poll finds the future pending, and cancelled when this is dropped.
+pub(crate) struct Within<'a, F> {
+    future: F,
+    deadlines: &'a Arc<Deadlines>,
+    deadline: Instant,
+    registered: Option<DeadlineKey>,
+}
+
+impl<'a, F> Within<'a, F> {
+    pub(crate) fn new(future: F, deadlines: &'a Arc<Deadlines>, deadline: Instant) -> Self {
+        Self {
+            future,
+            deadlines,
+            deadline,
+            registered: None,
+        }
+    }
+}
+
+impl<F: Future + Unpin> Future for Within<'_, F> {
+    type Output = Option<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if let Poll::Ready(output) = Pin::new(&mut this.future).poll(cx) {
+            if let Some(key) = this.registered.take() {
+                this.deadlines.cancel(key);
+            }
+            return Poll::Ready(Some(output));
+        }
+        let still_waiting = match this.registered {
+            Some(key) => this.deadlines.refresh(key, cx.waker()),
+            None => {
+                this.registered = Some(this.deadlines.register(this.deadline, cx.waker().clone()));
+                true
+            }
+        };
+        if still_waiting {
+            return Poll::Pending;
+        }
+        this.registered = None;
+        Poll::Ready(None)
+    }
+}
+
+impl<F> Drop for Within<'_, F> {
+    fn drop(&mut self) {
+        if let Some(key) = self.registered.take() {
+            self.deadlines.cancel(key);
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! counters the runtime keeps about itself.
 
 pub(crate) mod deadlines;
+pub(crate) mod hash;
 pub mod ids;
 pub mod metrics;
 pub(crate) mod once_box;

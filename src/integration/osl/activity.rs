@@ -1,0 +1,304 @@
+//! The activity log: one [`ActivityRecord`] per operation, allowed or
+//! denied, handed to every configured [`ActivitySink`] (`tracing`, a
+//! JSON-lines file, memory). Records name the operation and its target, never
+//! file contents, data sent or environment values.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+/// An operation the OS layer performs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Operation {
+    /// Read a whole file.
+    #[serde(rename = "file.read")]
+    FileRead,
+    /// Write (replace) a file.
+    #[serde(rename = "file.write")]
+    FileWrite,
+    /// Append to a file.
+    #[serde(rename = "file.append")]
+    FileAppend,
+    /// List a directory.
+    #[serde(rename = "file.list")]
+    ListDir,
+    /// Read metadata.
+    #[serde(rename = "file.metadata")]
+    Metadata,
+    /// Create a directory.
+    #[serde(rename = "file.create_dir")]
+    CreateDir,
+    /// Remove a file or an empty directory.
+    #[serde(rename = "file.remove")]
+    Remove,
+    /// Run a program.
+    #[serde(rename = "process.spawn")]
+    ProcessSpawn,
+    /// Kill a running program.
+    #[serde(rename = "process.kill")]
+    ProcessKill,
+    /// Open a TCP connection.
+    #[serde(rename = "net.connect")]
+    Connect,
+    /// Listen for TCP connections.
+    #[serde(rename = "net.listen")]
+    Listen,
+    /// Accept a TCP connection.
+    #[serde(rename = "net.accept")]
+    Accept,
+    /// Send on a connection.
+    #[serde(rename = "net.send")]
+    Send,
+    /// Receive from a connection.
+    #[serde(rename = "net.receive")]
+    Receive,
+}
+
+impl Operation {
+    /// The operation's stable name, as in the log (e.g. `"file.read"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::FileRead => "file.read",
+            Operation::FileWrite => "file.write",
+            Operation::FileAppend => "file.append",
+            Operation::ListDir => "file.list",
+            Operation::Metadata => "file.metadata",
+            Operation::CreateDir => "file.create_dir",
+            Operation::Remove => "file.remove",
+            Operation::ProcessSpawn => "process.spawn",
+            Operation::ProcessKill => "process.kill",
+            Operation::Connect => "net.connect",
+            Operation::Listen => "net.listen",
+            Operation::Accept => "net.accept",
+            Operation::Send => "net.send",
+            Operation::Receive => "net.receive",
+        }
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How an operation ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", content = "detail", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Allowed and done.
+    Succeeded,
+    /// Refused by the policy; the rule that refused it.
+    Denied(String),
+    /// Allowed, but it failed; why.
+    Failed(String),
+}
+
+/// One operation, allowed or denied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityRecord {
+    /// When it started.
+    pub at: DateTime<Utc>,
+    /// Who asked.
+    pub principal: String,
+    /// What.
+    pub operation: Operation,
+    /// On what: a path, a program, an address, a connection.
+    pub target: String,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// How long it took, in microseconds.
+    pub duration_us: u64,
+}
+
+impl fmt::Display for ActivityRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {} {}: ", self.at.format("%H:%M:%S%.3f"), self.principal, self.operation, self.target)?;
+        match &self.outcome {
+            Outcome::Succeeded => write!(f, "ok in {} µs", self.duration_us),
+            Outcome::Denied(rule) => write!(f, "DENIED ({rule})"),
+            Outcome::Failed(why) => write!(f, "failed ({why})"),
+        }
+    }
+}
+
+/// Where activity records go.
+pub trait ActivitySink: Send + Sync + 'static {
+    /// Takes one record. Must not block for long: it runs on the actor that
+    /// performed the operation.
+    fn record(&self, record: &ActivityRecord);
+}
+
+/// Emits each record as a `tracing` event (target `airssys_rt::osl`): INFO
+/// for successes, WARN for denials and failures.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TracingSink;
+
+impl ActivitySink for TracingSink {
+    fn record(&self, r: &ActivityRecord) {
+        match &r.outcome {
+            Outcome::Succeeded => tracing::info!(
+                target: "airssys_rt::osl",
+                principal = %r.principal, operation = %r.operation, target = %r.target,
+                duration_us = r.duration_us, "allowed"
+            ),
+            Outcome::Denied(rule) => tracing::warn!(
+                target: "airssys_rt::osl",
+                principal = %r.principal, operation = %r.operation, target = %r.target,
+                %rule, "denied"
+            ),
+            Outcome::Failed(why) => tracing::warn!(
+                target: "airssys_rt::osl",
+                principal = %r.principal, operation = %r.operation, target = %r.target,
+                error = %why, "failed"
+            ),
+        }
+    }
+}
+
+/// Appends each record as one JSON line to a file, flushed per record so a
+/// crash loses nothing already logged.
+#[derive(Debug)]
+pub struct JsonLinesSink {
+    file: Mutex<File>,
+}
+
+impl JsonLinesSink {
+    /// Opens (creating or appending to) the log file at `path`.
+    pub fn open(path: impl AsRef<Path>) -> std::io::Result<Self> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(Self {
+            file: Mutex::new(file),
+        })
+    }
+}
+
+impl ActivitySink for JsonLinesSink {
+    fn record(&self, record: &ActivityRecord) {
+        let line = match serde_json::to_string(record) {
+            Ok(mut line) => {
+                line.push('\n');
+                line
+            }
+            Err(error) => {
+                tracing::error!(%error, "activity record not serialisable");
+                return;
+            }
+        };
+        if let Err(error) = self.file.lock().write_all(line.as_bytes()) {
+            tracing::error!(%error, "activity log file not writable; record lost");
+        }
+    }
+}
+
+/// Keeps records in memory (for tests, demos and inspection).
+#[derive(Debug, Clone, Default)]
+pub struct MemorySink(Arc<Mutex<Vec<ActivityRecord>>>);
+
+impl MemorySink {
+    /// A copy of every record so far.
+    pub fn records(&self) -> Vec<ActivityRecord> {
+        self.0.lock().clone()
+    }
+}
+
+impl ActivitySink for MemorySink {
+    fn record(&self, record: &ActivityRecord) {
+        self.0.lock().push(record.clone());
+    }
+}
+
+/// The sinks every record goes to. Cheap to clone.
+///
+/// ```
+/// use airssys_rt::integration::osl::{ActivityLog, MemorySink, TracingSink};
+/// let memory = MemorySink::default();
+/// let log = ActivityLog::new().with_sink(TracingSink).with_sink(memory.clone());
+/// assert!(memory.records().is_empty());
+/// # drop(log);
+/// ```
+#[derive(Clone, Default)]
+pub struct ActivityLog {
+    sinks: Vec<Arc<dyn ActivitySink>>,
+}
+
+impl fmt::Debug for ActivityLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ActivityLog")
+            .field("sinks", &self.sinks.len())
+            .finish()
+    }
+}
+
+impl ActivityLog {
+    /// A log with no sinks.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a sink.
+    pub fn with_sink(mut self, sink: impl ActivitySink) -> Self {
+        self.sinks.push(Arc::new(sink));
+        self
+    }
+
+    /// Hands `record` to every sink.
+    pub fn record(&self, record: &ActivityRecord) {
+        for sink in &self.sinks {
+            sink.record(record);
+        }
+    }
+}
+
+pub(crate) fn micros(elapsed: Duration) -> u64 {
+    u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(outcome: Outcome) -> ActivityRecord {
+        ActivityRecord {
+            at: Utc::now(),
+            principal: "p".into(),
+            operation: Operation::FileRead,
+            target: "/tmp/x".into(),
+            outcome,
+            duration_us: 7,
+        }
+    }
+
+    #[test]
+    fn records_serialise_to_one_json_object() {
+        let json = serde_json::to_value(record(Outcome::Denied("no".into()))).unwrap();
+        assert_eq!(json["operation"], "file.read");
+        assert_eq!(json["outcome"]["status"], "denied");
+        assert_eq!(json["outcome"]["detail"], "no");
+        let back: ActivityRecord = serde_json::from_value(json).unwrap();
+        assert_eq!(back.operation, Operation::FileRead);
+    }
+
+    #[test]
+    fn operation_names_match_their_serialised_form() {
+        for op in [Operation::FileRead, Operation::ProcessSpawn, Operation::Receive] {
+            assert_eq!(serde_json::to_value(op).unwrap(), op.as_str());
+        }
+    }
+
+    #[test]
+    fn every_sink_sees_every_record() {
+        let (a, b) = (MemorySink::default(), MemorySink::default());
+        let log = ActivityLog::new().with_sink(a.clone()).with_sink(b.clone());
+        log.record(&record(Outcome::Succeeded));
+        assert_eq!((a.records().len(), b.records().len()), (1, 1));
+    }
+}

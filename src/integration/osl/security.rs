@@ -1,0 +1,416 @@
+//! Who asks ([`SecurityContext`]) and what they may do ([`SecurityPolicy`]):
+//! deny by default, grants by path prefix, program, host and port, and
+//! limits. Paths are checked after canonicalisation, so `..` and symlinks
+//! cannot lead out of a granted prefix.
+
+use std::fmt;
+use std::ops::RangeInclusive;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Who performs an operation: a principal and its roles.
+///
+/// ```
+/// use airssys_rt::integration::osl::SecurityContext;
+/// let ctx = SecurityContext::new("backup-job").with_role("ops");
+/// assert!(ctx.has_role("ops"));
+/// assert_eq!(ctx.principal(), "backup-job");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityContext {
+    principal: String,
+    roles: Vec<String>,
+}
+
+impl SecurityContext {
+    /// A principal with no roles.
+    pub fn new(principal: impl Into<String>) -> Self {
+        Self {
+            principal: principal.into(),
+            roles: Vec::new(),
+        }
+    }
+
+    /// Adds a role.
+    pub fn with_role(mut self, role: impl Into<String>) -> Self {
+        self.roles.push(role.into());
+        self
+    }
+
+    /// The principal's name (recorded in the activity log).
+    pub fn principal(&self) -> &str {
+        &self.principal
+    }
+
+    /// Whether the context has `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+}
+
+/// Whether an operation reads or changes the file system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    /// Read, list, metadata.
+    Read,
+    /// Write, append, create, remove.
+    Write,
+}
+
+impl fmt::Display for Access {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Access::Read => "read",
+            Access::Write => "write",
+        })
+    }
+}
+
+/// What a grant allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Allows {
+    Path(Access, PathBuf),
+    Program(PathBuf),
+    Connect(String, RangeInclusive<u16>),
+    Listen(RangeInclusive<u16>),
+}
+
+/// One permission in a [`SecurityPolicy`], optionally only for a role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "a grant does nothing until added to a policy"]
+pub struct Grant {
+    allows: Allows,
+    role: Option<String>,
+}
+
+impl Grant {
+    /// Read (and list, and stat) anything under `prefix`.
+    pub fn read(prefix: impl Into<PathBuf>) -> Self {
+        Self::new(Allows::Path(Access::Read, canonical_or_lexical(&prefix.into())))
+    }
+
+    /// Write, append, create and remove anything under `prefix`.
+    pub fn write(prefix: impl Into<PathBuf>) -> Self {
+        Self::new(Allows::Path(Access::Write, canonical_or_lexical(&prefix.into())))
+    }
+
+    /// Run `program` (an absolute path, or a name looked up on `PATH` now).
+    pub fn program(program: impl AsRef<Path>) -> Self {
+        let program = program.as_ref();
+        let resolved = find_program(program).unwrap_or_else(|| program.to_path_buf());
+        Self::new(Allows::Program(resolved))
+    }
+
+    /// Connect to `host` (a name or an IP address) on `ports`.
+    pub fn connect(host: impl Into<String>, ports: RangeInclusive<u16>) -> Self {
+        Self::new(Allows::Connect(host.into().to_ascii_lowercase(), ports))
+    }
+
+    /// Listen on `ports`.
+    pub fn listen(ports: RangeInclusive<u16>) -> Self {
+        Self::new(Allows::Listen(ports))
+    }
+
+    /// Applies only to contexts with `role`.
+    pub fn for_role(mut self, role: impl Into<String>) -> Self {
+        self.role = Some(role.into());
+        self
+    }
+
+    fn new(allows: Allows) -> Self {
+        Self { allows, role: None }
+    }
+
+    fn applies_to(&self, context: &SecurityContext) -> bool {
+        self.role.as_deref().is_none_or(|role| context.has_role(role))
+    }
+}
+
+/// Caps on what operations may consume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of stdout (and, separately, stderr) kept from a process; more
+    /// is cut and reported as truncated. Also the largest file `Read` returns.
+    pub max_output_bytes: usize,
+    /// Longest a process may run before it is killed.
+    pub max_duration: Duration,
+    /// Open network connections (accepted and connected) at once.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    /// 1 MiB of output, 30 s per process, 64 connections.
+    fn default() -> Self {
+        Self {
+            max_output_bytes: 1 << 20,
+            max_duration: Duration::from_secs(30),
+            max_connections: 64,
+        }
+    }
+}
+
+/// Why an operation was refused: the rule that refused it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DenyRule {
+    /// Nothing granted it (the policy denies by default).
+    #[error("deny-by-default: no {0} grant covers it")]
+    NoGrant(String),
+    /// The path names a granted prefix, but leads out of it once `..` and
+    /// symlinks are resolved.
+    #[error("path escapes its grant once resolved to {resolved} (`..` or a symlink)")]
+    PathEscapes {
+        /// Where the path really leads.
+        resolved: PathBuf,
+    },
+    /// A limit is reached.
+    #[error("limit {name} = {value} reached")]
+    Limit {
+        /// The limit.
+        name: &'static str,
+        /// Its value.
+        value: u64,
+    },
+}
+
+/// The deny-by-default rules for one [`Osl`](super::Osl) layer.
+///
+/// ```
+/// use airssys_rt::integration::osl::{Grant, SecurityPolicy};
+/// let policy = SecurityPolicy::deny_all()
+///     .grant(Grant::read("/usr/share"))
+///     .grant(Grant::program("echo"))
+///     .grant(Grant::connect("127.0.0.1", 1024..=65535).for_role("net"));
+/// assert_eq!(policy.grants().len(), 3);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct SecurityPolicy {
+    grants: Vec<Grant>,
+    limits: Limits,
+}
+
+impl SecurityPolicy {
+    /// A policy that allows nothing, with default [`Limits`].
+    pub fn deny_all() -> Self {
+        Self::default()
+    }
+
+    /// Adds a grant.
+    pub fn grant(mut self, grant: Grant) -> Self {
+        self.grants.push(grant);
+        self
+    }
+
+    /// Sets the limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The grants, in the order added.
+    pub fn grants(&self) -> &[Grant] {
+        &self.grants
+    }
+
+    /// The limits.
+    pub fn current_limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Resolves `path` and checks it against the `access` grants of
+    /// `context`; returns the resolved path to operate on.
+    pub fn check_path(
+        &self,
+        context: &SecurityContext,
+        access: Access,
+        path: &Path,
+    ) -> Result<PathBuf, DenyRule> {
+        let lexical = lexical_absolute(path);
+        let resolved = resolve(&lexical);
+        let prefixes = || {
+            self.grants
+                .iter()
+                .filter(|g| g.applies_to(context))
+                .filter_map(move |g| match &g.allows {
+                    Allows::Path(granted, prefix) if *granted == access => Some(prefix),
+                    _ => None,
+                })
+        };
+        if prefixes().any(|prefix| resolved.starts_with(prefix)) {
+            return Ok(resolved);
+        }
+        if prefixes().any(|prefix| lexical.starts_with(prefix)) {
+            return Err(DenyRule::PathEscapes { resolved });
+        }
+        Err(DenyRule::NoGrant(access.to_string()))
+    }
+
+    /// Finds `program` (a path, or a name on `PATH`) and checks it is
+    /// granted; returns the program's resolved path.
+    pub fn check_program(
+        &self,
+        context: &SecurityContext,
+        program: &Path,
+    ) -> Result<PathBuf, DenyRule> {
+        let resolved = find_program(program).unwrap_or_else(|| lexical_absolute(program));
+        let granted = self.grants.iter().filter(|g| g.applies_to(context)).any(
+            |g| matches!(&g.allows, Allows::Program(allowed) if *allowed == resolved),
+        );
+        if granted {
+            Ok(resolved)
+        } else {
+            Err(DenyRule::NoGrant("program".into()))
+        }
+    }
+
+    /// Checks a connection to `host` (as written, and as resolved to `ip`)
+    /// on `port`.
+    pub fn check_connect(
+        &self,
+        context: &SecurityContext,
+        host: &str,
+        ip: std::net::IpAddr,
+        port: u16,
+    ) -> Result<(), DenyRule> {
+        let host = host.to_ascii_lowercase();
+        let granted = self.grants.iter().filter(|g| g.applies_to(context)).any(|g| {
+            matches!(&g.allows, Allows::Connect(allowed, ports)
+                if ports.contains(&port)
+                    && (*allowed == host || allowed.parse::<std::net::IpAddr>() == Ok(ip)))
+        });
+        if granted {
+            Ok(())
+        } else {
+            Err(DenyRule::NoGrant("connect".into()))
+        }
+    }
+
+    /// Checks listening on `port`.
+    pub fn check_listen(&self, context: &SecurityContext, port: u16) -> Result<(), DenyRule> {
+        let granted = self
+            .grants
+            .iter()
+            .filter(|g| g.applies_to(context))
+            .any(|g| matches!(&g.allows, Allows::Listen(ports) if ports.contains(&port)));
+        if granted {
+            Ok(())
+        } else {
+            Err(DenyRule::NoGrant("listen".into()))
+        }
+    }
+}
+
+/// `path` made absolute (against the working directory) with `.` and `..`
+/// removed textually; symlinks are not followed.
+fn lexical_absolute(path: &Path) -> PathBuf {
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .unwrap_or_else(|_| PathBuf::from("/"))
+            .join(path)
+    };
+    let mut clean = PathBuf::new();
+    for component in absolute.components() {
+        match component {
+            Component::ParentDir => {
+                clean.pop();
+            }
+            Component::CurDir => {}
+            other => clean.push(other),
+        }
+    }
+    clean
+}
+
+/// Where `lexical` really leads: its longest existing ancestor resolved by
+/// the OS (symlinks followed), plus the rest, which does not exist yet and so
+/// holds no symlinks.
+fn resolve(lexical: &Path) -> PathBuf {
+    let mut existing = lexical.to_path_buf();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(&existing) {
+            return rest.iter().rev().fold(real, |path, part| path.join(part));
+        }
+        match (existing.file_name().map(|n| n.to_os_string()), existing.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent.to_path_buf();
+            }
+            _ => return lexical.to_path_buf(),
+        }
+    }
+}
+
+fn canonical_or_lexical(path: &Path) -> PathBuf {
+    resolve(&lexical_absolute(path))
+}
+
+/// `program` resolved: a path with a separator is canonicalised; a bare name
+/// is looked up on `PATH`.
+fn find_program(program: &Path) -> Option<PathBuf> {
+    if program.components().count() > 1 || program.is_absolute() {
+        return std::fs::canonicalize(program).ok();
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+        .and_then(|found| std::fs::canonicalize(found).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn anyone() -> SecurityContext {
+        SecurityContext::new("tester")
+    }
+
+    #[test]
+    fn lexical_form_drops_dots() {
+        assert_eq!(
+            lexical_absolute(Path::new("/a/b/../c/./d")),
+            PathBuf::from("/a/c/d")
+        );
+        assert_eq!(lexical_absolute(Path::new("/../..")), PathBuf::from("/"));
+    }
+
+    #[test]
+    fn nothing_is_allowed_by_default() {
+        let policy = SecurityPolicy::deny_all();
+        assert_eq!(
+            policy.check_path(&anyone(), Access::Read, Path::new("/tmp")),
+            Err(DenyRule::NoGrant("read".into()))
+        );
+        assert!(policy.check_program(&anyone(), Path::new("sh")).is_err());
+        assert!(policy.check_listen(&anyone(), 8080).is_err());
+    }
+
+    #[test]
+    fn grants_apply_by_kind_and_role() {
+        let policy = SecurityPolicy::deny_all()
+            .grant(Grant::listen(9000..=9010).for_role("net"))
+            .grant(Grant::connect("LocalHost", 80..=80));
+        let ops = anyone().with_role("net");
+        assert!(policy.check_listen(&ops, 9005).is_ok());
+        assert!(policy.check_listen(&anyone(), 9005).is_err(), "role required");
+        assert!(policy.check_listen(&ops, 9011).is_err(), "port outside range");
+        let lo = std::net::IpAddr::from([127, 0, 0, 1]);
+        assert!(policy.check_connect(&anyone(), "localhost", lo, 80).is_ok());
+        assert!(policy.check_connect(&anyone(), "localhost", lo, 81).is_err());
+    }
+
+    #[test]
+    fn a_write_grant_does_not_allow_reads() {
+        let dir = std::env::temp_dir();
+        let policy = SecurityPolicy::deny_all().grant(Grant::write(&dir));
+        assert!(policy.check_path(&anyone(), Access::Write, &dir.join("x")).is_ok());
+        assert!(policy.check_path(&anyone(), Access::Read, &dir.join("x")).is_err());
+    }
+}
