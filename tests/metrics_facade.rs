@@ -116,11 +116,14 @@ async fn the_runtime_and_the_broker_report_through_the_facade() {
 
     // Request/reply, a timeout, an unknown reply and an unresolved address.
     let to_server = || ActorAddress::named("server");
-    let doubled = broker
-        .request(MessageEnvelope::new(to_server(), Req::Double(21)), PATIENCE)
-        .await
-        .unwrap();
-    assert_eq!(doubled, 42);
+    // Eight requests in a row: latency is sampled one request id in eight.
+    for n in 0..8 {
+        let doubled = broker
+            .request(MessageEnvelope::new(to_server(), Req::Double(n)), PATIENCE)
+            .await
+            .unwrap();
+        assert_eq!(doubled, 2 * n);
+    }
     broker
         .request(
             MessageEnvelope::new(to_server(), Req::Ignore),
@@ -137,10 +140,10 @@ async fn the_runtime_and_the_broker_report_through_the_facade() {
         .await
         .unwrap_err();
     let reported = Reported::since_last(&snapshotter);
-    assert_eq!(reported.counter("airssys_rt_broker_sent_total", &[]), 3);
+    assert_eq!(reported.counter("airssys_rt_broker_sent_total", &[]), 10);
     assert_eq!(
         reported.counter("airssys_rt_broker_delivered_total", &[]),
-        2
+        9
     );
     assert_eq!(
         reported.counter(
