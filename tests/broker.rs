@@ -175,3 +175,120 @@ async fn an_expired_envelope_becomes_a_dead_letter() {
         (server.id(), DeadLetterReason::Expired)
     );
 }
+
+/// Held until released, so its mailbox can be filled.
+#[derive(Debug)]
+enum Job {
+    Hold {
+        started: tokio::sync::oneshot::Sender<()>,
+        release: tokio::sync::oneshot::Receiver<()>,
+    },
+    Work(u32),
+}
+
+impl Message for Job {
+    const MESSAGE_TYPE: &'static str = "test.job";
+}
+
+struct Holder;
+
+impl Actor for Holder {
+    type Message = Job;
+    type Error = Infallible;
+    async fn handle_message(
+        &mut self,
+        job: Job,
+        _: &mut ActorContext<Job>,
+    ) -> Result<(), Infallible> {
+        if let Job::Hold { started, release } = job {
+            let _ = started.send(());
+            let _ = release.await;
+        }
+        Ok(())
+    }
+}
+
+/// Spawns a held `Holder` as `name` with a one-slot mailbox already full;
+/// returns the key that releases it.
+async fn full_holder(
+    system: &ActorSystem,
+    name: &'static str,
+    backpressure: airssys_rt::mailbox::Backpressure,
+) -> tokio::sync::oneshot::Sender<()> {
+    let holder = system
+        .spawn_builder()
+        .register(name)
+        .mailbox(MailboxConfig::bounded(1, backpressure))
+        .spawn(Holder)
+        .unwrap();
+    let (started, started_rx) = tokio::sync::oneshot::channel();
+    let (release, release_rx) = tokio::sync::oneshot::channel();
+    holder
+        .tell(Job::Hold {
+            started,
+            release: release_rx,
+        })
+        .await
+        .unwrap();
+    started_rx.await.unwrap();
+    holder.tell(Job::Work(0)).await.unwrap();
+    release
+}
+
+/// Both routes to a named actor (a static name is pushed to under the
+/// registry's lock; an owned one is resolved first) treat full mailboxes
+/// alike: `Reject` hands the envelope back, `Block` waits for room.
+#[tokio::test]
+async fn full_mailboxes_behind_a_name_refuse_or_wait() {
+    use airssys_rt::mailbox::Backpressure;
+    let system = system();
+    let broker = InMemoryMessageBroker::<Job, ()>::new(&system);
+    let _rejecting = full_holder(&system, "rejecting", Backpressure::Reject).await;
+    let blocking = full_holder(&system, "blocking", Backpressure::Block).await;
+
+    for address in [
+        ActorAddress::named("rejecting"),
+        ActorAddress::named(String::from("rejecting")),
+    ] {
+        match broker
+            .send(MessageEnvelope::new(address, Job::Work(1)))
+            .await
+        {
+            Err(BrokerError::Undelivered {
+                cause, envelope, ..
+            }) => {
+                assert_eq!(cause, DeliveryFailure::MailboxFull);
+                assert!(matches!(envelope.payload, Job::Work(1)));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    let mut waiting = std::pin::pin!(broker.send(MessageEnvelope::new(
+        ActorAddress::named("blocking"),
+        Job::Work(2)
+    )));
+    assert!(
+        futures::poll!(waiting.as_mut()).is_pending(),
+        "a full Block mailbox makes the sender wait"
+    );
+    let _ = blocking.send(());
+    waiting.await.unwrap();
+
+    let wrong = InMemoryMessageBroker::<Echo, u64>::new(&system)
+        .send(MessageEnvelope::new(
+            ActorAddress::named("blocking"),
+            Echo {
+                from: 1,
+                delay: Duration::ZERO,
+            },
+        ))
+        .await;
+    assert!(matches!(
+        wrong,
+        Err(BrokerError::Undelivered {
+            cause: DeliveryFailure::Unresolved(RegistryError::WrongMessageType { .. }),
+            ..
+        })
+    ));
+}

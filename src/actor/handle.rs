@@ -149,6 +149,23 @@ impl<M: Message> ActorRef<M> {
             .map_err(|error| error.map_message(|envelope| *envelope))
     }
 
+    /// Pushes a boxed envelope without waiting.
+    pub(crate) fn try_tell_boxed_envelope(
+        &self,
+        envelope: Box<MessageEnvelope<M>>,
+    ) -> Result<(), NotPushed<Box<MessageEnvelope<M>>>> {
+        let mailbox = &self.cell.mailbox;
+        let actor = self.cell.id;
+        match mailbox.try_push(Delivery::Envelope(envelope)) {
+            Err(PushError::Full(delivery)) if mailbox.waits_when_full() => {
+                Err(NotPushed::WouldBlock(delivery.into_boxed_envelope(actor)))
+            }
+            pushed => self
+                .settle_with(pushed, |delivery| delivery.into_boxed_envelope(actor))
+                .map_err(NotPushed::Refused),
+        }
+    }
+
     /// [`tell_envelope`](Self::tell_envelope) for an envelope already boxed
     /// (the broker boxes once and moves only the pointer).
     pub(crate) async fn tell_boxed_envelope(
@@ -303,6 +320,15 @@ impl<M: Message> ActorRef<M> {
             )),
         }
     }
+}
+
+/// Why a push that must not wait did not happen.
+pub(crate) enum NotPushed<T> {
+    /// The mailbox is full and blocks senders: wait for room with an async
+    /// send.
+    WouldBlock(T),
+    /// The mailbox refused it (stopped, or full and not blocking).
+    Refused(SendError<T>),
 }
 
 /// The reply port of an `ask`: put it in a message variant, and the handler

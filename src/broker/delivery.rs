@@ -14,13 +14,55 @@ use crate::util::hash::IdHasher;
 
 /// Requests waiting for a reply of type `R`.
 pub(crate) struct Pending<R> {
-    waiting: Mutex<ById<oneshot::Sender<R>>>,
+    table: Mutex<Table<R>>,
+}
+
+/// Slots indexed by the low bits of the request id serve the common case
+/// (a few requests in flight) with no hashing or allocation; a request whose
+/// slot is taken waits in the overflow map.
+struct Table<R> {
+    slots: [Option<(MessageId, oneshot::Sender<R>)>; SLOTS],
+    overflow: ById<oneshot::Sender<R>>,
+    len: usize,
+}
+
+const SLOTS: usize = 64;
+
+fn slot_of(request: MessageId) -> usize {
+    (request.as_u64() % SLOTS as u64) as usize
+}
+
+impl<R> Table<R> {
+    fn insert(&mut self, request: MessageId, sender: oneshot::Sender<R>) {
+        let slot = &mut self.slots[slot_of(request)];
+        if slot.is_none() {
+            *slot = Some((request, sender));
+        } else {
+            self.overflow.insert(request, sender);
+        }
+        self.len += 1;
+    }
+
+    fn remove(&mut self, request: MessageId) -> Option<oneshot::Sender<R>> {
+        let slot = &mut self.slots[slot_of(request)];
+        let removed = match slot {
+            Some((waiting, _)) if *waiting == request => slot.take().map(|(_, sender)| sender),
+            _ if self.overflow.is_empty() => None,
+            _ => self.overflow.remove(&request),
+        };
+        self.len -= usize::from(removed.is_some());
+        removed
+    }
 }
 
 impl<R> Default for Pending<R> {
     fn default() -> Self {
         Self {
-            waiting: Mutex::new(ById::default()),
+            table: Mutex::new(Table {
+                slots: std::array::from_fn(|_| None),
+                overflow: ById::default(),
+                len: 0,
+            }),
         }
     }
 }
@@ -30,7 +72,7 @@ impl<R> Pending<R> {
     /// ticket (on timeout or cancellation) stops waiting.
     pub(crate) fn open(&self, request: MessageId) -> (Ticket<'_, R>, oneshot::Receiver<R>) {
         let (sender, receiver) = oneshot::channel();
-        self.waiting.lock().insert(request, sender);
+        self.table.lock().insert(request, sender);
         let ticket = Ticket {
             pending: self,
             request,
@@ -41,7 +83,7 @@ impl<R> Pending<R> {
 
     /// Delivers `reply` to `request`; gives it back if nobody waits for it.
     pub(crate) fn complete(&self, request: MessageId, reply: R) -> Result<(), R> {
-        let waiting = self.waiting.lock().remove(&request);
+        let waiting = self.table.lock().remove(request);
         match waiting {
             Some(sender) => sender.send(reply),
             None => Err(reply),
@@ -50,7 +92,7 @@ impl<R> Pending<R> {
 
     /// Requests still waiting.
     pub(crate) fn len(&self) -> usize {
-        self.waiting.lock().len()
+        self.table.lock().len
     }
 }
 
@@ -72,7 +114,7 @@ impl<R> Ticket<'_, R> {
 impl<R> Drop for Ticket<'_, R> {
     fn drop(&mut self) {
         if self.open {
-            self.pending.waiting.lock().remove(&self.request);
+            self.pending.table.lock().remove(self.request);
         }
     }
 }
@@ -94,6 +136,24 @@ mod tests {
         assert_eq!(pending.complete(a, 1), Ok(()));
         assert_eq!(pending.complete(a, 9), Err(9), "a second reply is refused");
         assert_eq!((reply_a.await, reply_b.await), (Ok(1), Ok(2)));
+        assert_eq!(pending.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn requests_sharing_a_slot_each_get_their_reply() {
+        let pending = Arc::new(Pending::<u64>::default());
+        let ids: Vec<_> = (0..4)
+            .map(|k| MessageId::from_raw(7 + k * SLOTS as u64))
+            .collect();
+        let waits: Vec<_> = ids.iter().map(|&id| pending.open(id)).collect();
+        assert_eq!(pending.len(), 4);
+        for &id in ids.iter().rev() {
+            assert_eq!(pending.complete(id, id.as_u64()), Ok(()));
+        }
+        for ((ticket, reply), id) in waits.into_iter().zip(&ids) {
+            assert_eq!(reply.await, Ok(id.as_u64()));
+            ticket.completed();
+        }
         assert_eq!(pending.len(), 0);
     }
 

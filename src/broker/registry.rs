@@ -109,11 +109,15 @@ impl Entry {
         self.handle
             .downcast_ref::<ActorRef<M>>()
             .cloned()
-            .ok_or_else(|| RegistryError::WrongMessageType {
-                name: name.to_owned(),
-                expected: M::MESSAGE_TYPE,
-                registered: self.message_type,
-            })
+            .ok_or_else(|| self.wrong_type::<M>(name))
+    }
+
+    fn wrong_type<M: Message>(&self, name: &str) -> RegistryError {
+        RegistryError::WrongMessageType {
+            name: name.to_owned(),
+            expected: M::MESSAGE_TYPE,
+            registered: self.message_type,
+        }
     }
 }
 
@@ -269,6 +273,28 @@ impl ActorRegistry {
             _ => Err(RegistryError::UnknownName {
                 name: name.to_owned(),
             }),
+        }
+    }
+
+    /// Runs `f` on the live actor registered as `name` and `value`, while
+    /// the name is held and without cloning the handle (the broker's fast
+    /// path); `value` comes back if the name does not resolve.
+    pub(crate) fn with_named<M: Message, T, R>(
+        &self,
+        name: &str,
+        value: T,
+        f: impl FnOnce(&ActorRef<M>, T) -> R,
+    ) -> Result<R, (RegistryError, T)> {
+        let names = self.names.read();
+        let unknown = || RegistryError::UnknownName {
+            name: name.to_owned(),
+        };
+        let Some(entry) = names.get(name).filter(|entry| entry.is_live()) else {
+            return Err((unknown(), value));
+        };
+        match entry.handle.downcast_ref::<ActorRef<M>>() {
+            Some(actor) => Ok(f(actor, value)),
+            None => Err((entry.wrong_type::<M>(name), value)),
         }
     }
 

@@ -26,7 +26,9 @@ pub trait MessageBroker<M: Message>: Send + Sync + Clone {
         envelope: MessageEnvelope<M>,
     ) -> impl Future<Output = Result<(), BrokerError<M>>> + Send;
 
-    /// Sends `envelope` and waits at most `timeout` for the reply to its id.
+    /// Sends `envelope` and waits for the reply to its id until `timeout`
+    /// after the envelope was created (like its TTL, the timeout counts
+    /// from the envelope's creation; build the envelope when you send it).
     fn request(
         &self,
         envelope: MessageEnvelope<M>,

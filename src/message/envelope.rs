@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 use tracing::Span;
 
 use super::{Message, MessagePriority};
@@ -52,18 +53,24 @@ pub struct MessageEnvelope<M> {
     /// actors. Not serialized.
     #[serde(skip, default = "Span::none")]
     pub span: Span,
+    /// When it was created on this process's monotonic clock (the instant
+    /// `timestamp` was derived from; a deserialized envelope gets the time
+    /// it was read). Broker timeouts count from it.
+    #[serde(skip, default = "Instant::now")]
+    pub(crate) created: Instant,
 }
 
 impl<M: Message> MessageEnvelope<M> {
     /// Wraps `payload` for `recipient`, stamping a fresh id and the current time.
     pub fn new(recipient: ActorAddress, payload: M) -> Self {
         let priority = payload.priority();
+        let (created, timestamp) = time::now_with_instant();
         Self {
             id: MessageId::next(),
             sender: None,
             recipient,
             payload,
-            timestamp: time::now(),
+            timestamp,
             reply_to: None,
             ttl: None,
             priority,
@@ -74,6 +81,7 @@ impl<M: Message> MessageEnvelope<M> {
             } else {
                 Span::none()
             },
+            created,
         }
     }
 

@@ -3,13 +3,91 @@
 //! Wall-clock timestamps use `chrono` (as the brief's envelope does); the
 //! runtime never reads the clock on the plain `tell` path.
 
+use std::cell::Cell;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+#[cfg(test)]
+use chrono::TimeDelta;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
+use tokio::time::Instant;
 
 /// The current wall-clock time in UTC.
+///
+/// One monotonic clock read: each thread anchors tokio's clock to the wall
+/// clock once a second and derives timestamps from the anchor, so a
+/// timestamp costs no calendar arithmetic and no second clock read (and
+/// follows tokio's paused clock in tests).
+///
+/// ```
+/// let ours = airssys_rt::util::time::now();
+/// let chronos = chrono::Utc::now();
+/// assert!((chronos - ours).num_seconds().abs() < 5);
+/// ```
 pub fn now() -> DateTime<Utc> {
-    Utc::now()
+    now_with_instant().1
+}
+
+/// The current monotonic instant and the wall-clock time it corresponds to.
+pub(crate) fn now_with_instant() -> (Instant, DateTime<Utc>) {
+    let at = Instant::now();
+    let wall = ANCHOR.with(|anchor| {
+        let current = anchor.get().and_then(|a| a.wall_at(at));
+        current.or_else(|| {
+            let fresh = Anchor::at(at)?;
+            anchor.set(Some(fresh));
+            fresh.wall_at(at)
+        })
+    });
+    (at, wall.unwrap_or_else(Utc::now))
+}
+
+/// A monotonic instant and the wall-clock date and time of day read right
+/// after it; timestamps within a second of it (and the same day) are
+/// derived without calendar arithmetic.
+#[derive(Clone, Copy)]
+struct Anchor {
+    at: Instant,
+    date: NaiveDate,
+    nanos_of_day: u64,
+}
+
+impl Anchor {
+    fn at(at: Instant) -> Option<Self> {
+        let wall = Utc::now();
+        let time = wall.time();
+        let nanos_of_day = u64::from(time.num_seconds_from_midnight()) * NANOS_PER_SECOND
+            + u64::from(time.nanosecond());
+        Some(Self {
+            at,
+            date: wall.date_naive(),
+            nanos_of_day,
+        })
+    }
+
+    /// The wall-clock time of `at`, if this anchor still vouches for it.
+    fn wall_at(&self, at: Instant) -> Option<DateTime<Utc>> {
+        let since = at.checked_duration_since(self.at)?;
+        if since >= REANCHOR_EVERY {
+            return None;
+        }
+        let nanos = self.nanos_of_day + since.as_nanos() as u64;
+        let seconds = u32::try_from(nanos / NANOS_PER_SECOND).ok()?;
+        let time = NaiveTime::from_num_seconds_from_midnight_opt(
+            seconds,
+            (nanos % NANOS_PER_SECOND) as u32,
+        )?;
+        Some(NaiveDateTime::new(self.date, time).and_utc())
+    }
+}
+
+const NANOS_PER_SECOND: u64 = 1_000_000_000;
+
+/// How long a thread's anchor is trusted before the wall clock is read
+/// again (so a stepped system clock shows up within this long).
+const REANCHOR_EVERY: Duration = Duration::from_secs(1);
+
+thread_local! {
+    static ANCHOR: Cell<Option<Anchor>> = const { Cell::new(None) };
 }
 
 /// Whether something stamped at `timestamp` with time-to-live `ttl` has
@@ -82,6 +160,30 @@ mod tests {
         let deadline = t + chrono::Duration::milliseconds(100);
         assert!(!is_expired(t, ttl, t));
         assert!(is_expired(t, ttl, deadline));
+    }
+
+    #[test]
+    fn anchored_timestamps_track_the_wall_clock() {
+        for _ in 0..1_000 {
+            let before = Utc::now();
+            let ours = now();
+            let after = Utc::now();
+            let slack = TimeDelta::milliseconds(1);
+            assert!(
+                before - slack <= ours && ours <= after + slack,
+                "{before} {ours} {after}"
+            );
+        }
+    }
+
+    #[test]
+    fn timestamps_from_one_anchor_never_go_backwards() {
+        let mut last = now();
+        for _ in 0..10_000 {
+            let next = now();
+            assert!(next >= last);
+            last = next;
+        }
     }
 
     #[test]
