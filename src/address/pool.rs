@@ -448,8 +448,8 @@ impl<M: Message> ActorPool<M> {
     /// before the message lands is skipped; a full mailbox is reported (a
     /// `Block` mailbox waits for room). On error the message comes back.
     pub async fn tell(&self, mut message: M) -> Result<(), PoolSendError<M>> {
-        // Each retry follows a member that stopped; a pool has finitely many.
-        for _ in 0..=self.len() {
+        let mut stopped = 0;
+        loop {
             let member = match self.route(&message) {
                 Ok(member) => member,
                 Err(error) => return Err(PoolSendError { error, message }),
@@ -458,6 +458,15 @@ impl<M: Message> ActorPool<M> {
                 Ok(()) => return Ok(()),
                 Err(refused) if refused.kind() == SendErrorKind::ActorStopped => {
                     message = refused.into_message();
+                    // Each retry follows a member that stopped; a pool has
+                    // finitely many.
+                    stopped += 1;
+                    if stopped > self.len() {
+                        return Err(PoolSendError {
+                            error: self.no_live_member(),
+                            message,
+                        });
+                    }
                 }
                 Err(refused) => {
                     return Err(PoolSendError {
@@ -470,10 +479,6 @@ impl<M: Message> ActorPool<M> {
                 }
             }
         }
-        Err(PoolSendError {
-            error: self.no_live_member(),
-            message,
-        })
     }
 
     /// Sends a request to the member the strategy picks and waits for the
