@@ -45,6 +45,7 @@
 pub mod actor;
 pub mod address;
 pub mod broker;
+pub mod integration;
 pub mod mailbox;
 pub mod message;
 pub mod supervisor;

@@ -121,7 +121,14 @@ pub struct ActivityRecord {
 
 impl fmt::Display for ActivityRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} {} {}: ", self.at.format("%H:%M:%S%.3f"), self.principal, self.operation, self.target)?;
+        write!(
+            f,
+            "{} {} {} {}: ",
+            self.at.format("%H:%M:%S%.3f"),
+            self.principal,
+            self.operation,
+            self.target
+        )?;
         match &self.outcome {
             Outcome::Succeeded => write!(f, "ok in {} µs", self.duration_us),
             Outcome::Denied(rule) => write!(f, "DENIED ({rule})"),
@@ -289,7 +296,11 @@ mod tests {
 
     #[test]
     fn operation_names_match_their_serialised_form() {
-        for op in [Operation::FileRead, Operation::ProcessSpawn, Operation::Receive] {
+        for op in [
+            Operation::FileRead,
+            Operation::ProcessSpawn,
+            Operation::Receive,
+        ] {
             assert_eq!(serde_json::to_value(op).unwrap(), op.as_str());
         }
     }

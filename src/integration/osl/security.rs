@@ -89,12 +89,18 @@ pub struct Grant {
 impl Grant {
     /// Read (and list, and stat) anything under `prefix`.
     pub fn read(prefix: impl Into<PathBuf>) -> Self {
-        Self::new(Allows::Path(Access::Read, canonical_or_lexical(&prefix.into())))
+        Self::new(Allows::Path(
+            Access::Read,
+            canonical_or_lexical(&prefix.into()),
+        ))
     }
 
     /// Write, append, create and remove anything under `prefix`.
     pub fn write(prefix: impl Into<PathBuf>) -> Self {
-        Self::new(Allows::Path(Access::Write, canonical_or_lexical(&prefix.into())))
+        Self::new(Allows::Path(
+            Access::Write,
+            canonical_or_lexical(&prefix.into()),
+        ))
     }
 
     /// Run `program` (an absolute path, or a name looked up on `PATH` now).
@@ -125,7 +131,9 @@ impl Grant {
     }
 
     fn applies_to(&self, context: &SecurityContext) -> bool {
-        self.role.as_deref().is_none_or(|role| context.has_role(role))
+        self.role
+            .as_deref()
+            .is_none_or(|role| context.has_role(role))
     }
 }
 
@@ -230,7 +238,33 @@ impl SecurityPolicy {
         path: &Path,
     ) -> Result<PathBuf, DenyRule> {
         let lexical = lexical_absolute(path);
-        let resolved = resolve(&lexical);
+        self.check_resolved(context, access, &lexical, resolve(&lexical))
+    }
+
+    /// Like [`check_path`](Self::check_path), but a symlink as the last
+    /// component is not followed: the entry itself is checked (and is what
+    /// a removal removes).
+    pub fn check_entry(
+        &self,
+        context: &SecurityContext,
+        access: Access,
+        path: &Path,
+    ) -> Result<PathBuf, DenyRule> {
+        let lexical = lexical_absolute(path);
+        let resolved = match (lexical.parent(), lexical.file_name()) {
+            (Some(parent), Some(name)) => resolve(parent).join(name),
+            _ => lexical.clone(),
+        };
+        self.check_resolved(context, access, &lexical, resolved)
+    }
+
+    fn check_resolved(
+        &self,
+        context: &SecurityContext,
+        access: Access,
+        lexical: &Path,
+        resolved: PathBuf,
+    ) -> Result<PathBuf, DenyRule> {
         let prefixes = || {
             self.grants
                 .iter()
@@ -257,9 +291,11 @@ impl SecurityPolicy {
         program: &Path,
     ) -> Result<PathBuf, DenyRule> {
         let resolved = find_program(program).unwrap_or_else(|| lexical_absolute(program));
-        let granted = self.grants.iter().filter(|g| g.applies_to(context)).any(
-            |g| matches!(&g.allows, Allows::Program(allowed) if *allowed == resolved),
-        );
+        let granted = self
+            .grants
+            .iter()
+            .filter(|g| g.applies_to(context))
+            .any(|g| matches!(&g.allows, Allows::Program(allowed) if *allowed == resolved));
         if granted {
             Ok(resolved)
         } else {
@@ -277,11 +313,15 @@ impl SecurityPolicy {
         port: u16,
     ) -> Result<(), DenyRule> {
         let host = host.to_ascii_lowercase();
-        let granted = self.grants.iter().filter(|g| g.applies_to(context)).any(|g| {
-            matches!(&g.allows, Allows::Connect(allowed, ports)
+        let granted = self
+            .grants
+            .iter()
+            .filter(|g| g.applies_to(context))
+            .any(|g| {
+                matches!(&g.allows, Allows::Connect(allowed, ports)
                 if ports.contains(&port)
                     && (*allowed == host || allowed.parse::<std::net::IpAddr>() == Ok(ip)))
-        });
+            });
         if granted {
             Ok(())
         } else {
@@ -337,7 +377,10 @@ fn resolve(lexical: &Path) -> PathBuf {
         if let Ok(real) = std::fs::canonicalize(&existing) {
             return rest.iter().rev().fold(real, |path, part| path.join(part));
         }
-        match (existing.file_name().map(|n| n.to_os_string()), existing.parent()) {
+        match (
+            existing.file_name().map(|n| n.to_os_string()),
+            existing.parent(),
+        ) {
             (Some(name), Some(parent)) => {
                 rest.push(name);
                 existing = parent.to_path_buf();
@@ -399,18 +442,36 @@ mod tests {
             .grant(Grant::connect("LocalHost", 80..=80));
         let ops = anyone().with_role("net");
         assert!(policy.check_listen(&ops, 9005).is_ok());
-        assert!(policy.check_listen(&anyone(), 9005).is_err(), "role required");
-        assert!(policy.check_listen(&ops, 9011).is_err(), "port outside range");
+        assert!(
+            policy.check_listen(&anyone(), 9005).is_err(),
+            "role required"
+        );
+        assert!(
+            policy.check_listen(&ops, 9011).is_err(),
+            "port outside range"
+        );
         let lo = std::net::IpAddr::from([127, 0, 0, 1]);
         assert!(policy.check_connect(&anyone(), "localhost", lo, 80).is_ok());
-        assert!(policy.check_connect(&anyone(), "localhost", lo, 81).is_err());
+        assert!(
+            policy
+                .check_connect(&anyone(), "localhost", lo, 81)
+                .is_err()
+        );
     }
 
     #[test]
     fn a_write_grant_does_not_allow_reads() {
         let dir = std::env::temp_dir();
         let policy = SecurityPolicy::deny_all().grant(Grant::write(&dir));
-        assert!(policy.check_path(&anyone(), Access::Write, &dir.join("x")).is_ok());
-        assert!(policy.check_path(&anyone(), Access::Read, &dir.join("x")).is_err());
+        assert!(
+            policy
+                .check_path(&anyone(), Access::Write, &dir.join("x"))
+                .is_ok()
+        );
+        assert!(
+            policy
+                .check_path(&anyone(), Access::Read, &dir.join("x"))
+                .is_err()
+        );
     }
 }

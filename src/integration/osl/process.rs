@@ -1,0 +1,543 @@
+//! [`ProcessActor`]: programs run as messages, checked, limited and logged.
+//! A process never outlives the actor that started it: when the actor
+//! stops, fails or is restarted, its processes are killed and reaped.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::Command;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinSet;
+
+use super::{Access, Operation, Osl, OslError, SecurityContext};
+use crate::actor::{Actor, ActorContext, ActorRef, ReplyTo};
+use crate::message::Message;
+
+/// Identifies a process started by a [`ProcessActor`] (not the OS pid).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ProcessId(u64);
+
+impl ProcessId {
+    fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The raw number.
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for ProcessId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "process#{}", self.0)
+    }
+}
+
+/// What to run.
+///
+/// ```
+/// use std::time::Duration;
+/// use airssys_rt::integration::osl::ProcessSpec;
+/// let spec = ProcessSpec::new("echo").arg("hello").env("LANG", "C").timeout(Duration::from_secs(5));
+/// assert_eq!(spec.to_string(), "echo hello");
+/// ```
+#[derive(Clone)]
+pub struct ProcessSpec {
+    program: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    cwd: Option<PathBuf>,
+    timeout: Option<Duration>,
+    stream_to: Option<ActorRef<OutputLine>>,
+}
+
+impl ProcessSpec {
+    /// Runs `program` (a path, or a name looked up on `PATH`).
+    pub fn new(program: impl Into<PathBuf>) -> Self {
+        Self {
+            program: program.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            cwd: None,
+            timeout: None,
+            stream_to: None,
+        }
+    }
+
+    /// Adds an argument.
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Adds arguments.
+    pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Self {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets an environment variable. The process gets only the variables
+    /// set here (its environment starts empty); values are never logged.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Runs in `dir` (which must be readable under the policy).
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cwd = Some(dir.into());
+        self
+    }
+
+    /// Kills it after `timeout` (never later than the policy's
+    /// `max_duration`).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Also sends each output line to `recipient` as it appears.
+    pub fn stream_to(mut self, recipient: ActorRef<OutputLine>) -> Self {
+        self.stream_to = Some(recipient);
+        self
+    }
+}
+
+impl fmt::Debug for ProcessSpec {
+    /// Environment values are left out: they may hold secrets.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let keys: Vec<&str> = self.env.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("ProcessSpec")
+            .field("program", &self.program)
+            .field("args", &self.args)
+            .field("env_keys", &keys)
+            .field("cwd", &self.cwd)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl fmt::Display for ProcessSpec {
+    /// The command line (no environment).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.program.display())?;
+        for arg in &self.args {
+            write!(f, " {arg}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Which output stream a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// One line of a running process's output (without its newline).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputLine {
+    /// The process.
+    pub process: ProcessId,
+    /// Which stream.
+    pub stream: Stream,
+    /// The text (invalid UTF-8 replaced).
+    pub line: String,
+}
+
+impl Message for OutputLine {
+    const MESSAGE_TYPE: &'static str = "airssys.osl.output_line";
+}
+
+/// How a process ended and what it printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessOutput {
+    /// Its id here.
+    pub process: ProcessId,
+    /// Its OS process id.
+    pub pid: u32,
+    /// Its exit code, if it exited (not killed by a signal).
+    pub code: Option<i32>,
+    /// The signal that killed it, if any (Unix).
+    pub signal: Option<i32>,
+    /// Standard output, at most `max_output_bytes`.
+    pub stdout: Vec<u8>,
+    /// Standard error, at most `max_output_bytes`.
+    pub stderr: Vec<u8>,
+    /// Whether standard output was cut at the limit.
+    pub stdout_truncated: bool,
+    /// Whether standard error was cut at the limit.
+    pub stderr_truncated: bool,
+    /// How long it ran.
+    pub duration: Duration,
+}
+
+impl ProcessOutput {
+    /// Whether it exited with code 0.
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+/// What a [`ProcessActor`] can be asked to do.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ProcessRequest {
+    /// Runs a program to its end (or its timeout) and answers with its
+    /// output.
+    Run {
+        /// What to run.
+        spec: ProcessSpec,
+        /// Its output.
+        reply: ReplyTo<Result<ProcessOutput, OslError>>,
+    },
+    /// Starts a program and answers at once with its id and OS pid.
+    Start {
+        /// What to run.
+        spec: ProcessSpec,
+        /// Its ids.
+        reply: ReplyTo<Result<(ProcessId, u32), OslError>>,
+    },
+    /// Waits for a started process to end.
+    Wait {
+        /// The process.
+        process: ProcessId,
+        /// Its output.
+        reply: ReplyTo<Result<ProcessOutput, OslError>>,
+    },
+    /// Kills a started process (its `Wait` then reports the signal).
+    Kill {
+        /// The process.
+        process: ProcessId,
+        /// Done (the kill was sent).
+        reply: ReplyTo<Result<(), OslError>>,
+    },
+}
+
+impl Message for ProcessRequest {
+    const MESSAGE_TYPE: &'static str = "airssys.osl.process";
+}
+
+type Finished = Option<Result<ProcessOutput, OslError>>;
+
+/// A process this actor started.
+struct Running {
+    kill: Option<oneshot::Sender<()>>,
+    finished: watch::Receiver<Finished>,
+}
+
+/// Runs programs as one [`SecurityContext`]. Make it with
+/// [`Osl::process_actor`].
+pub struct ProcessActor {
+    osl: Osl,
+    context: SecurityContext,
+    running: HashMap<ProcessId, Running>,
+    /// The supervising tasks; dropping them (the actor stopped, failed or
+    /// was killed) kills their processes.
+    tasks: JoinSet<()>,
+}
+
+impl fmt::Debug for ProcessActor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProcessActor")
+            .field("context", &self.context)
+            .field("running", &self.running.len())
+            .finish()
+    }
+}
+
+impl ProcessActor {
+    pub(crate) fn new(osl: Osl, context: SecurityContext) -> Self {
+        Self {
+            osl,
+            context,
+            running: HashMap::new(),
+            tasks: JoinSet::new(),
+        }
+    }
+
+    /// Checks and starts `spec`; a task watches it until it ends.
+    fn start(&mut self, spec: ProcessSpec) -> Result<(ProcessId, u32), OslError> {
+        self.running
+            .retain(|_, running| running.finished.borrow().is_none());
+        let audit = self
+            .osl
+            .audit(&self.context, Operation::ProcessSpawn, &spec);
+        let limits = audit.limits();
+        let started = (|| {
+            let program = audit.program(&spec.program)?;
+            let mut command = Command::new(&program);
+            command
+                .args(&spec.args)
+                .env_clear()
+                .envs(spec.env.iter().map(|(k, v)| (k, v)))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true);
+            if let Some(dir) = &spec.cwd {
+                command.current_dir(audit.path(Access::Read, dir)?);
+            }
+            let child = command.spawn().map_err(|e| audit.io(&e))?;
+            let pid = child.id().unwrap_or(0);
+            Ok((child, pid))
+        })();
+        let target = audit.target().to_owned();
+        let (child, pid) = audit.finish(started)?;
+        let process = ProcessId::next();
+        let timeout = spec
+            .timeout
+            .unwrap_or(limits.max_duration)
+            .min(limits.max_duration);
+        let (kill, killed) = oneshot::channel();
+        let (report, finished) = watch::channel(None);
+        let watch = Watch {
+            process,
+            pid,
+            target,
+            timeout,
+            cap: limits.max_output_bytes,
+            stream_to: spec.stream_to,
+        };
+        self.tasks.spawn(async move {
+            let outcome = watch.run(child, killed).await;
+            report.send_replace(Some(outcome));
+        });
+        self.running.insert(
+            process,
+            Running {
+                kill: Some(kill),
+                finished,
+            },
+        );
+        Ok((process, pid))
+    }
+
+    /// Answers `reply` when `process` ends, without blocking the actor.
+    fn wait(&self, process: ProcessId, reply: ReplyTo<Result<ProcessOutput, OslError>>) {
+        let Some(running) = self.running.get(&process) else {
+            drop(reply.reply(Err(OslError::UnknownProcess {
+                id: process.as_u64(),
+            })));
+            return;
+        };
+        let mut finished = running.finished.clone();
+        tokio::spawn(async move {
+            let outcome = match finished.wait_for(Option::is_some).await {
+                Ok(done) => done.clone(),
+                Err(_) => None,
+            };
+            // The watching task was dropped with the actor: the process was
+            // killed with it.
+            let outcome = outcome.unwrap_or(Err(OslError::UnknownProcess {
+                id: process.as_u64(),
+            }));
+            drop(reply.reply(outcome));
+        });
+    }
+
+    fn kill(&mut self, process: ProcessId) -> Result<(), OslError> {
+        let audit = self
+            .osl
+            .audit(&self.context, Operation::ProcessKill, process);
+        let result = match self.running.get_mut(&process) {
+            Some(running) if running.finished.borrow().is_none() => {
+                if let Some(kill) = running.kill.take() {
+                    let _ = kill.send(());
+                }
+                Ok(())
+            }
+            _ => Err(OslError::UnknownProcess {
+                id: process.as_u64(),
+            }),
+        };
+        audit.finish(result)
+    }
+}
+
+impl Actor for ProcessActor {
+    type Message = ProcessRequest;
+    type Error = std::convert::Infallible;
+
+    async fn handle_message(
+        &mut self,
+        request: ProcessRequest,
+        _: &mut ActorContext<ProcessRequest>,
+    ) -> Result<(), Self::Error> {
+        match request {
+            ProcessRequest::Run { spec, reply } => match self.start(spec) {
+                Ok((process, _)) => self.wait(process, reply),
+                Err(error) => drop(reply.reply(Err(error))),
+            },
+            ProcessRequest::Start { spec, reply } => drop(reply.reply(self.start(spec))),
+            ProcessRequest::Wait { process, reply } => self.wait(process, reply),
+            ProcessRequest::Kill { process, reply } => drop(reply.reply(self.kill(process))),
+        }
+        Ok(())
+    }
+
+    /// Kills every process still running and waits until each is reaped.
+    async fn post_stop(&mut self, _: &ActorContext<ProcessRequest>) -> Result<(), Self::Error> {
+        for running in self.running.values_mut() {
+            if let Some(kill) = running.kill.take() {
+                let _ = kill.send(());
+            }
+        }
+        while self.tasks.join_next().await.is_some() {}
+        Ok(())
+    }
+}
+
+/// One output stream as kept: at most the cap, and whether more came.
+#[derive(Default)]
+struct Captured {
+    bytes: Vec<u8>,
+    truncated: bool,
+}
+
+/// Watches one child process: output, timeout, kill requests.
+struct Watch {
+    process: ProcessId,
+    pid: u32,
+    target: String,
+    timeout: Duration,
+    cap: usize,
+    stream_to: Option<ActorRef<OutputLine>>,
+}
+
+impl Watch {
+    async fn run(
+        self,
+        mut child: tokio::process::Child,
+        mut killed: oneshot::Receiver<()>,
+    ) -> Result<ProcessOutput, OslError> {
+        let began = Instant::now();
+        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+        let (mut out, mut err) = (Captured::default(), Captured::default());
+        let (status, timed_out) = {
+            let outputs = async {
+                tokio::join!(
+                    self.collect(stdout, Stream::Stdout, &mut out),
+                    self.collect(stderr, Stream::Stderr, &mut err)
+                )
+            };
+            tokio::pin!(outputs);
+            let deadline = tokio::time::sleep(self.timeout);
+            tokio::pin!(deadline);
+            let (mut outputs_done, mut timed_out, mut kill_sent) = (false, false, false);
+            let status = loop {
+                tokio::select! {
+                    _ = &mut outputs, if !outputs_done => outputs_done = true,
+                    status = child.wait() => break status,
+                    _ = &mut deadline, if !timed_out => {
+                        timed_out = true;
+                        let _ = child.start_kill();
+                    }
+                    // A kill request, or the actor that owns the kill
+                    // handle is gone.
+                    _ = &mut killed, if !kill_sent => {
+                        kill_sent = true;
+                        let _ = child.start_kill();
+                    }
+                }
+            };
+            // The readers end with the pipes; a grandchild holding a pipe
+            // open cannot hold the report past the deadline.
+            if !outputs_done && !timed_out {
+                tokio::select! {
+                    _ = &mut outputs => {}
+                    _ = &mut deadline => {}
+                }
+            }
+            (status, timed_out)
+        };
+        if timed_out {
+            return Err(OslError::TimedOut {
+                operation: Operation::ProcessSpawn,
+                target: self.target.clone(),
+                after: self.timeout,
+            });
+        }
+        let status = status.map_err(|e| OslError::io(Operation::ProcessSpawn, &self.target, &e))?;
+        #[cfg(unix)]
+        let signal = std::os::unix::process::ExitStatusExt::signal(&status);
+        #[cfg(not(unix))]
+        let signal = None;
+        Ok(ProcessOutput {
+            process: self.process,
+            pid: self.pid,
+            code: status.code(),
+            signal,
+            stdout: out.bytes,
+            stderr: err.bytes,
+            stdout_truncated: out.truncated,
+            stderr_truncated: err.truncated,
+            duration: began.elapsed(),
+        })
+    }
+
+    /// Reads a stream to its end, keeping at most `cap` bytes (the rest is
+    /// read and dropped so the child never blocks on a full pipe), and
+    /// streams its lines if asked (each at most `cap` bytes).
+    async fn collect<R: AsyncRead + Unpin>(
+        &self,
+        stream: Option<R>,
+        which: Stream,
+        into: &mut Captured,
+    ) {
+        let Some(mut stream) = stream else {
+            return;
+        };
+        let mut line = Vec::new();
+        let mut chunk = vec![0u8; 8 * 1024];
+        loop {
+            let read = match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(read) => read,
+            };
+            let bytes = &chunk[..read];
+            let room = self.cap.saturating_sub(into.bytes.len());
+            into.truncated |= bytes.len() > room;
+            into.bytes
+                .extend_from_slice(&bytes[..bytes.len().min(room)]);
+            if self.stream_to.is_some() {
+                for piece in bytes.split_inclusive(|&b| b == b'\n') {
+                    let room = self.cap.saturating_sub(line.len());
+                    line.extend_from_slice(&piece[..piece.len().min(room)]);
+                    if piece.ends_with(b"\n") {
+                        self.send_line(&mut line, which).await;
+                    }
+                }
+            }
+        }
+        if !line.is_empty() {
+            self.send_line(&mut line, which).await;
+        }
+    }
+
+    async fn send_line(&self, line: &mut Vec<u8>, which: Stream) {
+        if let Some(recipient) = &self.stream_to {
+            let text = String::from_utf8_lossy(line);
+            // A recipient that stopped just misses the rest.
+            let _ = recipient
+                .tell(OutputLine {
+                    process: self.process,
+                    stream: which,
+                    line: text.trim_end_matches(['\n', '\r']).to_owned(),
+                })
+                .await;
+        }
+        line.clear();
+    }
+}
