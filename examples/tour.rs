@@ -10,7 +10,9 @@
 //! 6. a circuit breaker opening and recovering, and a health report
 //! 7. the broker: a named service looked up, request/reply by address, a
 //!    pool behind one address (consistent hash and round robin), resized
-//! 8. a graceful shutdown and its report
+//! 8. the OS layer: an allowed and a denied file operation, a program run,
+//!    and the activity log they left
+//! 9. a graceful shutdown and its report
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -278,6 +280,78 @@ async fn broker_tour(system: &ActorSystem) -> Result<(), Box<dyn std::error::Err
     Ok(())
 }
 
+/// Section 8: OS operations under a security policy, and their log.
+async fn osl_tour(system: &ActorSystem) -> Result<(), Box<dyn std::error::Error>> {
+    use airssys_rt::integration::osl::{
+        ActivityLog, FileRequest, Grant, MemorySink, Osl, ProcessRequest, ProcessSpec,
+        SecurityContext, SecurityPolicy, TracingSink,
+    };
+    let sandbox = std::env::temp_dir().join(format!("airssys-tour-{}", std::process::id()));
+    std::fs::create_dir_all(&sandbox)?;
+    let log = MemorySink::default();
+    let osl = Osl::new(
+        SecurityPolicy::deny_all()
+            .grant(Grant::read(&sandbox))
+            .grant(Grant::write(&sandbox))
+            .grant(Grant::program("echo")),
+        ActivityLog::new()
+            .with_sink(TracingSink)
+            .with_sink(log.clone()),
+    );
+    let who = SecurityContext::new("tour").with_role("demo");
+    println!(
+        "   policy: read+write {}, run echo; everything else denied",
+        sandbox.display()
+    );
+    let files = system.spawn(osl.file_actor(who.clone()))?;
+    let note = sandbox.join("note.txt");
+    let data = b"written by an actor".to_vec();
+    let write = |path: std::path::PathBuf, data: Vec<u8>| {
+        files.ask(
+            move |reply| FileRequest::Write { path, data, reply },
+            TIMEOUT,
+        )
+    };
+    match write(note.clone(), data.clone()).await? {
+        Ok(()) => println!("   write {}: ok", note.display()),
+        Err(error) => println!("   write {}: {error}", note.display()),
+    }
+    let escape = sandbox.join("../airssys-tour-escape.txt");
+    match write(escape.clone(), data).await? {
+        Ok(()) => println!("   write {}: unexpectedly allowed", escape.display()),
+        Err(error) => println!("   write {}: {error}", escape.display()),
+    }
+    let processes = system.spawn(osl.process_actor(who))?;
+    let spec = ProcessSpec::new("echo").arg("hello from a child process");
+    match processes
+        .ask(|reply| ProcessRequest::Run { spec, reply }, TIMEOUT)
+        .await?
+    {
+        Ok(output) => println!(
+            "   echo (pid {}) exited {:?}: {}",
+            output.pid,
+            output.code,
+            String::from_utf8_lossy(&output.stdout).trim()
+        ),
+        Err(error) => println!("   echo: {error}"),
+    }
+    let spec = ProcessSpec::new("rm")
+        .arg("-rf")
+        .arg(&*sandbox.to_string_lossy());
+    if let Err(error) = processes
+        .ask(|reply| ProcessRequest::Run { spec, reply }, TIMEOUT)
+        .await?
+    {
+        println!("   rm -rf: {error}");
+    }
+    println!("   the activity log:");
+    for record in log.records() {
+        println!("     {record}");
+    }
+    std::fs::remove_dir_all(&sandbox)?;
+    Ok(())
+}
+
 /// Crashes the current instance of `child` under `supervisor`.
 async fn crash(supervisor: &SupervisorRef, child: &str) -> Result<(), Box<dyn std::error::Error>> {
     let service = supervisor
@@ -488,7 +562,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("\n7. the broker: names, request/reply, pools");
     broker_tour(&system).await?;
 
-    println!("\n8. graceful shutdown");
+    println!("\n8. the OS layer: allowed and denied operations, and their log");
+    osl_tour(&system).await?;
+
+    println!("\n9. graceful shutdown");
     // The shutdown signal travels on the system lane and usually overtakes
     // this message; if so it is listed below as a dead letter, never lost.
     counter.tell(CounterMsg::Add(1)).await?;
