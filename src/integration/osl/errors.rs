@@ -42,8 +42,11 @@ pub enum OslError {
         /// The limit that passed.
         after: Duration,
     },
-    /// No such running process (it finished, or was never started here).
-    #[error("no running process with id {id} (it may have finished already)")]
+    /// No such process (never started here, or finished and already waited
+    /// for).
+    #[error(
+        "no process with id {id} to wait for or kill (it may have finished and been waited for already)"
+    )]
     UnknownProcess {
         /// The id asked for.
         id: u64,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{Access, Operation, Osl, OslError, SecurityContext};
 use crate::actor::{Actor, ActorContext, ReplyTo};
@@ -115,18 +115,31 @@ impl FileActor {
             .audit(&self.context, Operation::FileRead, path.display());
         let result = async {
             let resolved = audit.path(Access::Read, &path)?;
-            let limit = audit.limits().max_output_bytes;
-            let len = tokio::fs::metadata(&resolved)
-                .await
-                .map_err(|e| audit.io(&e))?
-                .len();
-            if len > limit as u64 {
-                return Err(audit.denied(super::DenyRule::Limit {
+            let limit = audit.limits().max_output_bytes as u64;
+            let too_big = || {
+                audit.denied(super::DenyRule::Limit {
                     name: "max_output_bytes",
-                    value: limit as u64,
-                }));
+                    value: limit,
+                })
+            };
+            let file = tokio::fs::File::open(&resolved)
+                .await
+                .map_err(|e| audit.io(&e))?;
+            let len = file.metadata().await.map_err(|e| audit.io(&e))?.len();
+            if len > limit {
+                return Err(too_big());
             }
-            tokio::fs::read(&resolved).await.map_err(|e| audit.io(&e))
+            // The size is only a hint (a FIFO, a device, a file still
+            // growing): read one byte past the limit to tell.
+            let mut data = Vec::with_capacity(len as usize);
+            file.take(limit + 1)
+                .read_to_end(&mut data)
+                .await
+                .map_err(|e| audit.io(&e))?;
+            if data.len() as u64 > limit {
+                return Err(too_big());
+            }
+            Ok(data)
         }
         .await;
         audit.finish(result)

@@ -136,9 +136,11 @@ impl Connection {
             .await??)
     }
 
-    /// Closes the connection (its actor stops).
+    /// Closes the connection (its actor stops) at once: a `Send` or
+    /// `Receive` in progress is cut short and gets no reply. (A stop request
+    /// would wait behind a `Receive` until data came.)
     pub fn close(&self) {
-        self.actor.stop();
+        self.actor.kill();
     }
 }
 
@@ -154,12 +156,24 @@ pub enum ConnectionError {
 }
 
 /// Opens connections and listeners as one [`SecurityContext`]. Make it with
-/// [`Osl::network_actor`]. Its connections and listeners close when it stops.
+/// [`Osl::network_actor`]. Its connections and listeners close when it stops
+/// (or is killed).
 pub struct NetworkActor {
     osl: Osl,
     context: SecurityContext,
     listeners: JoinSet<()>,
-    accepted: Arc<Mutex<Vec<ActorRef<ConnectionRequest>>>>,
+    /// The connections opened and accepted here, closed with it.
+    connections: Connections,
+}
+
+/// Connection actors to close together.
+type Connections = Arc<Mutex<Vec<ActorRef<ConnectionRequest>>>>;
+
+/// Adds `connection` to `connections` (forgetting those already closed).
+fn track(connections: &Connections, connection: &ActorRef<ConnectionRequest>) {
+    let mut connections = connections.lock();
+    connections.retain(ActorRef::is_alive);
+    connections.push(connection.clone());
 }
 
 impl fmt::Debug for NetworkActor {
@@ -177,7 +191,14 @@ impl NetworkActor {
             osl,
             context,
             listeners: JoinSet::new(),
-            accepted: Arc::default(),
+            connections: Arc::default(),
+        }
+    }
+
+    /// Closes every connection at once, like [`Connection::close`].
+    fn close_connections(&self) {
+        for connection in self.connections.lock().drain(..) {
+            connection.kill();
         }
     }
 
@@ -213,6 +234,7 @@ impl NetworkActor {
                 .spawn_child()
                 .spawn(actor)
                 .map_err(|e| audit.io(&std::io::Error::other(e.to_string())))?;
+            track(&self.connections, &actor_ref);
             Ok(Connection {
                 actor: actor_ref,
                 peer,
@@ -249,7 +271,7 @@ impl NetworkActor {
             system: system.clone(),
             framing,
             on_accept,
-            accepted: self.accepted.clone(),
+            connections: self.connections.clone(),
         };
         self.listeners.spawn(accept.run(listener, bound));
         Ok(bound)
@@ -285,13 +307,20 @@ impl Actor for NetworkActor {
         Ok(())
     }
 
-    /// Stops accepting, and closes the connections accepted so far.
+    /// Stops accepting, and closes the connections opened and accepted so
+    /// far.
     async fn post_stop(&mut self, _: &ActorContext<NetworkRequest>) -> Result<(), Self::Error> {
         self.listeners.shutdown().await;
-        for connection in self.accepted.lock().drain(..) {
-            connection.stop();
-        }
+        self.close_connections();
         Ok(())
+    }
+}
+
+impl Drop for NetworkActor {
+    /// Killed (no `post_stop`): its listeners are aborted with the `JoinSet`;
+    /// its connections are closed here.
+    fn drop(&mut self) {
+        self.close_connections();
     }
 }
 
@@ -302,7 +331,7 @@ struct AcceptLoop {
     system: ActorSystem,
     framing: Framing,
     on_accept: ActorRef<Accepted>,
-    accepted: Arc<Mutex<Vec<ActorRef<ConnectionRequest>>>>,
+    connections: Connections,
 }
 
 impl AcceptLoop {
@@ -338,11 +367,7 @@ impl AcceptLoop {
             let Ok(actor_ref) = self.system.spawn(actor) else {
                 return; // the system is shutting down
             };
-            {
-                let mut accepted = self.accepted.lock();
-                accepted.retain(ActorRef::is_alive);
-                accepted.push(actor_ref.clone());
-            }
+            track(&self.connections, &actor_ref);
             let connection = Connection {
                 actor: actor_ref,
                 peer,

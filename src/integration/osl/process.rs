@@ -202,14 +202,15 @@ pub enum ProcessRequest {
         /// Its output.
         reply: ReplyTo<Result<ProcessOutput, OslError>>,
     },
-    /// Starts a program and answers at once with its id and OS pid.
+    /// Starts a program and answers at once with its id and OS pid. Its
+    /// outcome is kept until a `Wait` asks for it.
     Start {
         /// What to run.
         spec: ProcessSpec,
         /// Its ids.
         reply: ReplyTo<Result<(ProcessId, u32), OslError>>,
     },
-    /// Waits for a started process to end.
+    /// Waits for a started process to end (answers at once if it has).
     Wait {
         /// The process.
         process: ProcessId,
@@ -235,6 +236,10 @@ type Finished = Option<Result<ProcessOutput, OslError>>;
 struct Running {
     kill: Option<oneshot::Sender<()>>,
     finished: watch::Receiver<Finished>,
+    /// A `Wait` (or the `Run`) has asked for its outcome: the entry can go
+    /// once the process has ended. Until then an ended process's outcome is
+    /// kept for the `Wait` still to come.
+    awaited: bool,
 }
 
 /// Runs programs as one [`SecurityContext`]. Make it with
@@ -270,7 +275,7 @@ impl ProcessActor {
     /// Checks and starts `spec`; a task watches it until it ends.
     fn start(&mut self, spec: ProcessSpec) -> Result<(ProcessId, u32), OslError> {
         self.running
-            .retain(|_, running| running.finished.borrow().is_none());
+            .retain(|_, running| !running.awaited || running.finished.borrow().is_none());
         let audit = self
             .osl
             .audit(&self.context, Operation::ProcessSpawn, &spec);
@@ -286,6 +291,10 @@ impl ProcessActor {
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .kill_on_drop(true);
+            // The resolved path is what runs, under the name it was asked
+            // for: multi-call binaries (busybox, uutils) dispatch on argv[0].
+            #[cfg(unix)]
+            command.arg0(&spec.program);
             if let Some(dir) = &spec.cwd {
                 command.current_dir(audit.path(Access::Read, dir)?);
             }
@@ -319,19 +328,21 @@ impl ProcessActor {
             Running {
                 kill: Some(kill),
                 finished,
+                awaited: false,
             },
         );
         Ok((process, pid))
     }
 
     /// Answers `reply` when `process` ends, without blocking the actor.
-    fn wait(&self, process: ProcessId, reply: ReplyTo<Result<ProcessOutput, OslError>>) {
-        let Some(running) = self.running.get(&process) else {
+    fn wait(&mut self, process: ProcessId, reply: ReplyTo<Result<ProcessOutput, OslError>>) {
+        let Some(running) = self.running.get_mut(&process) else {
             drop(reply.reply(Err(OslError::UnknownProcess {
                 id: process.as_u64(),
             })));
             return;
         };
+        running.awaited = true;
         let mut finished = running.finished.clone();
         tokio::spawn(async move {
             let outcome = match finished.wait_for(Option::is_some).await {

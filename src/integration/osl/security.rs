@@ -1,7 +1,8 @@
 //! Who asks ([`SecurityContext`]) and what they may do ([`SecurityPolicy`]):
 //! deny by default, grants by path prefix, program, host and port, and
-//! limits. Paths are checked after canonicalisation, so `..` and symlinks
-//! cannot lead out of a granted prefix.
+//! limits. Paths are checked after they are resolved as the OS resolves them,
+//! so `..` and symlinks (dangling ones too) cannot lead out of a granted
+//! prefix.
 
 use std::fmt;
 use std::ops::RangeInclusive;
@@ -169,7 +170,8 @@ pub enum DenyRule {
     #[error("deny-by-default: no {0} grant covers it")]
     NoGrant(String),
     /// The path names a granted prefix, but leads out of it once `..` and
-    /// symlinks are resolved.
+    /// symlinks are resolved (or through more symlinks than are followed, a
+    /// loop for one; `resolved` is then the path with `..` removed textually).
     #[error("path escapes its grant once resolved to {resolved} (`..` or a symlink)")]
     PathEscapes {
         /// Where the path really leads.
@@ -237,8 +239,8 @@ impl SecurityPolicy {
         access: Access,
         path: &Path,
     ) -> Result<PathBuf, DenyRule> {
-        let lexical = lexical_absolute(path);
-        self.check_resolved(context, access, &lexical, resolve(&lexical))
+        let written = absolute(path);
+        self.check_resolved(context, access, &clean(&written), resolve(&written))
     }
 
     /// Like [`check_path`](Self::check_path), but a symlink as the last
@@ -250,20 +252,23 @@ impl SecurityPolicy {
         access: Access,
         path: &Path,
     ) -> Result<PathBuf, DenyRule> {
-        let lexical = lexical_absolute(path);
-        let resolved = match (lexical.parent(), lexical.file_name()) {
-            (Some(parent), Some(name)) => resolve(parent).join(name),
-            _ => lexical.clone(),
+        let written = absolute(path);
+        let resolved = match (written.parent(), written.file_name()) {
+            (Some(parent), Some(name)) => resolve(parent).map(|parent| parent.join(name)),
+            _ => resolve(&written),
         };
-        self.check_resolved(context, access, &lexical, resolved)
+        self.check_resolved(context, access, &clean(&written), resolved)
     }
 
+    /// Allows `resolved` if a prefix covers it; otherwise refuses, as an
+    /// escape if the `lexical` path (`..` removed textually) names a granted
+    /// prefix.
     fn check_resolved(
         &self,
         context: &SecurityContext,
         access: Access,
         lexical: &Path,
-        resolved: PathBuf,
+        resolved: Option<PathBuf>,
     ) -> Result<PathBuf, DenyRule> {
         let prefixes = || {
             self.grants
@@ -274,11 +279,15 @@ impl SecurityPolicy {
                     _ => None,
                 })
         };
-        if prefixes().any(|prefix| resolved.starts_with(prefix)) {
-            return Ok(resolved);
+        if let Some(resolved) = resolved.as_ref()
+            && prefixes().any(|prefix| resolved.starts_with(prefix))
+        {
+            return Ok(resolved.clone());
         }
         if prefixes().any(|prefix| lexical.starts_with(prefix)) {
-            return Err(DenyRule::PathEscapes { resolved });
+            return Err(DenyRule::PathEscapes {
+                resolved: resolved.unwrap_or_else(|| lexical.to_path_buf()),
+            });
         }
         Err(DenyRule::NoGrant(access.to_string()))
     }
@@ -347,15 +356,24 @@ impl SecurityPolicy {
 /// `path` made absolute (against the working directory) with `.` and `..`
 /// removed textually; symlinks are not followed.
 fn lexical_absolute(path: &Path) -> PathBuf {
-    let absolute = if path.is_absolute() {
+    clean(&absolute(path))
+}
+
+/// `path` made absolute against the working directory, as written otherwise.
+fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
         path.to_path_buf()
     } else {
         std::env::current_dir()
             .unwrap_or_else(|_| PathBuf::from("/"))
             .join(path)
-    };
+    }
+}
+
+/// `path` with `.` and `..` removed textually.
+fn clean(path: &Path) -> PathBuf {
     let mut clean = PathBuf::new();
-    for component in absolute.components() {
+    for component in path.components() {
         match component {
             Component::ParentDir => {
                 clean.pop();
@@ -367,31 +385,48 @@ fn lexical_absolute(path: &Path) -> PathBuf {
     clean
 }
 
-/// Where `lexical` really leads: its longest existing ancestor resolved by
-/// the OS (symlinks followed), plus the rest, which does not exist yet and so
-/// holds no symlinks.
-fn resolve(lexical: &Path) -> PathBuf {
-    let mut existing = lexical.to_path_buf();
-    let mut rest = Vec::new();
-    loop {
-        if let Ok(real) = std::fs::canonicalize(&existing) {
-            return rest.iter().rev().fold(real, |path, part| path.join(part));
-        }
-        match (
-            existing.file_name().map(|n| n.to_os_string()),
-            existing.parent(),
-        ) {
-            (Some(name), Some(parent)) => {
-                rest.push(name);
-                existing = parent.to_path_buf();
+/// Symlinks followed while resolving one path (Linux's `MAXSYMLINKS`).
+const MAX_SYMLINKS: usize = 40;
+
+/// Where the absolute `path` really leads, resolved as the OS resolves it:
+/// component by component, each symlink followed (a dangling one too: writing
+/// through it creates its target) and each `..` taken from where the path has
+/// got to, not textually. Components that do not exist are kept as written.
+/// The result holds no symlinks, so using it cannot lead anywhere else.
+/// `None` past [`MAX_SYMLINKS`] links (a loop, say).
+fn resolve(path: &Path) -> Option<PathBuf> {
+    let mut links_left = MAX_SYMLINKS;
+    resolve_onto(PathBuf::new(), path, &mut links_left)
+}
+
+/// [`resolve`] for `path` taken from the symlink-free directory `real`.
+fn resolve_onto(mut real: PathBuf, path: &Path, links_left: &mut usize) -> Option<PathBuf> {
+    for component in path.components() {
+        match component {
+            Component::Prefix(_) | Component::RootDir => real.push(component),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                real.pop();
             }
-            _ => return lexical.to_path_buf(),
+            Component::Normal(name) => {
+                let next = real.join(name);
+                match std::fs::read_link(&next) {
+                    // A relative target starts from the link's directory.
+                    Ok(target) => {
+                        *links_left = links_left.checked_sub(1)?;
+                        real = resolve_onto(real, &target, links_left)?;
+                    }
+                    // Not a symlink, or not there.
+                    Err(_) => real = next,
+                }
+            }
         }
     }
+    Some(real)
 }
 
 fn canonical_or_lexical(path: &Path) -> PathBuf {
-    resolve(&lexical_absolute(path))
+    resolve(&absolute(path)).unwrap_or_else(|| lexical_absolute(path))
 }
 
 /// `program` resolved: a path with a separator is canonicalised; a bare name
