@@ -28,52 +28,60 @@ pub fn now() -> DateTime<Utc> {
 }
 
 /// The current monotonic instant and the wall-clock time it corresponds to.
+#[inline]
 pub(crate) fn now_with_instant() -> (Instant, DateTime<Utc>) {
     let at = Instant::now();
-    let wall = ANCHOR.with(|anchor| {
-        let current = anchor.get().and_then(|a| a.wall_at(at));
-        current.or_else(|| {
-            let fresh = Anchor::at(at)?;
-            anchor.set(Some(fresh));
+    let wall = ANCHOR.with(|anchor| match anchor.get().wall_at(at) {
+        Some(wall) => Some(wall),
+        None => {
+            let fresh = Anchor::at(at);
+            anchor.set(fresh);
             fresh.wall_at(at)
-        })
+        }
     });
     (at, wall.unwrap_or_else(Utc::now))
 }
 
 /// A monotonic instant and the wall-clock date and time of day read right
 /// after it; timestamps within a second of it (and the same day) are
-/// derived without calendar arithmetic.
+/// derived without calendar arithmetic. `date: None` until first set.
 #[derive(Clone, Copy)]
 struct Anchor {
-    at: Instant,
+    at: Option<Instant>,
     date: NaiveDate,
     nanos_of_day: u64,
 }
 
 impl Anchor {
-    fn at(at: Instant) -> Option<Self> {
+    const UNSET: Self = Self {
+        at: None,
+        date: NaiveDate::MIN,
+        nanos_of_day: 0,
+    };
+
+    fn at(at: Instant) -> Self {
         let wall = Utc::now();
         let time = wall.time();
         let nanos_of_day = u64::from(time.num_seconds_from_midnight()) * NANOS_PER_SECOND
             + u64::from(time.nanosecond());
-        Some(Self {
-            at,
+        Self {
+            at: Some(at),
             date: wall.date_naive(),
             nanos_of_day,
-        })
+        }
     }
 
     /// The wall-clock time of `at`, if this anchor still vouches for it.
+    #[inline]
     fn wall_at(&self, at: Instant) -> Option<DateTime<Utc>> {
-        let since = at.checked_duration_since(self.at)?;
+        let since = at.checked_duration_since(self.at?)?;
         if since >= REANCHOR_EVERY {
             return None;
         }
-        let nanos = self.nanos_of_day + since.as_nanos() as u64;
-        let seconds = u32::try_from(nanos / NANOS_PER_SECOND).ok()?;
+        // Under a second: the nanoseconds fit, and so does the sum.
+        let nanos = self.nanos_of_day + u64::from(since.subsec_nanos());
         let time = NaiveTime::from_num_seconds_from_midnight_opt(
-            seconds,
+            (nanos / NANOS_PER_SECOND) as u32,
             (nanos % NANOS_PER_SECOND) as u32,
         )?;
         Some(NaiveDateTime::new(self.date, time).and_utc())
@@ -87,7 +95,7 @@ const NANOS_PER_SECOND: u64 = 1_000_000_000;
 const REANCHOR_EVERY: Duration = Duration::from_secs(1);
 
 thread_local! {
-    static ANCHOR: Cell<Option<Anchor>> = const { Cell::new(None) };
+    static ANCHOR: Cell<Anchor> = const { Cell::new(Anchor::UNSET) };
 }
 
 /// Whether something stamped at `timestamp` with time-to-live `ttl` has
