@@ -4,6 +4,7 @@
 //! relaxed `fetch_add`, comparing and hashing them is free, and they print as
 //! `actor#17` / `msg#3`. No UUIDs on the hot path (see DESIGN.md).
 
+use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -33,7 +34,9 @@ pub struct ActorId(u64);
 pub struct MessageId(u64);
 
 static NEXT_ACTOR_ID: AtomicU64 = AtomicU64::new(1);
-static NEXT_MESSAGE_ID: AtomicU64 = AtomicU64::new(1);
+/// Message ids handed to a thread at a time (blocks stay aligned to it).
+const MESSAGE_ID_BLOCK: u64 = 1024;
+static NEXT_MESSAGE_ID: AtomicU64 = AtomicU64::new(MESSAGE_ID_BLOCK);
 
 impl ActorId {
     /// Allocates a fresh, never-before-seen actor id.
@@ -53,9 +56,23 @@ impl ActorId {
 }
 
 impl MessageId {
-    /// Allocates a fresh, never-before-seen message id.
+    /// Allocates a fresh, never-before-seen message id. Each thread takes
+    /// ids in blocks, so ids rise per thread but interleave across threads.
+    #[inline]
     pub fn next() -> Self {
-        Self(NEXT_MESSAGE_ID.fetch_add(1, Ordering::Relaxed))
+        thread_local! {
+            /// The next id of this thread's block and the block's end.
+            static BLOCK: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+        }
+        Self(BLOCK.with(|block| {
+            let (mut next, mut end) = block.get();
+            if next == end {
+                next = NEXT_MESSAGE_ID.fetch_add(MESSAGE_ID_BLOCK, Ordering::Relaxed);
+                end = next + MESSAGE_ID_BLOCK;
+            }
+            block.set((next + 1, end));
+            next
+        }))
     }
 
     /// Wraps a raw value, e.g. one received from another node.
