@@ -831,3 +831,92 @@ async fn a_working_directory_outside_the_read_grants_is_denied() {
     let _ = std::fs::remove_dir_all(&granted);
     let _ = std::fs::remove_dir_all(&outside);
 }
+
+// ---------------------------------------------------------------------------
+// Grandchildren: a program's own children die with it
+// ---------------------------------------------------------------------------
+
+/// Whether `pid` no longer runs: gone, reused, or a zombie. A killed
+/// grandchild is reparented to PID 1, which in some containers never reaps
+/// it, so a zombie here means "killed", not "leaked".
+fn has_stopped(process: Tracked) -> bool {
+    process.is_gone() || matches!(proc_stat(process.pid), Some(('Z', _)))
+}
+
+async fn wait_stopped(process: Tracked) {
+    let give_up = Instant::now() + PATIENCE;
+    while !has_stopped(process) {
+        assert!(Instant::now() < give_up, "pid {} still runs", process.pid);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Starts `sh` that starts a background `sleep 600` and prints its pid;
+/// returns the sh process and the tracked grandchild.
+async fn start_with_grandchild(
+    system: &ActorSystem,
+    actor: &ActorRef<ProcessRequest>,
+    timeout: Duration,
+) -> (ProcessId, Tracked) {
+    let (lines, mut received) = collector(system);
+    let spec = ProcessSpec::new("sh")
+        .args(["-c", "sleep 600 & echo $!; wait"])
+        .timeout(timeout)
+        .stream_to(lines);
+    let (process, _) = start(actor, spec).await;
+    let grandchild: u32 = next_line(&mut received).await.line.parse().unwrap();
+    (process, Tracked::alive(grandchild))
+}
+
+fn grandchild_layer() -> Osl {
+    layer(
+        SecurityPolicy::deny_all()
+            .grant(Grant::program("sh"))
+            .grant(Grant::program("sleep")),
+    )
+    .0
+}
+
+#[tokio::test]
+async fn stopping_the_actor_kills_its_processes_children_too() {
+    let system = system();
+    let actor = system
+        .spawn(grandchild_layer().process_actor(SecurityContext::new("owner")))
+        .unwrap();
+    let (_, grandchild) = start_with_grandchild(&system, &actor, PATIENCE).await;
+    actor.stop();
+    tokio::time::timeout(PATIENCE, actor.wait_for_exit())
+        .await
+        .expect("the actor stops without waiting for the grandchild's pipes");
+    wait_stopped(grandchild).await;
+}
+
+#[tokio::test]
+async fn a_timeout_kills_the_processes_children_too() {
+    let system = system();
+    let actor = system
+        .spawn(grandchild_layer().process_actor(SecurityContext::new("owner")))
+        .unwrap();
+    let (process, grandchild) =
+        start_with_grandchild(&system, &actor, Duration::from_millis(200)).await;
+    let waited = wait(&actor, process).await;
+    assert!(
+        matches!(waited, Err(OslError::TimedOut { .. })),
+        "{waited:?}"
+    );
+    wait_stopped(grandchild).await;
+}
+
+#[tokio::test]
+async fn killing_the_actor_kills_its_processes_children_too() {
+    let system = system();
+    let actor = system
+        .spawn(grandchild_layer().process_actor(SecurityContext::new("owner")))
+        .unwrap();
+    let (_, grandchild) = start_with_grandchild(&system, &actor, PATIENCE).await;
+    actor.kill();
+    tokio::time::timeout(PATIENCE, actor.wait_for_exit())
+        .await
+        .expect("the actor stops");
+    wait_stopped(grandchild).await;
+}

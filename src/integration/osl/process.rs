@@ -1,6 +1,8 @@
 //! [`ProcessActor`]: programs run as messages, checked, limited and logged.
-//! A process never outlives the actor that started it: when the actor
-//! stops, fails or is restarted, its processes are killed and reaped.
+//! A process never outlives the actor that started it: each runs in its own
+//! process group, and when the actor stops, fails or is restarted (or the
+//! process times out or is killed), the group is killed and the process
+//! reaped.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -295,6 +297,9 @@ impl ProcessActor {
             // for: multi-call binaries (busybox, uutils) dispatch on argv[0].
             #[cfg(unix)]
             command.arg0(&spec.program);
+            // Its own process group, so a kill reaches what it started too.
+            #[cfg(unix)]
+            command.process_group(0);
             if let Some(dir) = &spec.cwd {
                 command.current_dir(audit.path(Access::Read, dir)?);
             }
@@ -410,6 +415,34 @@ impl Actor for ProcessActor {
     }
 }
 
+/// A child's process group, killed as a whole while its leader (the child)
+/// is not yet reaped, so the group id cannot belong to anyone else.
+struct Group {
+    /// The leader's pid; 0 once it is reaped.
+    leader: u32,
+}
+
+impl Group {
+    fn kill(&self) {
+        #[cfg(unix)]
+        if let Ok(leader) = i32::try_from(self.leader)
+            && leader > 0
+        {
+            // ESRCH (already gone) is fine.
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(leader),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// One output stream as kept: at most the cap, and whether more came.
 #[derive(Default)]
 struct Captured {
@@ -434,6 +467,9 @@ impl Watch {
         mut killed: oneshot::Receiver<()>,
     ) -> Result<ProcessOutput, OslError> {
         let began = Instant::now();
+        // Kills the group if this task is dropped (its actor was killed)
+        // before the child is reaped.
+        let mut group = Group { leader: self.pid };
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
         let (mut out, mut err) = (Captured::default(), Captured::default());
         let (status, timed_out) = {
@@ -453,16 +489,20 @@ impl Watch {
                     status = child.wait() => break status,
                     _ = &mut deadline, if !timed_out => {
                         timed_out = true;
+                        group.kill();
                         let _ = child.start_kill();
                     }
                     // A kill request, or the actor that owns the kill
                     // handle is gone.
                     _ = &mut killed, if !kill_sent => {
                         kill_sent = true;
+                        group.kill();
                         let _ = child.start_kill();
                     }
                 }
             };
+            // Reaped: its pid (the group's id) may be reused from now on.
+            group.leader = 0;
             // The readers end with the pipes; a grandchild holding a pipe
             // open cannot hold the report past the deadline.
             if !outputs_done && !timed_out {
