@@ -1,5 +1,9 @@
 //! Integrations with what lies outside the runtime: the OS layer
-//! ([`osl`], feature `osl`, on by default).
+//! ([`osl`], feature `osl`, on by default) and WebAssembly actors (`wasm`,
+//! feature `wasm`).
 
 #[cfg(feature = "osl")]
 pub mod osl;
+
+#[cfg(feature = "wasm")]
+pub mod wasm;

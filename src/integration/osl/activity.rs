@@ -60,6 +60,12 @@ pub enum Operation {
     /// Receive from a connection.
     #[serde(rename = "net.receive")]
     Receive,
+    /// A Wasm guest sends to an actor.
+    #[serde(rename = "wasm.send")]
+    WasmSend,
+    /// A Wasm guest reads the clock.
+    #[serde(rename = "wasm.clock")]
+    WasmClock,
 }
 
 impl Operation {
@@ -80,6 +86,8 @@ impl Operation {
             Operation::Accept => "net.accept",
             Operation::Send => "net.send",
             Operation::Receive => "net.receive",
+            Operation::WasmSend => "wasm.send",
+            Operation::WasmClock => "wasm.clock",
         }
     }
 }

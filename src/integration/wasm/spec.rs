@@ -1,0 +1,177 @@
+//! [`WasmSpec`]: a compiled guest module with its limits and capabilities.
+//! Cheap to clone, so a supervisor's factory can make fresh instances from
+//! it without recompiling.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::Mutex;
+use wasmtime::{Config, Engine, Module};
+
+use super::WasmError;
+use crate::integration::osl::{ActivityLog, SecurityContext};
+
+/// Per-instance limits. Exceeding one traps the guest (except an oversized
+/// incoming message, which is refused before the guest sees it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WasmLimits {
+    /// Fuel (roughly, Wasm instructions) one message may use.
+    pub fuel_per_message: u64,
+    /// Largest the guest's linear memory may grow, in bytes.
+    pub max_memory_bytes: usize,
+    /// Largest message in or out (requests, replies, sends), in bytes.
+    pub max_message_bytes: usize,
+}
+
+impl Default for WasmLimits {
+    /// 10 million fuel per message, 16 MiB of memory, 64 KiB messages.
+    fn default() -> Self {
+        Self {
+            fuel_per_message: 10_000_000,
+            max_memory_bytes: 16 << 20,
+            max_message_bytes: 64 << 10,
+        }
+    }
+}
+
+/// What a guest may do beyond computing: deny by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Names the guest may `send` to.
+    pub send_to: Vec<String>,
+    /// Whether the guest may read the wall clock.
+    pub clock: bool,
+}
+
+/// A guest module, compiled once, with what its instances may do and use.
+///
+/// ```
+/// use airssys_rt::integration::wasm::WasmSpec;
+/// let spec = WasmSpec::from_wat("(module (memory (export \"memory\") 1)
+///     (func (export \"alloc\") (param i32) (result i32) (i32.const 0))
+///     (func (export \"handle\") (param i32 i32) (result i32) (i32.const 0)))")
+///     .unwrap()
+///     .grant_send("logger");
+/// assert_eq!(spec.capabilities().send_to, ["logger"]);
+/// ```
+#[derive(Clone)]
+pub struct WasmSpec {
+    pub(crate) module: Module,
+    pub(crate) limits: WasmLimits,
+    pub(crate) capabilities: Arc<Capabilities>,
+    pub(crate) context: SecurityContext,
+    pub(crate) log: ActivityLog,
+}
+
+impl std::fmt::Debug for WasmSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmSpec")
+            .field("limits", &self.limits)
+            .field("capabilities", &self.capabilities)
+            .field("principal", &self.context.principal())
+            .finish()
+    }
+}
+
+impl WasmSpec {
+    /// Compiles a module from its binary form (or its WAT text); identical
+    /// bytes compile once per process.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, WasmError> {
+        Ok(Self {
+            module: compiled(bytes)?,
+            limits: WasmLimits::default(),
+            capabilities: Arc::default(),
+            context: SecurityContext::new("wasm"),
+            log: ActivityLog::new(),
+        })
+    }
+
+    /// Compiles a module from WAT text.
+    pub fn from_wat(wat: &str) -> Result<Self, WasmError> {
+        Self::from_bytes(wat.as_bytes())
+    }
+
+    /// Sets the limits.
+    pub fn limits(mut self, limits: WasmLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Lets the guest send to the actor registered as `name`.
+    pub fn grant_send(mut self, name: impl Into<String>) -> Self {
+        Arc::make_mut(&mut self.capabilities)
+            .send_to
+            .push(name.into());
+        self
+    }
+
+    /// Lets the guest read the wall clock.
+    pub fn grant_clock(mut self) -> Self {
+        Arc::make_mut(&mut self.capabilities).clock = true;
+        self
+    }
+
+    /// Who the guest acts as, and where its refused calls are recorded
+    /// (the OS layer's activity log).
+    pub fn audited(mut self, context: SecurityContext, log: ActivityLog) -> Self {
+        self.context = context;
+        self.log = log;
+        self
+    }
+
+    /// The capabilities granted.
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    /// The limits.
+    pub fn current_limits(&self) -> WasmLimits {
+        self.limits
+    }
+
+    /// Whether `other` runs the same compiled module (identical bytes are
+    /// compiled once).
+    pub fn same_module(&self, other: &WasmSpec) -> bool {
+        Module::same(&self.module, &other.module)
+    }
+}
+
+/// The engine every guest runs on, with fuel metering (guests run through
+/// the async API, so a busy guest yields to tokio between fuel slices).
+pub(crate) fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let mut config = Config::new();
+        config.consume_fuel(true);
+        // An engine with these settings always builds; fall back to the
+        // default rather than panic if a future wasmtime refuses one.
+        Engine::new(&config).unwrap_or_default()
+    })
+}
+
+/// The compiled module for `bytes`, compiled on first use.
+fn compiled(bytes: &[u8]) -> Result<Module, WasmError> {
+    /// Modules by a hash of their bytes (the bytes are kept to rule out
+    /// collisions).
+    type Cache = Mutex<HashMap<u64, Vec<(Arc<[u8]>, Module)>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    let key = hasher.finish();
+    let cache = CACHE.get_or_init(Mutex::default);
+    if let Some(hit) = cache
+        .lock()
+        .get(&key)
+        .and_then(|same| same.iter().find(|(b, _)| &**b == bytes))
+    {
+        return Ok(hit.1.clone());
+    }
+    let module = Module::new(engine(), bytes).map_err(|e| WasmError::Compile(format!("{e:#}")))?;
+    cache
+        .lock()
+        .entry(key)
+        .or_default()
+        .push((Arc::from(bytes), module.clone()));
+    Ok(module)
+}
