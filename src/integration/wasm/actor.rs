@@ -81,7 +81,7 @@ pub enum WasmError {
     Trap {
         /// What the engine reported.
         trap: String,
-        /// `tell` or `ask`.
+        /// `a tell` or `a request`.
         kind: &'static str,
         /// The message type.
         message_type: &'static str,

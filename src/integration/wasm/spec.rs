@@ -154,22 +154,31 @@ pub(crate) fn engine() -> &'static Engine {
 fn compiled(bytes: &[u8]) -> Result<Module, WasmError> {
     /// Modules by a hash of their bytes (the bytes are kept to rule out
     /// collisions).
-    type Cache = Mutex<HashMap<u64, Vec<(Arc<[u8]>, Module)>>>;
+    type Modules = HashMap<u64, Vec<(Arc<[u8]>, Module)>>;
+    type Cache = Mutex<Modules>;
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     bytes.hash(&mut hasher);
     let key = hasher.finish();
     let cache = CACHE.get_or_init(Mutex::default);
-    if let Some(hit) = cache
-        .lock()
-        .get(&key)
-        .and_then(|same| same.iter().find(|(b, _)| &**b == bytes))
-    {
-        return Ok(hit.1.clone());
+    let cached = |modules: &Modules| {
+        modules
+            .get(&key)
+            .and_then(|same| same.iter().find(|(b, _)| &**b == bytes))
+            .map(|(_, module)| module.clone())
+    };
+    if let Some(hit) = cached(&cache.lock()) {
+        return Ok(hit);
     }
+    // Compiled without the lock (other modules need not wait); if another
+    // thread compiled the same bytes meanwhile, its module is the one kept,
+    // so identical bytes still give one module.
     let module = Module::new(engine(), bytes).map_err(|e| WasmError::Compile(format!("{e:#}")))?;
-    cache
-        .lock()
+    let mut modules = cache.lock();
+    if let Some(first) = cached(&modules) {
+        return Ok(first);
+    }
+    modules
         .entry(key)
         .or_default()
         .push((Arc::from(bytes), module.clone()));
