@@ -1,9 +1,10 @@
 //! airssys-rt-only workloads: features none of the peers has an equivalent
-//! of (the broker's request/reply, actor pools), each measured against the
-//! plain airssys-rt path it is built on, in the same run and interleaved the
-//! same way as the side-by-side workloads. They have no peer columns; the
-//! report gives them a table of their own, each variant's median with its
-//! ratio to the group's baseline (the first variant).
+//! of (the broker's request/reply, actor pools and, with the `wasm` feature,
+//! WebAssembly actors), each measured against the plain airssys-rt path it
+//! is built on (for Wasm: native actors doing the same work), in the same run
+//! and interleaved the same way as the side-by-side workloads. They have no
+//! peer columns; the report gives them a table of their own, each variant's
+//! median with its ratio to the group's baseline (the first variant).
 
 use serde::Serialize;
 
@@ -22,6 +23,18 @@ pub enum Internal {
     /// against `ActorRef::tell` to one actor (and, for context, to 4 actors
     /// in turn without a pool), then waited for until all are handled.
     PoolRouting,
+    /// Feature `wasm`. Sequential asks to a counter: a `WasmActor` running a
+    /// WAT guest against a native actor with the same behaviour and message
+    /// type (`WasmMessage`).
+    #[cfg(feature = "wasm")]
+    WasmRoundTrip,
+    /// Feature `wasm`. A supervised counter (one-for-one) is told a poison
+    /// byte; per failure, the time until its replacement has answered a
+    /// request: native actors that panic or return `Err`, against a
+    /// `WasmActor` whose guest traps and is restarted as a fresh instance of
+    /// the cached module.
+    #[cfg(feature = "wasm")]
+    WasmRestart,
 }
 
 /// One measured variant of an [`Internal`] workload.
@@ -44,6 +57,21 @@ pub enum Variant {
     PoolRandom,
     /// `ActorPool::tell`, consistent hash of the message's routing key.
     PoolConsistentHash,
+    /// `ActorRef::ask` to the native counter (the Wasm round trip's baseline).
+    #[cfg(feature = "wasm")]
+    NativeCounterAsk,
+    /// `ActorRef::ask` to the `WasmActor` counter.
+    #[cfg(feature = "wasm")]
+    WasmCounterAsk,
+    /// The native counter panics (the Wasm restart's baseline).
+    #[cfg(feature = "wasm")]
+    NativePanicRestart,
+    /// The native counter returns `Err`, escalated (a guest trap's path).
+    #[cfg(feature = "wasm")]
+    NativeErrorRestart,
+    /// The guest traps; a fresh instance replaces it.
+    #[cfg(feature = "wasm")]
+    WasmTrapRestart,
 }
 
 /// Members of every measured pool.
@@ -51,13 +79,27 @@ pub const POOL_MEMBERS: usize = 4;
 
 impl Internal {
     /// Every airssys-rt-only workload, in report order.
+    #[cfg(not(feature = "wasm"))]
     pub const ALL: [Internal; 2] = [Internal::BrokerRequest, Internal::PoolRouting];
+
+    /// Every airssys-rt-only workload, in report order.
+    #[cfg(feature = "wasm")]
+    pub const ALL: [Internal; 4] = [
+        Internal::BrokerRequest,
+        Internal::PoolRouting,
+        Internal::WasmRoundTrip,
+        Internal::WasmRestart,
+    ];
 
     /// Short label for tables (and for `--only`).
     pub fn label(self) -> &'static str {
         match self {
             Internal::BrokerRequest => "broker request/reply",
             Internal::PoolRouting => "pool routing ×4",
+            #[cfg(feature = "wasm")]
+            Internal::WasmRoundTrip => "wasm round trip",
+            #[cfg(feature = "wasm")]
+            Internal::WasmRestart => "wasm restart after trap",
         }
     }
 
@@ -66,6 +108,8 @@ impl Internal {
         match self {
             Internal::BrokerRequest => "ns (median; p99 beside)",
             Internal::PoolRouting => "ns/op",
+            #[cfg(feature = "wasm")]
+            Internal::WasmRoundTrip | Internal::WasmRestart => "ns (median; p99 beside)",
         }
     }
 
@@ -81,6 +125,14 @@ impl Internal {
                 Variant::PoolRandom,
                 Variant::PoolConsistentHash,
             ],
+            #[cfg(feature = "wasm")]
+            Internal::WasmRoundTrip => &[Variant::NativeCounterAsk, Variant::WasmCounterAsk],
+            #[cfg(feature = "wasm")]
+            Internal::WasmRestart => &[
+                Variant::NativePanicRestart,
+                Variant::NativeErrorRestart,
+                Variant::WasmTrapRestart,
+            ],
         }
     }
 
@@ -89,6 +141,10 @@ impl Internal {
         match self {
             Internal::BrokerRequest => sizes.broker,
             Internal::PoolRouting => sizes.pool,
+            #[cfg(feature = "wasm")]
+            Internal::WasmRoundTrip => sizes.wasm_ask,
+            #[cfg(feature = "wasm")]
+            Internal::WasmRestart => sizes.wasm_restart,
         }
     }
 }
@@ -105,6 +161,16 @@ impl Variant {
             Variant::PoolLeastConnections => "pool.tell, least-connections",
             Variant::PoolRandom => "pool.tell, random",
             Variant::PoolConsistentHash => "pool.tell, consistent-hash",
+            #[cfg(feature = "wasm")]
+            Variant::NativeCounterAsk => "ActorRef::ask, native counter",
+            #[cfg(feature = "wasm")]
+            Variant::WasmCounterAsk => "ActorRef::ask, WasmActor counter",
+            #[cfg(feature = "wasm")]
+            Variant::NativePanicRestart => "native, panic!",
+            #[cfg(feature = "wasm")]
+            Variant::NativeErrorRestart => "native, handler Err",
+            #[cfg(feature = "wasm")]
+            Variant::WasmTrapRestart => "WasmActor, guest trap",
         }
     }
 
@@ -112,7 +178,18 @@ impl Variant {
     pub fn workload(self) -> Internal {
         match self {
             Variant::DirectAsk | Variant::BrokerRequest => Internal::BrokerRequest,
-            _ => Internal::PoolRouting,
+            Variant::DirectTell
+            | Variant::DirectTellInTurn
+            | Variant::PoolRoundRobin
+            | Variant::PoolLeastConnections
+            | Variant::PoolRandom
+            | Variant::PoolConsistentHash => Internal::PoolRouting,
+            #[cfg(feature = "wasm")]
+            Variant::NativeCounterAsk | Variant::WasmCounterAsk => Internal::WasmRoundTrip,
+            #[cfg(feature = "wasm")]
+            Variant::NativePanicRestart
+            | Variant::NativeErrorRestart
+            | Variant::WasmTrapRestart => Internal::WasmRestart,
         }
     }
 
@@ -125,6 +202,8 @@ impl Variant {
 
 /// Runs `variant`, panicking if it skipped any work.
 pub async fn run(variant: Variant, sizes: Sizes) -> Sample {
+    #[cfg(feature = "wasm")]
+    use crate::frameworks::airssys_wasm::Counter;
     use airssys_rt::address::PoolStrategy;
     let n = variant.workload().ops(&sizes);
     let sample = match variant {
@@ -140,6 +219,16 @@ pub async fn run(variant: Variant, sizes: Sizes) -> Sample {
         Variant::PoolConsistentHash => {
             Airssys::pool_tell(PoolStrategy::ConsistentHash("compare".into()), n).await
         }
+        #[cfg(feature = "wasm")]
+        Variant::NativeCounterAsk => Airssys::counter_ask(Counter::NativeError, n).await,
+        #[cfg(feature = "wasm")]
+        Variant::WasmCounterAsk => Airssys::counter_ask(Counter::Wasm, n).await,
+        #[cfg(feature = "wasm")]
+        Variant::NativePanicRestart => Airssys::counter_restart(Counter::NativePanic, n).await,
+        #[cfg(feature = "wasm")]
+        Variant::NativeErrorRestart => Airssys::counter_restart(Counter::NativeError, n).await,
+        #[cfg(feature = "wasm")]
+        Variant::WasmTrapRestart => Airssys::counter_restart(Counter::Wasm, n).await,
     };
     assert_eq!(
         sample.processed, n,

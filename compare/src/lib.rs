@@ -10,6 +10,11 @@
 //! `cargo run --release -p airssys-rt-compare -- --quick` for a one-minute
 //! run; without `--quick` for the full one; `--only broker --only pool` for
 //! just the airssys-rt-only workloads. Results land in `target/compare/`.
+//!
+//! With the `wasm` feature (off by default: it builds wasmtime) the
+//! airssys-rt-only table also has airssys-rt's WebAssembly actors against
+//! native ones — an ask round trip and the restart after a trap:
+//! `cargo run --release -p airssys-rt-compare --features wasm -- --only wasm`.
 
 pub mod driver;
 pub mod frameworks;

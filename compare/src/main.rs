@@ -2,7 +2,8 @@
 //! every workload (or those whose label contains any NAME-PART; `--only` may
 //! be repeated) for every framework, interleaved, then the airssys-rt-only
 //! workloads (broker request/reply, pool routing) the same way, and writes
-//! the tables, JSON and chart.
+//! the tables, JSON and chart. Built with `--features wasm`, the
+//! airssys-rt-only workloads include the WebAssembly ones (`--only wasm`).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -43,6 +44,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 println!("airssys-rt only:");
                 for w in Internal::ALL {
                     println!("  {}", w.label());
+                }
+                if cfg!(not(feature = "wasm")) {
+                    println!("  (the WebAssembly ones: build with --features wasm)");
                 }
                 return Ok(());
             }

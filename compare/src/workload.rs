@@ -89,6 +89,10 @@ pub struct Sizes {
     pub broker: u64,
     /// airssys-rt only: messages told through each pool strategy or directly.
     pub pool: u64,
+    /// airssys-rt only, feature `wasm`: asks to the Wasm and native counters.
+    pub wasm_ask: u64,
+    /// airssys-rt only, feature `wasm`: failures and restarts of each counter.
+    pub wasm_restart: u64,
 }
 
 /// Actors fed round-robin by the fan-out workload.
@@ -111,6 +115,8 @@ impl Sizes {
         restart: 20_000,
         broker: 100_000,
         pool: 1_000_000,
+        wasm_ask: 200_000,
+        wasm_restart: 5_000,
     };
 
     /// `--quick`: every workload small.
@@ -127,6 +133,8 @@ impl Sizes {
         restart: 2_000,
         broker: 5_000,
         pool: 50_000,
+        wasm_ask: 10_000,
+        wasm_restart: 500,
     };
 
     /// Tests: just enough to prove every message is processed.
@@ -143,6 +151,8 @@ impl Sizes {
         restart: 100,
         broker: 200,
         pool: 2_000,
+        wasm_ask: 100,
+        wasm_restart: 20,
     };
 
     /// Operations the workload performs (what `Sample::processed` must equal).

@@ -2,6 +2,8 @@
 
 pub mod actix_impl;
 pub mod airssys;
+#[cfg(feature = "wasm")]
+pub mod airssys_wasm;
 pub mod kameo_impl;
 pub mod ractor_impl;
 pub mod raw_tokio;
