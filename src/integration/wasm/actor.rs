@@ -2,9 +2,9 @@
 
 use std::fmt;
 
-use wasmtime::{Instance, Linker, Memory, Store, Trap, TypedFunc};
+use wasmtime::{Instance, Memory, Store, Trap, TypedFunc};
 
-use super::host::{self, Host};
+use super::host::Host;
 use super::{WasmLimits, WasmSpec};
 use crate::actor::{Actor, ActorContext, ReplyTo};
 use crate::message::Message;
@@ -155,12 +155,12 @@ impl WasmActor {
         store
             .set_fuel(self.spec.limits.fuel_per_message)
             .map_err(failed)?;
-        let mut linker = Linker::new(super::spec::engine());
-        host::link(&mut linker).map_err(failed)?;
-        let instance: Instance = linker
-            .instantiate_async(&mut store, &self.spec.module)
-            .await
-            .map_err(failed)?;
+        let linked = self
+            .spec
+            .linked
+            .as_ref()
+            .map_err(|e| WasmError::Instantiate(e.clone()))?;
+        let instance: Instance = linked.instantiate_async(&mut store).await.map_err(failed)?;
         let memory = instance
             .get_memory(&mut store, "memory")
             .ok_or_else(|| WasmError::Instantiate("the guest exports no \"memory\"".into()))?;

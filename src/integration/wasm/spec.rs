@@ -7,9 +7,10 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
-use wasmtime::{Config, Engine, Module};
+use wasmtime::{Config, Engine, InstancePre, Linker, Module};
 
 use super::WasmError;
+use super::host::{self, Host};
 use crate::integration::osl::{ActivityLog, SecurityContext};
 
 /// Per-instance limits. Exceeding one traps the guest (except an oversized
@@ -58,6 +59,10 @@ pub struct Capabilities {
 #[derive(Clone)]
 pub struct WasmSpec {
     pub(crate) module: Module,
+    /// The module linked against the host's imports, once: every instance
+    /// (each restart) starts from it. An error (an import the host does not
+    /// offer) surfaces when an actor starts.
+    pub(crate) linked: Result<InstancePre<Host>, String>,
     pub(crate) limits: WasmLimits,
     pub(crate) capabilities: Arc<Capabilities>,
     pub(crate) context: SecurityContext,
@@ -78,8 +83,11 @@ impl WasmSpec {
     /// Compiles a module from its binary form (or its WAT text); identical
     /// bytes compile once per process.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, WasmError> {
+        let module = compiled(bytes)?;
+        let linked = link(&module);
         Ok(Self {
-            module: compiled(bytes)?,
+            module,
+            linked,
             limits: WasmLimits::default(),
             capabilities: Arc::default(),
             context: SecurityContext::new("wasm"),
@@ -144,10 +152,25 @@ pub(crate) fn engine() -> &'static Engine {
     ENGINE.get_or_init(|| {
         let mut config = Config::new();
         config.consume_fuel(true);
+        // Small per-instance mappings: a restart maps and unmaps less (on
+        // several workers each unmap is a cross-CPU TLB flush). Guests get
+        // 256 KiB of Wasm stack; memory beyond the reservation is bounds
+        // checked rather than guard-paged.
+        config.max_wasm_stack(256 << 10);
+        config.async_stack_size(512 << 10);
+        config.memory_reservation(64 << 20);
+        config.memory_guard_size(64 << 10);
         // An engine with these settings always builds; fall back to the
         // default rather than panic if a future wasmtime refuses one.
         Engine::new(&config).unwrap_or_default()
     })
+}
+
+/// `module` linked against the host's imports.
+fn link(module: &Module) -> Result<InstancePre<Host>, String> {
+    let mut linker = Linker::new(engine());
+    host::link(&mut linker).map_err(|e| format!("{e:#}"))?;
+    linker.instantiate_pre(module).map_err(|e| format!("{e:#}"))
 }
 
 /// The compiled module for `bytes`, compiled on first use.
