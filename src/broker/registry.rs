@@ -267,13 +267,8 @@ impl ActorRegistry {
 
     /// The live actor registered as `name`.
     pub fn lookup<M: Message>(&self, name: &str) -> Result<ActorRef<M>, RegistryError> {
-        let names = self.names.read();
-        match names.get(name) {
-            Some(entry) if entry.is_live() => entry.typed(name),
-            _ => Err(RegistryError::UnknownName {
-                name: name.to_owned(),
-            }),
-        }
+        self.with_named(name, (), |actor, ()| actor.clone())
+            .map_err(|(error, ())| error)
     }
 
     /// Runs `f` on the live actor registered as `name` and `value`, while
@@ -286,11 +281,11 @@ impl ActorRegistry {
         f: impl FnOnce(&ActorRef<M>, T) -> R,
     ) -> Result<R, (RegistryError, T)> {
         let names = self.names.read();
-        let unknown = || RegistryError::UnknownName {
-            name: name.to_owned(),
-        };
         let Some(entry) = names.get(name).filter(|entry| entry.is_live()) else {
-            return Err((unknown(), value));
+            let unknown = RegistryError::UnknownName {
+                name: name.to_owned(),
+            };
+            return Err((unknown, value));
         };
         match entry.handle.downcast_ref::<ActorRef<M>>() {
             Some(actor) => Ok(f(actor, value)),
