@@ -11,21 +11,7 @@ use airssys_rt::prelude::*;
 use airssys_rt::supervisor::SupervisionEvent;
 
 /// Counts the first byte of each message; byte 255 makes it trap.
-const COUNTER: &str = r#"
-(module
-  (import "airssys" "reply" (func $reply (param i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (global $total (mut i64) (i64.const 0))
-  (func (export "alloc") (param i32) (result i32) (i32.const 1024))
-  (func (export "handle") (param $ptr i32) (param $len i32) (result i32)
-    (local $byte i32)
-    (local.set $byte (i32.load8_u (local.get $ptr)))
-    (if (i32.eq (local.get $byte) (i32.const 255)) (then unreachable))
-    (global.set $total (i64.add (global.get $total) (i64.extend_i32_u (local.get $byte))))
-    (i64.store (i32.const 16) (global.get $total))
-    (drop (call $reply (i32.const 16) (i32.const 8)))
-    (i32.const 0)))
-"#;
+const COUNTER: &str = include_str!("../tests/wasm/trap.wat");
 
 async fn add(counter: &ActorRef<WasmMessage>, n: u8) -> Result<u64, Box<dyn std::error::Error>> {
     let answer = counter

@@ -23,24 +23,10 @@ const POISON: u8 = 255;
 /// The native counter's panic message (kept off stderr by [`quiet_poison`]).
 const POISONED: &str = "compare: poison message";
 
-/// The guest (the `examples/wasm.rs` counter): adds the first byte of each
+/// The guest (`tests/wasm/trap.wat`, also run by `examples/wasm.rs`): adds the first byte of each
 /// message to its total and answers with the total; traps (`unreachable`)
 /// on byte 255.
-const COUNTER_WAT: &str = r#"
-(module
-  (import "airssys" "reply" (func $reply (param i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (global $total (mut i64) (i64.const 0))
-  (func (export "alloc") (param i32) (result i32) (i32.const 1024))
-  (func (export "handle") (param $ptr i32) (param $len i32) (result i32)
-    (local $byte i32)
-    (local.set $byte (i32.load8_u (local.get $ptr)))
-    (if (i32.eq (local.get $byte) (i32.const 255)) (then unreachable))
-    (global.set $total (i64.add (global.get $total) (i64.extend_i32_u (local.get $byte))))
-    (i64.store (i32.const 16) (global.get $total))
-    (drop (call $reply (i32.const 16) (i32.const 8)))
-    (i32.const 0)))
-"#;
+const COUNTER_WAT: &str = include_str!("../../../tests/wasm/trap.wat");
 
 /// The compiled guest. Identical bytes compile once per process, so only
 /// the first call (in a warm-up, never inside a timed section) compiles.
