@@ -15,8 +15,8 @@ use airssys_rt::integration::osl::{
     ActivityLog, ActivityRecord, MemorySink, Operation, Outcome, SecurityContext,
 };
 use airssys_rt::integration::wasm::{
-    DENIED, REFUSED, SENT, UNKNOWN_ADDRESS, WasmActor, WasmError, WasmLimit, WasmLimits,
-    WasmMessage, WasmSpec, decode, encode,
+    DENIED, MAX_GUEST_MEMORY_BYTES, REFUSED, SENT, UNKNOWN_ADDRESS, WasmActor, WasmError,
+    WasmLimit, WasmLimits, WasmMessage, WasmSpec, decode, encode,
 };
 use airssys_rt::prelude::*;
 use airssys_rt::supervisor::{SupervisionEvent, SupervisorError};
@@ -498,6 +498,58 @@ async fn growing_memory_past_the_limit_fails_the_guest() {
     );
     let reason = exit(&grower).await;
     assert!(escalated_with(&reason, &["memory limit"]), "{reason:?}");
+}
+
+#[tokio::test]
+async fn memory_is_capped_at_the_pool_slot_whatever_the_limit_says() {
+    const PAGE: usize = 64 << 10;
+    let system = system();
+    let asked = limits(|l| l.max_memory_bytes = 1 << 30);
+    let capped = spec(GROW).limits(asked);
+    assert_eq!(
+        capped.current_limits().max_memory_bytes,
+        MAX_GUEST_MEMORY_BYTES
+    );
+    let grower = spawn(&system, capped);
+    // Up to the cap: 1 page to start with, the rest now.
+    let pages = (MAX_GUEST_MEMORY_BYTES / PAGE) as u32;
+    assert_eq!(
+        status(ask(&grower, (pages - 1).to_le_bytes()).await),
+        pages as i32
+    );
+    let error = ask(&grower, 1u32.to_le_bytes()).await.expect_err("refused");
+    assert!(
+        matches!(
+            error,
+            WasmError::Limit {
+                limit: WasmLimit::Memory(bytes),
+                ..
+            } if bytes == MAX_GUEST_MEMORY_BYTES
+        ),
+        "{error:?}"
+    );
+}
+
+/// More instances at once than the pooled engine holds (1,000): the rest
+/// start on the overflow engine and behave the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_beyond_the_pool_run_on_demand() {
+    const INSTANCES: usize = 1_100;
+    let system = system();
+    let counter = spec(COUNTER);
+    let counters: Vec<_> = (0..INSTANCES)
+        .map(|_| spawn(&system, counter.clone()))
+        .collect();
+    // Every instance is live (none has exited) and keeps its own total.
+    for (i, actor) in counters.iter().enumerate() {
+        let step = (i % 200) as u8;
+        tell(actor, [step]).await;
+        assert_eq!(
+            total(ask(actor, [1]).await),
+            u64::from(step) + 1,
+            "instance {i}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use wasmtime::{Instance, Memory, Store, Trap, TypedFunc};
+use wasmtime::{Instance, InstancePre, Memory, PoolConcurrencyLimitError, Store, Trap, TypedFunc};
 
 use super::host::Host;
 use super::{WasmLimits, WasmSpec};
@@ -12,6 +12,11 @@ use crate::message::Message;
 /// Fuel between two yields to the executor: a busy guest never holds its
 /// worker thread longer than this much work.
 const YIELD_EVERY: u64 = 10_000;
+
+/// Why an instance could not start, as the error a caller sees.
+fn instantiate_failed(e: wasmtime::Error) -> WasmError {
+    WasmError::Instantiate(format!("{e:#}"))
+}
 
 /// A message to a Wasm actor: bytes for the guest's `handle`.
 #[derive(Debug)]
@@ -135,7 +140,43 @@ impl WasmActor {
     }
 
     async fn instantiate(&self, system: &crate::system::ActorSystem) -> Result<Running, WasmError> {
-        let failed = |e: wasmtime::Error| WasmError::Instantiate(format!("{e:#}"));
+        let compiled = &self.spec.compiled;
+        let linked = compiled
+            .linked
+            .as_ref()
+            .map_err(|e| WasmError::Instantiate(e.clone()))?;
+        let (mut store, instance) = match self.start(system, linked).await {
+            Err(e) if e.is::<PoolConcurrencyLimitError>() => {
+                // Every pool slot is taken: this instance maps its own.
+                let linked = compiled.overflow().map_err(WasmError::Instantiate)?;
+                self.start(system, linked).await
+            }
+            started => started,
+        }
+        .map_err(instantiate_failed)?;
+        let memory = instance
+            .get_memory(&mut store, "memory")
+            .ok_or_else(|| WasmError::Instantiate("the guest exports no \"memory\"".into()))?;
+        let alloc = instance
+            .get_typed_func::<i32, i32>(&mut store, "alloc")
+            .map_err(instantiate_failed)?;
+        let handle = instance
+            .get_typed_func::<(i32, i32), i32>(&mut store, "handle")
+            .map_err(instantiate_failed)?;
+        Ok(Running {
+            store,
+            memory,
+            alloc,
+            handle,
+        })
+    }
+
+    /// A store on `linked`'s engine and a fresh instance in it.
+    async fn start(
+        &self,
+        system: &crate::system::ActorSystem,
+        linked: &InstancePre<Host>,
+    ) -> Result<(Store<Host>, Instance), wasmtime::Error> {
         let host = Host {
             system: system.clone(),
             capabilities: self.spec.capabilities.clone(),
@@ -147,35 +188,12 @@ impl WasmActor {
             memory_refused: false,
             oversized: false,
         };
-        let mut store = Store::new(super::spec::engine(), host);
+        let mut store = Store::new(linked.module().engine(), host);
         store.limiter(|host| host);
-        store
-            .fuel_async_yield_interval(Some(YIELD_EVERY))
-            .map_err(failed)?;
-        store
-            .set_fuel(self.spec.limits.fuel_per_message)
-            .map_err(failed)?;
-        let linked = self
-            .spec
-            .linked
-            .as_ref()
-            .map_err(|e| WasmError::Instantiate(e.clone()))?;
-        let instance: Instance = linked.instantiate_async(&mut store).await.map_err(failed)?;
-        let memory = instance
-            .get_memory(&mut store, "memory")
-            .ok_or_else(|| WasmError::Instantiate("the guest exports no \"memory\"".into()))?;
-        let alloc = instance
-            .get_typed_func::<i32, i32>(&mut store, "alloc")
-            .map_err(failed)?;
-        let handle = instance
-            .get_typed_func::<(i32, i32), i32>(&mut store, "handle")
-            .map_err(failed)?;
-        Ok(Running {
-            store,
-            memory,
-            alloc,
-            handle,
-        })
+        store.fuel_async_yield_interval(Some(YIELD_EVERY))?;
+        store.set_fuel(self.spec.limits.fuel_per_message)?;
+        let instance = linked.instantiate_async(&mut store).await?;
+        Ok((store, instance))
     }
 }
 

@@ -47,7 +47,7 @@ mod spec;
 
 pub use actor::{WasmActor, WasmError, WasmLimit, WasmMessage};
 pub use host::{DENIED, NO_REQUEST, REFUSED, SENT, UNKNOWN_ADDRESS};
-pub use spec::{Capabilities, WasmLimits, WasmSpec};
+pub use spec::{Capabilities, MAX_GUEST_MEMORY_BYTES, WasmLimits, WasmSpec};
 
 /// Encodes a value for a guest (postcard).
 pub fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, postcard::Error> {
