@@ -5,7 +5,7 @@
 //! | name | kind | meaning |
 //! |---|---|---|
 //! | `airssys_rt_broker_delivered_total` | counter | envelopes accepted by a mailbox |
-//! | `airssys_rt_broker_undelivered_total{cause}` | counter | envelopes handed back (`unresolved`, `actor_stopped`, `mailbox_full`) |
+//! | `airssys_rt_broker_undelivered_total{cause}` | counter | envelopes handed back (`unresolved`, `actor_stopped`, `mailbox_full`, `remote`) |
 //! | `airssys_rt_broker_request_seconds` | histogram | request → reply latency, sampled one request in 8 |
 //! | `airssys_rt_broker_request_timeouts_total` | counter | requests that got no reply in time |
 //! | `airssys_rt_broker_unknown_replies_total` | counter | replies to unknown or expired requests |
@@ -25,6 +25,7 @@ pub(crate) fn undelivered(cause: &DeliveryFailure) {
         DeliveryFailure::Unresolved(_) => "unresolved",
         DeliveryFailure::ActorStopped => "actor_stopped",
         DeliveryFailure::MailboxFull => "mailbox_full",
+        DeliveryFailure::Remote(_) => "remote",
     };
     metrics::counter!("airssys_rt_broker_undelivered_total", "cause" => cause).increment(1);
 }

@@ -10,7 +10,7 @@
 
 mod delivery;
 mod in_memory;
-mod metrics;
+pub(crate) mod metrics;
 mod pubsub;
 mod registry;
 mod traits;
@@ -19,4 +19,4 @@ pub use in_memory::InMemoryMessageBroker;
 pub(crate) use pubsub::Topics;
 pub use pubsub::{PublishReport, Topic};
 pub use registry::{ActorRegistry, RegistryError};
-pub use traits::{BrokerError, DeliveryFailure, MessageBroker, UnknownRequest};
+pub use traits::{BrokerError, DeliveryFailure, MessageBroker, RemoteFailure, UnknownRequest};

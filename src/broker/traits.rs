@@ -58,6 +58,52 @@ pub enum DeliveryFailure {
     /// The actor's mailbox is full and refuses messages.
     #[error("the actor's mailbox is full")]
     MailboxFull,
+    /// A broker between nodes could not hand it over (see [`RemoteFailure`]).
+    #[error(transparent)]
+    Remote(#[from] RemoteFailure),
+}
+
+/// Why a broker between nodes (such as the NATS broker) did not deliver.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RemoteFailure {
+    /// The connection to the transport is down; retry once it reconnects.
+    #[error("disconnected from the transport; retry once it reconnects")]
+    Disconnected,
+    /// No node serves the address (none exported it).
+    #[error("no node serves this address; export it on the node that hosts it")]
+    NoResponders,
+    /// The receiving node did not confirm in time: it may or may not have
+    /// the message.
+    #[error("node did not confirm delivery within {}; the message may or may not have arrived", crate::util::time::human(*.0))]
+    Unconfirmed(std::time::Duration),
+    /// The address resolves to nothing on the node that serves it.
+    #[error("on node {node}: {reason}")]
+    Unresolved {
+        /// The node that answered.
+        node: String,
+        /// What its registry said.
+        reason: String,
+    },
+    /// The receiving node does not accept this version of the message.
+    #[error(
+        "node {node} does not accept version {version} of {message_type} (it accepts {accepted}); upgrade the node or send a version it knows"
+    )]
+    UnknownVersion {
+        /// The node that refused.
+        node: String,
+        /// The message type.
+        message_type: String,
+        /// The version sent.
+        version: u32,
+        /// The versions it accepts, e.g. `1..=2`.
+        accepted: String,
+    },
+    /// The message could not be encoded or decoded.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    /// The transport refused or failed (a permission, an I/O error).
+    #[error("transport error: {0}")]
+    Transport(String),
 }
 
 /// A broker operation that failed.

@@ -7,3 +7,6 @@ pub mod osl;
 
 #[cfg(feature = "wasm")]
 pub mod wasm;
+
+#[cfg(feature = "nats")]
+pub mod nats;

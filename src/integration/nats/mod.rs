@@ -1,0 +1,78 @@
+//! Distributed actors on NATS (feature `nats`): a [`NatsMessageBroker`]
+//! lets the actor systems of several processes and machines address each
+//! other with the same [`ActorAddress`](crate::address::ActorAddress)
+//! values they use locally.
+//!
+//! - **Addressing**: a node [exports](NatsMessageBroker::export_name) the
+//!   names, services and pools it hosts; any node's broker then reaches
+//!   them. Subjects are namespaced per system (see the scheme in
+//!   [`subject`]-level docs below).
+//! - **Messages**: envelopes cross in postcard (the brief's envelope derives
+//!   `Serialize`), led by a small head naming the message type and its
+//!   [`version`](crate::message::Message::version); a node refuses a type
+//!   or version it does not take with a clear error instead of mis-decoding.
+//! - **Guarantees**: [`send`](crate::broker::MessageBroker::send) is
+//!   confirmed by the receiving node once the message is in the actor's
+//!   mailbox; `request` waits for the actor's reply. Core NATS is at most
+//!   once: a node crashing may lose what its mailboxes held.
+//!   [`send_durable`](NatsMessageBroker::send_durable) is at least once, on
+//!   JetStream, with repeats dropped by message id. Every failure returns
+//!   the envelope.
+//! - **Liveness**: nodes send heartbeats; a [`NodeMonitor`] tells a watcher
+//!   when a node has been silent for the heartbeat window.
+//!
+//! Subject scheme (names are escaped into one token; see
+//! `subject.rs`): `airssys.<system>.name.<name>`, `….svc.<service>`,
+//! `….pool.<pool>` (queue groups: one node takes each message),
+//! `….topic.<topic>` (every bridging node), `….hb.<node>` (heartbeats),
+//! `….durable.<name>` (the JetStream stream `AIRSSYS_airssys_<system>`).
+
+mod broker;
+mod config;
+mod durable;
+mod liveness;
+mod subject;
+mod wire;
+
+pub use broker::{NatsMessageBroker, WireMessage, WireReply};
+pub use config::{NatsAuth, NatsConfig, NatsTls, ReconnectPolicy};
+pub use liveness::{NodeDown, NodeMonitor};
+
+use crate::broker::RemoteFailure;
+
+/// Setting up the NATS broker failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NatsError {
+    /// The settings are unusable.
+    #[error("bad NATS settings: {0}")]
+    Config(String),
+    /// No server could be reached.
+    #[error("cannot connect to NATS at {servers}: {reason}; is nats-server running there?")]
+    Connect {
+        /// The servers tried.
+        servers: String,
+        /// What the last attempt said.
+        reason: String,
+    },
+    /// A subscription was refused (often: NATS permissions).
+    #[error("cannot subscribe to {subject}: {reason}")]
+    Subscribe {
+        /// The subject.
+        subject: String,
+        /// Why.
+        reason: String,
+    },
+    /// JetStream refused (not enabled, or no permission).
+    #[error("JetStream: {0}")]
+    JetStream(String),
+}
+
+/// A topic message NATS did not take; the message comes back.
+#[derive(Debug, thiserror::Error)]
+#[error("could not publish: {cause}")]
+pub struct RemotePublishError<M> {
+    /// The message, unpublished.
+    pub message: M,
+    /// Why.
+    pub cause: RemoteFailure,
+}

