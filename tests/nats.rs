@@ -18,6 +18,7 @@ use airssys_rt::address::{ActorAddress, PoolStrategy};
 use airssys_rt::broker::{BrokerError, DeliveryFailure, MessageBroker, RemoteFailure};
 use airssys_rt::integration::nats::{NatsConfig, NatsMessageBroker};
 use airssys_rt::prelude::*;
+use futures::StreamExt;
 use nats_server::NatsServer;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -389,4 +390,101 @@ async fn an_unknown_version_and_a_malformed_payload_are_refused_and_the_actor_ke
         .expect("answered");
     assert_eq!(reply.total, 1);
     assert!(counter.is_alive());
+}
+
+// ---------------------------------------------------------------------------
+// A node in another process
+// ---------------------------------------------------------------------------
+
+/// What the cluster example's doubler takes (same type name and shape).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Double(u64);
+
+impl Message for Double {
+    const MESSAGE_TYPE: &'static str = "cluster.double";
+}
+
+/// The cluster example, built by `cargo test` beside the test binaries.
+fn cluster_example() -> std::path::PathBuf {
+    let deps = std::env::current_exe().expect("the test binary");
+    let profile = deps
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target/<profile>/deps");
+    profile.join("examples").join("cluster")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_in_another_process_answers_ten_thousand_requests_and_is_missed_when_killed() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let server = NatsServer::start();
+    let heartbeat = Duration::from_millis(100);
+    let mut worker = Command::new(cluster_example())
+        .args([
+            "--worker",
+            "--server",
+            &server.url(),
+            "--heartbeat-ms",
+            "100",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the cluster example runs: `cargo test --features nats` builds it (a lone `--test nats` does not)");
+    let stdout = worker.stdout.take().expect("piped");
+    let ready = tokio::task::spawn_blocking(move || BufReader::new(stdout).lines().next());
+    let line = tokio::time::timeout(PATIENCE, ready)
+        .await
+        .expect("in time")
+        .expect("read");
+    assert_eq!(line.and_then(Result::ok).as_deref(), Some("ready"));
+
+    let system = ActorSystem::new(SystemConfig::default()).expect("inside a runtime");
+    let config = NatsConfig::new([server.url()], "cluster-demo", "tester").heartbeat(heartbeat, 3);
+    let broker: NatsMessageBroker<Double, u64> = NatsMessageBroker::connect(&system, config)
+        .await
+        .expect("connected");
+    let doubler = named("doubler");
+    let mut monitor = broker.monitor(&doubler).await.expect("located");
+    assert_eq!(monitor.node(), "worker");
+
+    // 10,000 requests, 16 at a time, each answered with twice its number.
+    let answers: Vec<(u64, u64)> = futures::stream::iter(0..10_000u64)
+        .map(|n| {
+            let broker = broker.clone();
+            async move {
+                let request = MessageEnvelope::new(named("doubler"), Double(n));
+                (
+                    n,
+                    broker.request(request, PATIENCE).await.expect("answered"),
+                )
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    assert_eq!(answers.len(), 10_000);
+    assert!(answers.iter().all(|&(n, twice)| twice == 2 * n));
+    assert!(monitor.is_up());
+    assert!(broker.live_nodes().contains(&"worker".to_owned()));
+
+    // Killed abruptly (SIGKILL): its heartbeats stop and the monitor says so.
+    worker.kill().expect("killed");
+    let _ = worker.wait();
+    let down = tokio::time::timeout(PATIENCE, monitor.down())
+        .await
+        .expect("the monitor is told");
+    assert_eq!(down.node, "worker");
+    assert!(!broker.live_nodes().contains(&"worker".to_owned()));
+    // Requests to it now fail at once with the message back.
+    let error = broker
+        .request(MessageEnvelope::new(named("doubler"), Double(1)), PATIENCE)
+        .await
+        .expect_err("nobody serves it");
+    assert_eq!(
+        undelivered(error).0,
+        DeliveryFailure::Remote(RemoteFailure::NoResponders)
+    );
 }
