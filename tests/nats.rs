@@ -16,7 +16,7 @@ use std::time::Duration;
 use airssys_rt::address::PoolSpec;
 use airssys_rt::address::{ActorAddress, PoolStrategy};
 use airssys_rt::broker::{BrokerError, DeliveryFailure, MessageBroker, RemoteFailure};
-use airssys_rt::integration::nats::{NatsConfig, NatsMessageBroker};
+use airssys_rt::integration::nats::{NatsAuth, NatsConfig, NatsMessageBroker};
 use airssys_rt::prelude::*;
 use futures::StreamExt;
 use nats_server::NatsServer;
@@ -487,4 +487,216 @@ async fn a_node_in_another_process_answers_ten_thousand_requests_and_is_missed_w
         undelivered(error).0,
         DeliveryFailure::Remote(RemoteFailure::NoResponders)
     );
+}
+
+// ---------------------------------------------------------------------------
+// Server restarts
+// ---------------------------------------------------------------------------
+
+async fn wait_until(connection: &mut tokio::sync::watch::Receiver<bool>, up: bool) {
+    tokio::time::timeout(PATIENCE, connection.wait_for(|now| *now == up))
+        .await
+        .expect("in time")
+        .expect("the broker lives");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restart_fails_sends_with_their_messages_and_the_nodes_reconnect() {
+    let mut server = NatsServer::start();
+    let a = node(&server, "a").await;
+    let b = node(&server, "b").await;
+    a.export_counter("counter").await;
+    let tell = |n| {
+        b.broker
+            .send(MessageEnvelope::new(named("counter"), Cmd::Add(n)))
+    };
+    for _ in 0..100 {
+        tell(1).await.expect("delivered");
+    }
+
+    let mut b_connection = b.broker.connection();
+    server.kill();
+    wait_until(&mut b_connection, false).await;
+    // While the server is away every send fails, and hands its message back.
+    let mut returned = Vec::new();
+    for n in 1..=50u64 {
+        let (cause, envelope) = undelivered(tell(n).await.expect_err("disconnected"));
+        assert_eq!(cause, DeliveryFailure::Remote(RemoteFailure::Disconnected));
+        assert_eq!(envelope.payload, Cmd::Add(n));
+        returned.push(envelope);
+    }
+    let error = b
+        .ask(named("counter"), Cmd::Total)
+        .await
+        .expect_err("disconnected");
+    assert_eq!(
+        undelivered(error).0,
+        DeliveryFailure::Remote(RemoteFailure::Disconnected)
+    );
+
+    server.restart();
+    a.broker.until_connected().await;
+    b.broker.until_connected().await;
+    // The returned messages go again; nothing was lost.
+    for envelope in returned {
+        b.broker
+            .send(envelope)
+            .await
+            .expect("delivered after the restart");
+    }
+    let reply = b.ask(named("counter"), Cmd::Total).await.expect("answered");
+    assert_eq!(reply.total, 100 + (1..=50).sum::<u64>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_sends_survive_a_server_restart_with_nothing_acknowledged_lost_or_repeated() {
+    const SENDS: u64 = 300;
+    let mut server = NatsServer::with_jetstream();
+    let a = node(&server, "a").await;
+    let b = node(&server, "b").await;
+    let (seen, mut arrivals) = mpsc::unbounded_channel();
+    a.system
+        .spawn_builder()
+        .register("ledger")
+        .spawn(Counter {
+            seen: Some(seen),
+            ..a.counter()
+        })
+        .expect("spawned");
+    a.broker.export_durable("ledger").await.expect("JetStream");
+    let durable = |n| {
+        b.broker
+            .send_durable(MessageEnvelope::new(named("ledger"), Cmd::Add(n)))
+    };
+
+    let mut acknowledged = Vec::new();
+    let mut returned = Vec::new();
+    for n in 1..=SENDS {
+        if n == 101 {
+            // The server goes away in the middle of the traffic.
+            let mut connection = b.broker.connection();
+            server.kill();
+            wait_until(&mut connection, false).await;
+        }
+        if n == 201 {
+            server.restart();
+            a.broker.until_connected().await;
+            b.broker.until_connected().await;
+            // What failed during the outage is sent again.
+            for envelope in returned.drain(..) {
+                b.broker
+                    .send_durable(envelope)
+                    .await
+                    .expect("stored after the restart");
+            }
+        }
+        match durable(n).await {
+            Ok(()) => acknowledged.push(n),
+            Err(error) => {
+                let (cause, envelope) = undelivered(error);
+                assert_eq!(cause, DeliveryFailure::Remote(RemoteFailure::Disconnected));
+                assert_eq!(envelope.payload, Cmd::Add(n));
+                returned.push(envelope);
+            }
+        }
+    }
+    assert!(returned.is_empty());
+    // Sends 101..=200 came back during the outage and were stored later.
+    assert_eq!(acknowledged.len(), 200);
+
+    // Every message reaches the ledger exactly once.
+    let mut got = Vec::new();
+    while got.len() < SENDS as usize {
+        let n = tokio::time::timeout(PATIENCE, arrivals.recv())
+            .await
+            .expect("every stored message arrives")
+            .expect("the ledger runs");
+        got.push(n);
+    }
+    got.sort_unstable();
+    assert_eq!(got, (1..=SENDS).collect::<Vec<_>>());
+}
+
+// ---------------------------------------------------------------------------
+// Namespaces and permissions
+// ---------------------------------------------------------------------------
+
+/// Two users, each allowed only its own system's subjects (and inboxes).
+const PERMISSIONS: &str = r#"
+authorization {
+  users = [
+    { user: alpha, password: alpha-pw, permissions: {
+        publish: ["airssys.alpha.>", "_INBOX.>"], subscribe: ["airssys.alpha.>", "_INBOX.>"] } }
+    { user: beta, password: beta-pw, permissions: {
+        publish: ["airssys.beta.>", "_INBOX.>"], subscribe: ["airssys.beta.>", "_INBOX.>"] } }
+  ]
+}
+"#;
+
+fn as_user(server: &NatsServer, system: &str, node: &str, user: &str) -> NatsConfig {
+    NatsConfig::new([server.url()], system, node)
+        .auth(NatsAuth::UserPassword {
+            user: user.into(),
+            password: format!("{user}-pw"),
+        })
+        .ack_timeout(Duration::from_millis(500))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cannot_publish_into_another_systems_namespace() {
+    let server = NatsServer::with_config(PERMISSIONS);
+    let beta = node_with(as_user(&server, "beta", "b1", "beta")).await;
+    beta.export_counter("counter").await;
+    // Within its own namespace a user works as usual.
+    let beta_peer = node_with(as_user(&server, "beta", "b2", "beta")).await;
+    let reply = beta_peer
+        .ask(named("counter"), Cmd::Add(2))
+        .await
+        .expect("answered");
+    assert_eq!(reply.total, 2);
+
+    // alpha's credentials, claiming to be a node of beta: the server drops
+    // what it publishes there, and the sender gets its message back.
+    let intruder = node_with(as_user(&server, "beta", "intruder", "alpha")).await;
+    let error = intruder
+        .broker
+        .send(MessageEnvelope::new(named("counter"), Cmd::Add(1_000)))
+        .await
+        .expect_err("refused");
+    let (cause, envelope) = undelivered(error);
+    assert!(matches!(cause, DeliveryFailure::Remote(_)), "{cause:?}");
+    assert_eq!(envelope.payload, Cmd::Add(1_000));
+    // The same raw, with alpha's credentials: the server says no.
+    let (violations, mut said) = mpsc::unbounded_channel();
+    let raw = async_nats::ConnectOptions::with_user_and_password("alpha".into(), "alpha-pw".into())
+        .event_callback(move |event| {
+            let violations = violations.clone();
+            async move {
+                if let async_nats::Event::ServerError(e) = event {
+                    let _ = violations.send(e.to_string());
+                }
+            }
+        })
+        .connect(server.url())
+        .await
+        .expect("alpha connects");
+    raw.publish("airssys.beta.name.counter", vec![1, 2, 3].into())
+        .await
+        .expect("queued");
+    raw.flush().await.expect("flushed");
+    let violation = tokio::time::timeout(PATIENCE, said.recv())
+        .await
+        .expect("in time")
+        .expect("an error");
+    assert!(
+        violation.to_lowercase().contains("permissions violation"),
+        "{violation}"
+    );
+
+    // beta's counter never saw either.
+    let reply = beta_peer
+        .ask(named("counter"), Cmd::Total)
+        .await
+        .expect("answered");
+    assert_eq!(reply.total, 2);
 }

@@ -313,6 +313,20 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
         self.inner.connection.subscribe()
     }
 
+    /// Waits until the connection is up and the server has every
+    /// subscription of this broker (after a reconnect too): what is sent
+    /// to this node from then on reaches its exports.
+    pub async fn until_connected(&self) {
+        let mut connection = self.connection();
+        // The sender lives as long as the broker.
+        let _ = connection.wait_for(|up| *up).await;
+        // The client resubscribes before it flushes: once the server answers
+        // the flush, it has the subscriptions.
+        if let Err(e) = self.inner.client.flush().await {
+            tracing::debug!(error = %e, "flush after connecting failed");
+        }
+    }
+
     /// The nodes of the system heard from within the heartbeat window
     /// (this one included), sorted.
     pub fn live_nodes(&self) -> Vec<String> {
