@@ -269,8 +269,32 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
             None => client.subscribe(subject.clone()).await,
         }
         .map_err(|e| failed(&e))?;
-        client.flush().await.map_err(|e| failed(&e))?;
+        self.round_trip().await.map_err(|e| failed(&e))?;
         Ok(subscriber)
+    }
+
+    /// Returns once the server has processed everything this client sent
+    /// before: a message to a fresh inbox of ours comes back only after it.
+    /// (The client's `flush` only empties the socket.)
+    async fn round_trip(&self) -> Result<(), String> {
+        let client = &self.inner.client;
+        let inbox = client.new_inbox();
+        let mut echo = client
+            .subscribe(inbox.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        client
+            .publish(inbox, Bytes::new())
+            .await
+            .map_err(|e| e.to_string())?;
+        match tokio::time::timeout(self.inner.config.ack_timeout, echo.next()).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err("the connection closed".into()),
+            Err(_) => Err(format!(
+                "the server did not answer within {:?}",
+                self.inner.config.ack_timeout
+            )),
+        }
     }
 
     /// Serves the actor this node registered as `name` to the other nodes.
@@ -320,10 +344,10 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
         let mut connection = self.connection();
         // The sender lives as long as the broker.
         let _ = connection.wait_for(|up| *up).await;
-        // The client resubscribes before it flushes: once the server answers
-        // the flush, it has the subscriptions.
-        if let Err(e) = self.inner.client.flush().await {
-            tracing::debug!(error = %e, "flush after connecting failed");
+        // The client resubscribes first thing after reconnecting: once the
+        // server answers a round trip, it has the subscriptions.
+        if let Err(e) = self.round_trip().await {
+            tracing::debug!(error = %e, "round trip after connecting failed");
         }
     }
 
