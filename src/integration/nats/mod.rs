@@ -5,8 +5,7 @@
 //!
 //! - **Addressing**: a node [exports](NatsMessageBroker::export_name) the
 //!   names, services and pools it hosts; any node's broker then reaches
-//!   them. Subjects are namespaced per system (see the scheme in
-//!   [`subject`]-level docs below).
+//!   them. A name this node holds is delivered locally, without NATS.
 //! - **Messages**: envelopes cross in postcard (the brief's envelope derives
 //!   `Serialize`), led by a small head naming the message type and its
 //!   [`version`](crate::message::Message::version); a node refuses a type
@@ -14,18 +13,30 @@
 //! - **Guarantees**: [`send`](crate::broker::MessageBroker::send) is
 //!   confirmed by the receiving node once the message is in the actor's
 //!   mailbox; `request` waits for the actor's reply. Core NATS is at most
-//!   once: a node crashing may lose what its mailboxes held.
-//!   [`send_durable`](NatsMessageBroker::send_durable) is at least once, on
-//!   JetStream, with repeats dropped by message id. Every failure returns
-//!   the envelope.
+//!   once: a node that crashes loses what its mailboxes held, and a send
+//!   whose confirmation is lost reports
+//!   [`Unconfirmed`](crate::broker::RemoteFailure::Unconfirmed) (it may have
+//!   arrived). [`send_durable`](NatsMessageBroker::send_durable) is at least
+//!   once, on JetStream, with repeats dropped by message id. Every failure
+//!   hands the envelope back.
 //! - **Liveness**: nodes send heartbeats; a [`NodeMonitor`] tells a watcher
 //!   when a node has been silent for the heartbeat window.
 //!
-//! Subject scheme (names are escaped into one token; see
-//! `subject.rs`): `airssys.<system>.name.<name>`, `….svc.<service>`,
-//! `….pool.<pool>` (queue groups: one node takes each message),
-//! `….topic.<topic>` (every bridging node), `….hb.<node>` (heartbeats),
-//! `….durable.<name>` (the JetStream stream `AIRSSYS_airssys_<system>`).
+//! Subjects, all under `airssys.<system>` (names escaped into one token:
+//! letters, digits, `-` and `_` stay, any other byte becomes `~` and two hex
+//! digits, so no name reaches into another subject or adds a wildcard):
+//!
+//! | subject | subscribed by | queue group |
+//! |---|---|---|
+//! | `….name.<name>` | the node that exported the name | yes: one node takes each message |
+//! | `….svc.<service>` | nodes with members of the service | yes |
+//! | `….pool.<pool>` | nodes running part of the pool | yes: the pool spreads over nodes |
+//! | `….topic.<topic>` | nodes bridging the topic | no: every node gets each message |
+//! | `….hb.<node>` | every node (`hb.*`) | no |
+//! | `….durable.<name>` | JetStream stream `AIRSSYS_airssys_<system>`, a durable consumer per name | — |
+//!
+//! With NATS permissions that allow a user only `airssys.<system>.>` (and
+//! `_INBOX.>` for replies), a node cannot publish into another system.
 
 mod broker;
 mod config;

@@ -1,18 +1,6 @@
-//! The subject scheme: every subject of a system lives under
-//! `airssys.<system>`, one NATS token per name.
-//!
-//! | subject | who subscribes | queue group |
-//! |---|---|---|
-//! | `airssys.<system>.name.<name>` | the node that exported the name | yes: one node takes each message |
-//! | `airssys.<system>.svc.<service>` | nodes with members of the service | yes |
-//! | `airssys.<system>.pool.<pool>` | nodes running part of the pool | yes: the pool spreads over nodes |
-//! | `airssys.<system>.topic.<topic>` | nodes bridging the topic | no: every node gets each message |
-//! | `airssys.<system>.hb.<node>` | every node (`hb.*`) | no |
-//! | `airssys.<system>.durable.<name>` | JetStream stream `AIRSSYS_<system>` | a durable consumer per name |
-//!
-//! Names are escaped into one token: letters, digits, `-` and `_` stay,
-//! any other byte becomes `~` and two hex digits (`a.b` → `a~2Eb`), so no
-//! name can reach into another's subject or add a wildcard.
+//! The subject scheme (tabled in the `integration::nats` module docs): one
+//! token per name under `airssys.<system>`, escaped so that no name can
+//! reach into another's subject or add a wildcard.
 
 use std::fmt::Write;
 
