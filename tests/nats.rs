@@ -16,7 +16,9 @@ use std::time::Duration;
 use airssys_rt::address::PoolSpec;
 use airssys_rt::address::{ActorAddress, PoolStrategy};
 use airssys_rt::broker::{BrokerError, DeliveryFailure, MessageBroker, RemoteFailure};
-use airssys_rt::integration::nats::{NatsAuth, NatsConfig, NatsMessageBroker};
+use airssys_rt::integration::nats::{
+    NatsAuth, NatsConfig, NatsError, NatsMessageBroker, ReconnectPolicy,
+};
 use airssys_rt::prelude::*;
 use futures::StreamExt;
 use nats_server::NatsServer;
@@ -699,4 +701,61 @@ async fn a_node_cannot_publish_into_another_systems_namespace() {
         .await
         .expect("answered");
     assert_eq!(reply.total, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_is_required_when_the_server_sets_one() {
+    let server = NatsServer::with_config("authorization { token: \"s3cret\" }");
+    let system = ActorSystem::new(SystemConfig::default()).expect("inside a runtime");
+    let wrong = NatsConfig::new([server.url()], "test", "a")
+        .auth(NatsAuth::Token("guess".into()))
+        .reconnect(ReconnectPolicy {
+            max_attempts: Some(1),
+            ..ReconnectPolicy::default()
+        });
+    let refused = NatsMessageBroker::<Cmd, Reply>::connect(&system, wrong)
+        .await
+        .expect_err("a wrong token is refused");
+    assert!(matches!(refused, NatsError::Connect { .. }), "{refused}");
+    let right = NatsConfig::new([server.url()], "test", "a").auth(NatsAuth::Token("s3cret".into()));
+    let a = node_with(right).await;
+    a.export_counter("counter").await;
+    assert_eq!(
+        a.ask(named("counter"), Cmd::Add(4))
+            .await
+            .expect("answered")
+            .total,
+        4
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_actor_is_told_when_a_node_it_watches_goes_silent() {
+    let server = NatsServer::start();
+    let fast = |node: &str| {
+        NatsConfig::new([server.url()], "test", node).heartbeat(Duration::from_millis(50), 2)
+    };
+    let a = node_with(fast("a")).await;
+    let b = node_with(fast("b")).await;
+    b.export_counter("counter").await;
+    let monitor = a.broker.monitor(&named("counter")).await.expect("located");
+    assert_eq!(monitor.node(), "b");
+    let (seen, mut told) = mpsc::unbounded_channel();
+    let watcher = a
+        .system
+        .spawn(Counter {
+            seen: Some(seen),
+            ..a.counter()
+        })
+        .expect("spawned");
+    monitor.notify(watcher, Cmd::Add(99));
+
+    // b goes away: its system stops, its broker (and heartbeats) with it.
+    b.system.shutdown(PATIENCE).await;
+    drop(b);
+    let got = tokio::time::timeout(PATIENCE, told.recv())
+        .await
+        .expect("told in time");
+    assert_eq!(got, Some(99));
+    assert!(!a.broker.live_nodes().contains(&"b".to_owned()));
 }

@@ -9,6 +9,9 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::actor::ActorRef;
+use crate::message::Message;
+
 /// What this node knows of the others.
 pub(crate) struct Liveness {
     window: Duration,
@@ -113,6 +116,17 @@ impl NodeMonitor {
     /// Whether the node is live now.
     pub fn is_up(&self) -> bool {
         *self.up.borrow()
+    }
+
+    /// Tells `actor` `message` once the node is gone: how a supervisor or
+    /// any other actor learns of it without awaiting [`down`](Self::down).
+    pub fn notify<T: Message>(mut self, actor: ActorRef<T>, message: T) {
+        tokio::spawn(async move {
+            let down = self.down().await;
+            if actor.tell(message).await.is_err() {
+                tracing::debug!(node = %down.node, "node down, but the actor to tell has stopped");
+            }
+        });
     }
 
     /// Resolves once the node is gone (at once if it is gone already).
