@@ -17,7 +17,7 @@ use airssys_rt::address::PoolSpec;
 use airssys_rt::address::{ActorAddress, PoolStrategy};
 use airssys_rt::broker::{BrokerError, DeliveryFailure, MessageBroker, RemoteFailure};
 use airssys_rt::integration::nats::{
-    NatsAuth, NatsConfig, NatsError, NatsMessageBroker, ReconnectPolicy,
+    NatsAuth, NatsConfig, NatsError, NatsMessageBroker, NatsTls, ReconnectPolicy,
 };
 use airssys_rt::prelude::*;
 use futures::StreamExt;
@@ -758,4 +758,127 @@ async fn an_actor_is_told_when_a_node_it_watches_goes_silent() {
         .expect("told in time");
     assert_eq!(got, Some(99));
     assert!(!a.broker.live_nodes().contains(&"b".to_owned()));
+}
+
+/// A certificate authority and a server certificate for 127.0.0.1, made
+/// with the `openssl` command line in `dir`: (CA, server cert, server key).
+fn certificates(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let openssl = |args: &[&str]| {
+        let status = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl runs");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=airssys test CA",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").expect("written");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_connects_with_the_right_authority_only() {
+    let dir = std::env::temp_dir().join(format!("airssys-nats-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a directory");
+    let (ca, cert, key) = certificates(&dir);
+    let server = NatsServer::with_config(&format!(
+        "tls {{ cert_file: \"{}\", key_file: \"{}\" }}",
+        cert.display(),
+        key.display()
+    ));
+    let system = ActorSystem::new(SystemConfig::default()).expect("inside a runtime");
+    let once = ReconnectPolicy {
+        max_attempts: Some(1),
+        ..ReconnectPolicy::default()
+    };
+
+    // Without our authority the server's certificate is not trusted.
+    let untrusting = NatsConfig::new([server.url()], "test", "a")
+        .tls(NatsTls::default())
+        .reconnect(once);
+    let refused = NatsMessageBroker::<Cmd, Reply>::connect(&system, untrusting)
+        .await
+        .expect_err("an unknown authority is refused");
+    assert!(matches!(refused, NatsError::Connect { .. }), "{refused}");
+
+    let trusting = |node: &str| {
+        NatsConfig::new([server.url()], "test", node).tls(NatsTls {
+            root_certificates: Some(ca.clone()),
+            client_certificate: None,
+        })
+    };
+    let a = node_with(trusting("a")).await;
+    let b = node_with(trusting("b")).await;
+    a.export_counter("counter").await;
+    assert_eq!(
+        b.ask(named("counter"), Cmd::Add(6))
+            .await
+            .expect("answered")
+            .total,
+        6
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
