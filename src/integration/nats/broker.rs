@@ -174,22 +174,28 @@ fn refusal<M: Message>(error: &BrokerError<M>, node: &str) -> Answer {
     }
 }
 
-/// What a refusing answer means to the sender.
-fn failure_of(answer: Answer) -> DeliveryFailure {
+/// What a refusing answer to a message of `version` means to the sender.
+fn failure_of<M: Message>(answer: Answer, version: u32) -> DeliveryFailure {
     match answer {
         Answer::Stopped => DeliveryFailure::ActorStopped,
         Answer::Full => DeliveryFailure::MailboxFull,
         Answer::Unresolved { node, reason } => RemoteFailure::Unresolved { node, reason }.into(),
         Answer::WrongType { node, serves } => RemoteFailure::Unresolved {
             node,
-            reason: format!("the address takes {serves} messages"),
+            reason: format!(
+                "the address takes {serves} messages, not {}",
+                M::MESSAGE_TYPE
+            ),
         }
         .into(),
-        Answer::UnknownVersion { .. } | Answer::Malformed(_) => {
-            // Handled by the caller, which knows the message type and
-            // version; kept total here.
-            RemoteFailure::Malformed(format!("{answer:?}")).into()
+        Answer::UnknownVersion { node, accepted } => RemoteFailure::UnknownVersion {
+            node,
+            message_type: M::MESSAGE_TYPE.to_owned(),
+            version,
+            accepted,
         }
+        .into(),
+        Answer::Malformed(reason) => RemoteFailure::Malformed(reason).into(),
         Answer::Delivered | Answer::Replied | Answer::Located(_) => {
             RemoteFailure::Malformed(format!("unexpected answer {answer:?}")).into()
         }
@@ -233,11 +239,7 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
         });
         let broker = Self { inner };
         // Connected before any event could say so.
-        let up = broker.is_connected();
-        broker
-            .inner
-            .connection
-            .send_if_modified(|known| !std::mem::replace(known, up) && up);
+        broker.inner.connection.send_replace(broker.is_connected());
         broker.start(answer_loop(broker.inner.client.clone(), answers));
         broker.start(heartbeat_loop(Arc::downgrade(&broker.inner)));
         let heartbeats = broker
@@ -387,7 +389,7 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
             })?;
         match wire::read_answer(&answer)? {
             (Answer::Located(node), _) => Ok(node),
-            (other, _) => match failure_of(other) {
+            (other, _) => match failure_of::<M>(other, 0) {
                 DeliveryFailure::Remote(remote) => Err(remote),
                 local => Err(RemoteFailure::Transport(local.to_string())),
             },
@@ -473,19 +475,10 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
                 let start = answer.len() - rest.len();
                 Ok((envelope, answer.slice(start..)))
             }
-            Ok((Answer::UnknownVersion { node, accepted }, _)) => {
-                let failure = RemoteFailure::UnknownVersion {
-                    node,
-                    message_type: M::MESSAGE_TYPE.to_owned(),
-                    version: envelope.payload.version(),
-                    accepted,
-                };
-                Err((envelope, failure.into()))
+            Ok((refused, _)) => {
+                let failure = failure_of::<M>(refused, envelope.payload.version());
+                Err((envelope, Failure::Refused(failure)))
             }
-            Ok((Answer::Malformed(reason), _)) => {
-                Err((envelope, RemoteFailure::Malformed(reason).into()))
-            }
-            Ok((refused, _)) => Err((envelope, Failure::Refused(failure_of(refused)))),
             Err(e) => Err((envelope, e.into())),
         }
     }
@@ -569,10 +562,6 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
             Ok(()) => Ok(()),
             Err(e) => refused(message, RemoteFailure::Transport(e.to_string())),
         }
-    }
-
-    fn local(&self) -> &InMemoryMessageBroker<M, R> {
-        &self.inner.local
     }
 }
 
@@ -837,7 +826,7 @@ impl<M: WireMessage, R: WireReply> MessageBroker<M> for NatsMessageBroker<M, R> 
     fn reply(&self, reply_to: MessageId, reply: R) -> Result<(), UnknownRequest<R>> {
         let waiting = self.inner.remote.lock().remove(&reply_to);
         let Some(waiting) = waiting else {
-            return self.local().reply(reply_to, reply);
+            return self.inner.local.reply(reply_to, reply);
         };
         let body = match wire::reply(&reply) {
             Ok(body) => body,
