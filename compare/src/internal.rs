@@ -1,7 +1,8 @@
 //! airssys-rt-only workloads: features none of the peers has an equivalent
 //! of (the broker's request/reply, actor pools and, with the `wasm` feature,
-//! WebAssembly actors), each measured against the plain airssys-rt path it
-//! is built on (for Wasm: native actors doing the same work), in the same run
+//! WebAssembly actors; with the `nats` feature, the NATS broker), each
+//! measured against the plain path it is built on (for Wasm: native actors
+//! doing the same work; for NATS: the bare async-nats client), in the same run
 //! and interleaved the same way as the side-by-side workloads. They have no
 //! peer columns; the report gives them a table of their own, each variant's
 //! median with its ratio to the group's baseline (the first variant).
@@ -35,6 +36,17 @@ pub enum Internal {
     /// the cached module.
     #[cfg(feature = "wasm")]
     WasmRestart,
+    /// Feature `nats`. Sequential requests to a doubler over one
+    /// `nats-server` on loopback: `NatsMessageBroker::request` from one
+    /// node to an actor another node exported, against the bare async-nats
+    /// client's `request` to a subscriber that publishes the answer.
+    #[cfg(feature = "nats")]
+    NatsRoundTrip,
+    /// Feature `nats`. The same two setups with
+    /// [`IN_FLIGHT`](crate::frameworks::airssys_nats::IN_FLIGHT) requests
+    /// outstanding at once; time per request.
+    #[cfg(feature = "nats")]
+    NatsThroughput,
 }
 
 /// One measured variant of an [`Internal`] workload.
@@ -72,23 +84,39 @@ pub enum Variant {
     /// The guest traps; a fresh instance replaces it.
     #[cfg(feature = "wasm")]
     WasmTrapRestart,
+    /// async-nats `Client::request`, sequential (the NATS round trip's
+    /// baseline).
+    #[cfg(feature = "nats")]
+    RawNatsRequest,
+    /// `NatsMessageBroker::request` to the doubler on the other node,
+    /// sequential.
+    #[cfg(feature = "nats")]
+    NatsBrokerRequest,
+    /// async-nats `Client::request`, 32 in flight (the NATS throughput's
+    /// baseline).
+    #[cfg(feature = "nats")]
+    RawNatsInFlight,
+    /// `NatsMessageBroker::request`, 32 in flight.
+    #[cfg(feature = "nats")]
+    NatsBrokerInFlight,
 }
 
 /// Members of every measured pool.
 pub const POOL_MEMBERS: usize = 4;
 
 impl Internal {
-    /// Every airssys-rt-only workload, in report order.
-    #[cfg(not(feature = "wasm"))]
-    pub const ALL: [Internal; 2] = [Internal::BrokerRequest, Internal::PoolRouting];
-
-    /// Every airssys-rt-only workload, in report order.
-    #[cfg(feature = "wasm")]
-    pub const ALL: [Internal; 4] = [
+    /// Every airssys-rt-only workload built in, in report order.
+    pub const ALL: &'static [Internal] = &[
         Internal::BrokerRequest,
         Internal::PoolRouting,
+        #[cfg(feature = "wasm")]
         Internal::WasmRoundTrip,
+        #[cfg(feature = "wasm")]
         Internal::WasmRestart,
+        #[cfg(feature = "nats")]
+        Internal::NatsRoundTrip,
+        #[cfg(feature = "nats")]
+        Internal::NatsThroughput,
     ];
 
     /// Short label for tables (and for `--only`).
@@ -100,6 +128,10 @@ impl Internal {
             Internal::WasmRoundTrip => "wasm round trip",
             #[cfg(feature = "wasm")]
             Internal::WasmRestart => "wasm restart after trap",
+            #[cfg(feature = "nats")]
+            Internal::NatsRoundTrip => "nats request/reply latency",
+            #[cfg(feature = "nats")]
+            Internal::NatsThroughput => "nats request/reply throughput",
         }
     }
 
@@ -110,6 +142,10 @@ impl Internal {
             Internal::PoolRouting => "ns/op",
             #[cfg(feature = "wasm")]
             Internal::WasmRoundTrip | Internal::WasmRestart => "ns (median; p99 beside)",
+            #[cfg(feature = "nats")]
+            Internal::NatsRoundTrip => "ns (median; p99 beside)",
+            #[cfg(feature = "nats")]
+            Internal::NatsThroughput => "ns/op",
         }
     }
 
@@ -133,6 +169,10 @@ impl Internal {
                 Variant::NativeErrorRestart,
                 Variant::WasmTrapRestart,
             ],
+            #[cfg(feature = "nats")]
+            Internal::NatsRoundTrip => &[Variant::RawNatsRequest, Variant::NatsBrokerRequest],
+            #[cfg(feature = "nats")]
+            Internal::NatsThroughput => &[Variant::RawNatsInFlight, Variant::NatsBrokerInFlight],
         }
     }
 
@@ -145,6 +185,10 @@ impl Internal {
             Internal::WasmRoundTrip => sizes.wasm_ask,
             #[cfg(feature = "wasm")]
             Internal::WasmRestart => sizes.wasm_restart,
+            #[cfg(feature = "nats")]
+            Internal::NatsRoundTrip => sizes.nats_round_trip,
+            #[cfg(feature = "nats")]
+            Internal::NatsThroughput => sizes.nats_throughput,
         }
     }
 }
@@ -171,6 +215,14 @@ impl Variant {
             Variant::NativeErrorRestart => "native, handler Err",
             #[cfg(feature = "wasm")]
             Variant::WasmTrapRestart => "WasmActor, guest trap",
+            #[cfg(feature = "nats")]
+            Variant::RawNatsRequest => "async-nats client.request (raw)",
+            #[cfg(feature = "nats")]
+            Variant::NatsBrokerRequest => "NatsMessageBroker.request, node b → actor on a",
+            #[cfg(feature = "nats")]
+            Variant::RawNatsInFlight => "async-nats client.request (raw), 32 in flight",
+            #[cfg(feature = "nats")]
+            Variant::NatsBrokerInFlight => "NatsMessageBroker.request, 32 in flight",
         }
     }
 
@@ -190,6 +242,10 @@ impl Variant {
             Variant::NativePanicRestart
             | Variant::NativeErrorRestart
             | Variant::WasmTrapRestart => Internal::WasmRestart,
+            #[cfg(feature = "nats")]
+            Variant::RawNatsRequest | Variant::NatsBrokerRequest => Internal::NatsRoundTrip,
+            #[cfg(feature = "nats")]
+            Variant::RawNatsInFlight | Variant::NatsBrokerInFlight => Internal::NatsThroughput,
         }
     }
 
@@ -202,6 +258,8 @@ impl Variant {
 
 /// Runs `variant`, panicking if it skipped any work.
 pub async fn run(variant: Variant, sizes: Sizes) -> Sample {
+    #[cfg(feature = "nats")]
+    use crate::frameworks::airssys_nats::{IN_FLIGHT, RawNats};
     #[cfg(feature = "wasm")]
     use crate::frameworks::airssys_wasm::Counter;
     use airssys_rt::address::PoolStrategy;
@@ -229,6 +287,14 @@ pub async fn run(variant: Variant, sizes: Sizes) -> Sample {
         Variant::NativeErrorRestart => Airssys::counter_restart(Counter::NativeError, n).await,
         #[cfg(feature = "wasm")]
         Variant::WasmTrapRestart => Airssys::counter_restart(Counter::Wasm, n).await,
+        #[cfg(feature = "nats")]
+        Variant::RawNatsRequest => RawNats::double(n, 1).await,
+        #[cfg(feature = "nats")]
+        Variant::NatsBrokerRequest => Airssys::nats_double(n, 1).await,
+        #[cfg(feature = "nats")]
+        Variant::RawNatsInFlight => RawNats::double(n, IN_FLIGHT).await,
+        #[cfg(feature = "nats")]
+        Variant::NatsBrokerInFlight => Airssys::nats_double(n, IN_FLIGHT).await,
     };
     assert_eq!(
         sample.processed, n,

@@ -15,10 +15,20 @@
 //! airssys-rt-only table also has airssys-rt's WebAssembly actors against
 //! native ones — an ask round trip and the restart after a trap:
 //! `cargo run --release -p airssys-rt-compare --features wasm -- --only wasm`.
+//!
+//! With the `nats` feature (off by default: it builds async-nats, and every
+//! run starts its own `nats-server`, which must be on the PATH) it also has
+//! airssys-rt's NATS broker — two nodes, a request answered by an actor on
+//! the other one — against the bare async-nats client doing the same
+//! request/reply, one request at a time and 32 in flight:
+//! `cargo run --release -p airssys-rt-compare --features nats -- --only nats`.
 
 pub mod driver;
 pub mod frameworks;
 pub mod internal;
 pub mod memory;
+#[cfg(feature = "nats")]
+#[path = "../../tests/support/nats_server.rs"]
+mod nats_server;
 pub mod report;
 pub mod workload;

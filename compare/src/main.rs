@@ -3,7 +3,9 @@
 //! be repeated) for every framework, interleaved, then the airssys-rt-only
 //! workloads (broker request/reply, pool routing) the same way, and writes
 //! the tables, JSON and chart. Built with `--features wasm`, the
-//! airssys-rt-only workloads include the WebAssembly ones (`--only wasm`).
+//! airssys-rt-only workloads include the WebAssembly ones (`--only wasm`);
+//! with `--features nats`, the NATS broker against raw async-nats
+//! (`--only nats`; each run starts `nats-server`, which must be on the PATH).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -47,6 +49,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
                 if cfg!(not(feature = "wasm")) {
                     println!("  (the WebAssembly ones: build with --features wasm)");
+                }
+                if cfg!(not(feature = "nats")) {
+                    println!("  (the NATS ones: build with --features nats)");
                 }
                 return Ok(());
             }

@@ -198,7 +198,7 @@ impl Report {
             "| workload | runtime | variant | airssys-rt | ratio to baseline |"
         );
         let _ = writeln!(out, "|---|---|---|---|---|");
-        for workload in Internal::ALL {
+        for &workload in Internal::ALL {
             for flavor in Flavor::ALL {
                 let find = |variant: Variant| {
                     self.internal.iter().find(|s| {

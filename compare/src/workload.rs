@@ -93,6 +93,11 @@ pub struct Sizes {
     pub wasm_ask: u64,
     /// airssys-rt only, feature `wasm`: failures and restarts of each counter.
     pub wasm_restart: u64,
+    /// airssys-rt only, feature `nats`: sequential requests over NATS, raw
+    /// and through the broker.
+    pub nats_round_trip: u64,
+    /// airssys-rt only, feature `nats`: requests over NATS with 32 in flight.
+    pub nats_throughput: u64,
 }
 
 /// Actors fed round-robin by the fan-out workload.
@@ -117,6 +122,8 @@ impl Sizes {
         pool: 1_000_000,
         wasm_ask: 200_000,
         wasm_restart: 5_000,
+        nats_round_trip: 5_000,
+        nats_throughput: 50_000,
     };
 
     /// `--quick`: every workload small.
@@ -135,6 +142,8 @@ impl Sizes {
         pool: 50_000,
         wasm_ask: 10_000,
         wasm_restart: 500,
+        nats_round_trip: 1_000,
+        nats_throughput: 5_000,
     };
 
     /// Tests: just enough to prove every message is processed.
@@ -153,6 +162,8 @@ impl Sizes {
         pool: 2_000,
         wasm_ask: 100,
         wasm_restart: 20,
+        nats_round_trip: 100,
+        nats_throughput: 200,
     };
 
     /// Operations the workload performs (what `Sample::processed` must equal).

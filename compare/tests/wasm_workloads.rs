@@ -56,7 +56,8 @@ fn wasm_workloads_are_listed_and_selectable() {
     assert!(Internal::ALL.contains(&Internal::WasmRestart));
     // `--only wasm` picks exactly these two.
     let picked: Vec<_> = Internal::ALL
-        .into_iter()
+        .iter()
+        .copied()
         .filter(|w| w.label().contains("wasm"))
         .collect();
     assert_eq!(picked, [Internal::WasmRoundTrip, Internal::WasmRestart]);

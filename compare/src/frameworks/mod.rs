@@ -2,6 +2,8 @@
 
 pub mod actix_impl;
 pub mod airssys;
+#[cfg(feature = "nats")]
+pub mod airssys_nats;
 #[cfg(feature = "wasm")]
 pub mod airssys_wasm;
 pub mod kameo_impl;
