@@ -41,28 +41,31 @@ fn free_port() -> u16 {
 impl NatsServer {
     /// A plain server.
     pub fn start() -> Self {
-        Self::with_args(Vec::new())
+        Self::with(Vec::new(), None)
     }
 
     /// A server with JetStream, storing under its own directory (kept
     /// across restarts).
     pub fn with_jetstream() -> Self {
-        Self::with_args(vec!["-js".into()])
+        Self::with(vec!["-js".into()], None)
     }
 
     /// A server reading `config` (NATS configuration text) as well.
     pub fn with_config(config: &str) -> Self {
-        let dir = scratch_dir();
-        let path = dir.join("nats.conf");
-        std::fs::write(&path, config).expect("config written");
-        Self::with_args(vec!["-c".into(), path.display().to_string()])
+        Self::with(Vec::new(), Some(config))
     }
 
-    fn with_args(args: Vec<String>) -> Self {
+    fn with(mut args: Vec<String>, config: Option<&str>) -> Self {
+        let dir = scratch_dir();
+        if let Some(config) = config {
+            let path = dir.join("nats.conf");
+            std::fs::write(&path, config).expect("config written");
+            args.extend(["-c".into(), path.display().to_string()]);
+        }
         let mut server = Self {
             child: None,
             port: free_port(),
-            dir: scratch_dir(),
+            dir,
             args,
         };
         server.launch();
