@@ -39,7 +39,9 @@ pub struct MessageEnvelope<M> {
     pub recipient: ActorAddress,
     /// The message itself; generic, no boxing.
     pub payload: M,
-    /// When the envelope was created.
+    /// When the envelope was created (RFC 3339 in JSON, integers in
+    /// binary formats).
+    #[serde(with = "time::wire_timestamp")]
     pub timestamp: DateTime<Utc>,
     /// The request this envelope answers, if it is a reply.
     pub reply_to: Option<MessageId>,
@@ -137,6 +139,19 @@ mod tests {
         assert_eq!(back.reply_to, Some(MessageId::from_raw(11)));
         assert_eq!(back.ttl, Some(Duration::from_millis(250)));
         assert_eq!(back.priority, MessagePriority::High);
+    }
+
+    #[test]
+    fn timestamps_are_text_in_json_and_integers_in_binary() {
+        let env = MessageEnvelope::new(ActorAddress::named("svc"), 9u64);
+        let json = serde_json::to_value(&env).unwrap();
+        assert!(json["timestamp"].is_string(), "{json}");
+        let bytes = postcard::to_allocvec(&env).unwrap();
+        let back: MessageEnvelope<u64> = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back.timestamp, env.timestamp);
+        assert_eq!(back.id, env.id);
+        // No RFC 3339 text (about 30 bytes by itself) on the binary wire.
+        assert!(bytes.len() < 40, "{} bytes", bytes.len());
     }
 
     #[test]

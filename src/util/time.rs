@@ -157,6 +157,35 @@ pub fn human(d: Duration) -> String {
     }
 }
 
+/// Serde for envelope timestamps: RFC 3339 text in human-readable formats
+/// (JSON), `(seconds, nanoseconds)` integers in binary ones (postcard on
+/// the NATS wire), which are smaller and need no date parsing.
+pub(crate) mod wire_timestamp {
+    use chrono::{DateTime, Utc};
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(at: &DateTime<Utc>, to: S) -> Result<S::Ok, S::Error> {
+        if to.is_human_readable() {
+            at.serialize(to)
+        } else {
+            (at.timestamp(), at.timestamp_subsec_nanos()).serialize(to)
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        from: D,
+    ) -> Result<DateTime<Utc>, D::Error> {
+        if from.is_human_readable() {
+            DateTime::<Utc>::deserialize(from)
+        } else {
+            let (seconds, nanos) = <(i64, u32)>::deserialize(from)?;
+            DateTime::from_timestamp(seconds, nanos)
+                .ok_or_else(|| D::Error::custom("timestamp out of range"))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

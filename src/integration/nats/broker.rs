@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_nats::connection::State;
 use async_nats::{Client, Request, RequestErrorKind, Subscriber};
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use parking_lot::Mutex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -713,9 +713,20 @@ impl<M: WireMessage, R: WireReply> Inner<M, R> {
         }
     }
 
+    /// Sends an answer from synchronous code: straight into the client's
+    /// queue when it has room (the common case, no task hop), else through
+    /// the answering task.
     fn answer(&self, to: async_nats::Subject, body: Bytes) {
-        // The answering task lives as long as `self`.
-        let _ = self.outbound.send((to, body));
+        // A bounded channel send that is not ready is dropped unsent, so
+        // the answer is never sent twice. Subjects and bytes clone cheaply.
+        match self.client.publish(to.clone(), body.clone()).now_or_never() {
+            Some(Ok(())) => {}
+            Some(Err(e)) => tracing::warn!(error = %e, "could not answer another node"),
+            // The answering task lives as long as `self`.
+            None => {
+                let _ = self.outbound.send((to, body));
+            }
+        }
     }
 
     /// Forgets requests from other nodes whose senders stopped waiting.
