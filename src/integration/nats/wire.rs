@@ -1,5 +1,5 @@
-//! What crosses the wire, in postcard (compact, fast, schema-less): a
-//! [`Head`] then, for a message, its [`MessageEnvelope`] (the brief's
+//! What crosses the wire, in postcard (compact, fast, schema-less): the
+//! [`PROTOCOL`] byte, a [`Head`] then, for a message, its [`MessageEnvelope`] (the brief's
 //! envelope derives `Serialize`); an [`Answer`] then, for a reply, the reply
 //! value. The head travels first so a receiver can refuse a type or version
 //! it does not know before decoding anything else.
@@ -9,6 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::broker::RemoteFailure;
 use crate::message::{Message, MessageEnvelope};
+
+/// The wire protocol's version, the first byte of every message: a node
+/// refuses another with a clear error (a rolling upgrade that changes the
+/// format bumps it).
+pub(crate) const PROTOCOL: u8 = 1;
 
 /// What the sender asks of the receiving node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,13 +69,21 @@ fn malformed(e: postcard::Error) -> RemoteFailure {
 
 /// `head` then `body`.
 pub(crate) fn encode<T: Serialize>(head: &Head<'_>, body: &T) -> Result<Vec<u8>, RemoteFailure> {
-    let bytes = postcard::to_extend(head, Vec::with_capacity(128)).map_err(malformed)?;
+    let mut bytes = Vec::with_capacity(128);
+    bytes.push(PROTOCOL);
+    let bytes = postcard::to_extend(head, bytes).map_err(malformed)?;
     postcard::to_extend(body, bytes).map_err(malformed)
 }
 
 /// The head of `bytes` and what follows it.
 pub(crate) fn head(bytes: &[u8]) -> Result<(Head<'_>, &[u8]), RemoteFailure> {
-    postcard::take_from_bytes(bytes).map_err(malformed)
+    match bytes.split_first() {
+        Some((&PROTOCOL, rest)) => postcard::take_from_bytes(rest).map_err(malformed),
+        Some((other, _)) => Err(RemoteFailure::Malformed(format!(
+            "wire protocol {other}; this node speaks {PROTOCOL} (upgrade the older node)"
+        ))),
+        None => Err(RemoteFailure::Malformed("an empty message".into())),
+    }
 }
 
 /// An envelope after its head.
@@ -100,4 +113,55 @@ pub(crate) fn read_answer(bytes: &[u8]) -> Result<(Answer, &[u8]), RemoteFailure
 /// A value with nothing after it.
 pub(crate) fn value<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RemoteFailure> {
     postcard::from_bytes(bytes).map_err(malformed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::address::ActorAddress;
+
+    fn head_of(kind: Kind) -> Head<'static> {
+        Head {
+            kind,
+            message_type: "u64",
+            version: 3,
+            node: "a",
+            timeout_ms: 250,
+        }
+    }
+
+    #[test]
+    fn a_message_round_trips_head_first() {
+        let envelope = MessageEnvelope::new(ActorAddress::named("x"), 42u64);
+        let bytes = encode(&head_of(Kind::Ask), &envelope).unwrap();
+        assert_eq!(bytes[0], PROTOCOL);
+        let (head, rest) = head(&bytes).unwrap();
+        assert_eq!(
+            (head.kind, head.message_type, head.version),
+            (Kind::Ask, "u64", 3)
+        );
+        assert_eq!((head.node, head.timeout_ms), ("a", 250));
+        let back: MessageEnvelope<u64> = super::envelope(rest).unwrap();
+        assert_eq!((back.id, back.payload), (envelope.id, 42));
+    }
+
+    #[test]
+    fn another_protocol_or_nothing_is_refused_clearly() {
+        let mut bytes = encode(&head_of(Kind::Tell), &1u64).unwrap();
+        bytes[0] = PROTOCOL + 1;
+        let refused = head(&bytes).unwrap_err().to_string();
+        assert!(
+            refused.contains("wire protocol 2; this node speaks 1"),
+            "{refused}"
+        );
+        assert!(head(&[]).unwrap_err().to_string().contains("empty"));
+    }
+
+    #[test]
+    fn a_reply_follows_its_answer() {
+        let bytes = reply(&"done".to_owned()).unwrap();
+        let (answer, rest) = read_answer(&bytes).unwrap();
+        assert!(matches!(answer, Answer::Replied));
+        assert_eq!(value::<String>(rest).unwrap(), "done");
+    }
 }
