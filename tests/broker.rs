@@ -84,6 +84,24 @@ async fn a_thousand_concurrent_requests_each_get_their_own_reply() {
     assert_eq!(broker.pending_requests(), 0);
 }
 
+#[tokio::test]
+async fn a_request_without_a_practical_timeout_waits_for_its_reply() {
+    let system = system();
+    let broker = Broker::new(&system);
+    system
+        .spawn_builder()
+        .register("echo")
+        .spawn(Server(broker.clone()))
+        .unwrap();
+    let echo = Echo {
+        from: 9,
+        delay: Duration::from_millis(1),
+    };
+    let request = MessageEnvelope::new(ActorAddress::named("echo"), echo);
+    // Duration::MAX is "no timeout", not a deadline that has already passed.
+    assert_eq!(broker.request(request, Duration::MAX).await.unwrap(), 9);
+}
+
 #[tokio::test(start_paused = true)]
 async fn timed_out_requests_leave_nothing_behind_and_late_replies_come_back() {
     let system = system();

@@ -221,7 +221,7 @@ impl<M: Message, R: Send + 'static> MessageBroker<M> for InMemoryMessageBroker<M
             // The timeout counts from the envelope's creation, as its TTL does
             // (and saves reading the clock again).
             let began = envelope.created;
-            let deadline = began.checked_add(timeout).unwrap_or(began);
+            let deadline = crate::util::time::deadline_from(began, timeout);
             // The ticket removes the request from the table however this ends.
             let (ticket, reply) = self.pending.open(request);
             self.send_boxed(envelope).await?;

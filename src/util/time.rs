@@ -131,9 +131,14 @@ pub fn is_expired(timestamp: DateTime<Utc>, ttl: Duration, at: DateTime<Utc>) ->
 /// # }
 /// ```
 pub fn deadline_after(timeout: Duration) -> tokio::time::Instant {
+    deadline_from(tokio::time::Instant::now(), timeout)
+}
+
+/// `timeout` after `start`; a timeout too large to represent (such as
+/// `Duration::MAX`) is thirty years, not "now".
+pub(crate) fn deadline_from(start: Instant, timeout: Duration) -> Instant {
     const FOREVER: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
-    let now = tokio::time::Instant::now();
-    now.checked_add(timeout.min(FOREVER)).unwrap_or(now)
+    start.checked_add(timeout.min(FOREVER)).unwrap_or(start)
 }
 
 /// Renders a duration compactly for logs and reports: `850ns`, `12.3µs`,
