@@ -17,7 +17,7 @@ use airssys_rt::address::PoolSpec;
 use airssys_rt::address::{ActorAddress, PoolStrategy};
 use airssys_rt::broker::{BrokerError, DeliveryFailure, MessageBroker, RemoteFailure};
 use airssys_rt::integration::nats::{
-    NatsAuth, NatsConfig, NatsError, NatsMessageBroker, NatsTls, ReconnectPolicy,
+    LinkState, NatsAuth, NatsConfig, NatsError, NatsMessageBroker, NatsTls, ReconnectPolicy,
 };
 use airssys_rt::prelude::*;
 use futures::StreamExt;
@@ -338,7 +338,30 @@ async fn an_address_no_node_serves_is_refused_at_once_with_the_message() {
         .send(MessageEnvelope::new(named("nobody"), Cmd::Add(8)))
         .await
         .expect_err("nobody serves it");
-    assert_eq!(undelivered(error).1.payload, Cmd::Add(8));
+    let (cause, envelope) = undelivered(error);
+    assert_eq!(cause, DeliveryFailure::Remote(RemoteFailure::NoResponders));
+    assert_eq!(envelope.payload, Cmd::Add(8));
+
+    // An export withdrawn is no longer served.
+    a.export_counter("counter").await;
+    let other = node(&server, "b").await;
+    assert_eq!(
+        other
+            .ask(named("counter"), Cmd::Add(1))
+            .await
+            .expect("answered")
+            .total,
+        1
+    );
+    a.broker.unexport_name("counter").await.expect("withdrawn");
+    let error = other
+        .ask(named("counter"), Cmd::Add(1))
+        .await
+        .expect_err("withdrawn");
+    assert_eq!(
+        undelivered(error).0,
+        DeliveryFailure::Remote(RemoteFailure::NoResponders)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -444,7 +467,9 @@ async fn a_node_in_another_process_answers_ten_thousand_requests_and_is_missed_w
     assert_eq!(line.and_then(Result::ok).as_deref(), Some("ready"));
 
     let system = ActorSystem::new(SystemConfig::default()).expect("inside a runtime");
-    let config = NatsConfig::new([server.url()], "cluster-demo", "tester").heartbeat(heartbeat, 3);
+    // A generous window (10 beats): a loaded machine must not look like a
+    // dead node while the requests run.
+    let config = NatsConfig::new([server.url()], "cluster-demo", "tester").heartbeat(heartbeat, 10);
     let broker: NatsMessageBroker<Double, u64> = NatsMessageBroker::connect(&system, config)
         .await
         .expect("connected");
@@ -495,8 +520,8 @@ async fn a_node_in_another_process_answers_ten_thousand_requests_and_is_missed_w
 // Server restarts
 // ---------------------------------------------------------------------------
 
-async fn wait_until(connection: &mut tokio::sync::watch::Receiver<bool>, up: bool) {
-    tokio::time::timeout(PATIENCE, connection.wait_for(|now| *now == up))
+async fn wait_until(connection: &mut tokio::sync::watch::Receiver<LinkState>, state: LinkState) {
+    tokio::time::timeout(PATIENCE, connection.wait_for(|now| *now == state))
         .await
         .expect("in time")
         .expect("the broker lives");
@@ -518,7 +543,7 @@ async fn a_server_restart_fails_sends_with_their_messages_and_the_nodes_reconnec
 
     let mut b_connection = b.broker.connection();
     server.kill();
-    wait_until(&mut b_connection, false).await;
+    wait_until(&mut b_connection, LinkState::Reconnecting).await;
     // While the server is away every send fails, and hands its message back.
     let mut returned = Vec::new();
     for n in 1..=50u64 {
@@ -537,8 +562,8 @@ async fn a_server_restart_fails_sends_with_their_messages_and_the_nodes_reconnec
     );
 
     server.restart();
-    a.broker.until_connected().await;
-    b.broker.until_connected().await;
+    a.broker.until_connected().await.expect("reconnected");
+    b.broker.until_connected().await.expect("reconnected");
     // The returned messages go again; nothing was lost.
     for envelope in returned {
         b.broker
@@ -578,12 +603,12 @@ async fn durable_sends_survive_a_server_restart_with_nothing_acknowledged_lost_o
             // The server goes away in the middle of the traffic.
             let mut connection = b.broker.connection();
             server.kill();
-            wait_until(&mut connection, false).await;
+            wait_until(&mut connection, LinkState::Reconnecting).await;
         }
         if n == 201 {
             server.restart();
-            a.broker.until_connected().await;
-            b.broker.until_connected().await;
+            a.broker.until_connected().await.expect("reconnected");
+            b.broker.until_connected().await.expect("reconnected");
             // What failed during the outage is sent again.
             for envelope in returned.drain(..) {
                 b.broker
@@ -623,25 +648,30 @@ async fn durable_sends_survive_a_server_restart_with_nothing_acknowledged_lost_o
 // Namespaces and permissions
 // ---------------------------------------------------------------------------
 
-/// Two users, each allowed only its own system's subjects (and inboxes).
+/// Two users, each allowed only its own system's subjects and reply
+/// inboxes; and an observer of beta that may read but only answer and
+/// send heartbeats there.
 const PERMISSIONS: &str = r#"
 authorization {
   users = [
     { user: alpha, password: alpha-pw, permissions: {
-        publish: ["airssys.alpha.>", "_INBOX.>"], subscribe: ["airssys.alpha.>", "_INBOX.>"] } }
+        publish: ["airssys.alpha.>", "_INBOX_airssys_alpha.>"],
+        subscribe: ["airssys.alpha.>", "_INBOX_airssys_alpha.>"] } }
     { user: beta, password: beta-pw, permissions: {
-        publish: ["airssys.beta.>", "_INBOX.>"], subscribe: ["airssys.beta.>", "_INBOX.>"] } }
+        publish: ["airssys.beta.>", "_INBOX_airssys_beta.>"],
+        subscribe: ["airssys.beta.>", "_INBOX_airssys_beta.>"] } }
+    { user: observer, password: observer-pw, permissions: {
+        publish: ["airssys.beta.hb.>", "_INBOX_airssys_beta.>"],
+        subscribe: ["airssys.beta.>", "_INBOX_airssys_beta.>"] } }
   ]
 }
 "#;
 
 fn as_user(server: &NatsServer, system: &str, node: &str, user: &str) -> NatsConfig {
-    NatsConfig::new([server.url()], system, node)
-        .auth(NatsAuth::UserPassword {
-            user: user.into(),
-            password: format!("{user}-pw"),
-        })
-        .ack_timeout(Duration::from_millis(500))
+    NatsConfig::new([server.url()], system, node).auth(NatsAuth::UserPassword {
+        user: user.into(),
+        password: format!("{user}-pw"),
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -657,18 +687,44 @@ async fn a_node_cannot_publish_into_another_systems_namespace() {
         .expect("answered");
     assert_eq!(reply.total, 2);
 
-    // alpha's credentials, claiming to be a node of beta: the server drops
-    // what it publishes there, and the sender gets its message back.
-    let intruder = node_with(as_user(&server, "beta", "intruder", "alpha")).await;
-    let error = intruder
+    // alpha's credentials, claiming to be a node of beta: the server
+    // refuses its subscriptions there, so it cannot even join.
+    let system = ActorSystem::new(SystemConfig::default()).expect("inside a runtime");
+    let intruder = as_user(&server, "beta", "intruder", "alpha");
+    let refused = NatsMessageBroker::<Cmd, Reply>::connect(&system, intruder)
+        .await
+        .expect_err("refused");
+    match &refused {
+        NatsError::Subscribe { reason, .. } => {
+            assert!(reason.contains("refused"), "{reason}")
+        }
+        other => panic!("expected a refused subscription, got {other}"),
+    }
+
+    // An observer of beta may listen but not send: its send is refused at
+    // once, naming the subject, and the message comes back.
+    let observer = node_with(as_user(&server, "beta", "observer", "observer")).await;
+    let error = observer
         .broker
         .send(MessageEnvelope::new(named("counter"), Cmd::Add(1_000)))
         .await
         .expect_err("refused");
     let (cause, envelope) = undelivered(error);
-    assert!(matches!(cause, DeliveryFailure::Remote(_)), "{cause:?}");
+    assert_eq!(
+        cause,
+        DeliveryFailure::Remote(RemoteFailure::Denied("airssys.beta.name.counter".into()))
+    );
     assert_eq!(envelope.payload, Cmd::Add(1_000));
-    // The same raw, with alpha's credentials: the server says no.
+    let error = observer
+        .ask(named("counter"), Cmd::Total)
+        .await
+        .expect_err("refused");
+    assert!(matches!(
+        undelivered(error).0,
+        DeliveryFailure::Remote(RemoteFailure::Denied(_))
+    ));
+
+    // A raw client with alpha's credentials: the server says no too.
     let (violations, mut said) = mpsc::unbounded_channel();
     let raw = async_nats::ConnectOptions::with_user_and_password("alpha".into(), "alpha-pw".into())
         .event_callback(move |event| {
@@ -695,7 +751,7 @@ async fn a_node_cannot_publish_into_another_systems_namespace() {
         "{violation}"
     );
 
-    // beta's counter never saw either.
+    // beta's counter never saw any of it.
     let reply = beta_peer
         .ask(named("counter"), Cmd::Total)
         .await
@@ -748,6 +804,7 @@ async fn an_actor_is_told_when_a_node_it_watches_goes_silent() {
             ..a.counter()
         })
         .expect("spawned");
+    assert!(monitor.is_up(), "b is live before it goes");
     monitor.notify(watcher, Cmd::Add(99));
 
     // b goes away: its system stops, its broker (and heartbeats) with it.

@@ -69,6 +69,22 @@ pub enum RemoteFailure {
     /// The connection to the transport is down; retry once it reconnects.
     #[error("disconnected from the transport; retry once it reconnects")]
     Disconnected,
+    /// The connection is closed for good (reconnect attempts ran out);
+    /// connect a new broker.
+    #[error("the connection is closed for good (reconnect attempts ran out); connect a new broker")]
+    Closed,
+    /// The server refused to let this node publish there (its NATS
+    /// permissions).
+    #[error("the server refused publishing to {0} (NATS permissions)")]
+    Denied(String),
+    /// Too big for the server's maximum payload.
+    #[error("{bytes} bytes is more than the server takes in one message ({max}); send less")]
+    TooLarge {
+        /// The message's size on the wire.
+        bytes: usize,
+        /// The server's `max_payload`.
+        max: usize,
+    },
     /// No node serves the address (none exported it).
     #[error("no node serves this address; export it on the node that hosts it")]
     NoResponders,

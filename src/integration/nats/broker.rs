@@ -1,24 +1,26 @@
 //! [`NatsMessageBroker`]: the [`MessageBroker`] whose addresses reach the
 //! actors of every node of a system, through NATS.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::connection::State;
 use async_nats::{Client, Request, RequestErrorKind, Subscriber};
 use bytes::Bytes;
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use parking_lot::Mutex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use super::config::NatsConfig;
-use super::liveness::{Liveness, NodeMonitor};
+use super::link::{self, Link, LinkState};
+use super::liveness::{self, Liveness, NodeMonitor};
+use super::serve::{self, StopServing};
 use super::subject::Subjects;
 use super::wire::{self, Answer, Head, Kind};
 use super::{NatsError, RemotePublishError};
@@ -41,9 +43,9 @@ pub trait WireReply: Serialize + DeserializeOwned + Send + 'static {}
 impl<R: Serialize + DeserializeOwned + Send + 'static> WireReply for R {}
 
 /// A request from another node, waiting for a local actor's reply.
-struct RemoteRequest {
-    answer_to: async_nats::Subject,
-    expires: Instant,
+pub(super) struct RemoteRequest {
+    pub(super) answer_to: async_nats::Subject,
+    pub(super) expires: Instant,
 }
 
 /// Why a call to another node did not come back with an answer.
@@ -66,13 +68,19 @@ pub(super) struct Inner<M: Message, R> {
     pub(super) config: NatsConfig,
     pub(super) subjects: Subjects,
     pub(super) local: InMemoryMessageBroker<M, R>,
-    remote: Mutex<HashMap<MessageId, RemoteRequest>>,
-    /// Answers to other nodes, published in order by one task (a reply is
-    /// given from synchronous code).
-    outbound: mpsc::UnboundedSender<(async_nats::Subject, Bytes)>,
-    liveness: Liveness,
-    /// Whether the connection is up, as the client's events say.
-    connection: watch::Sender<bool>,
+    /// This run of this node: random, new at each start.
+    pub(super) incarnation: u64,
+    /// Requests from other nodes waiting for a local actor's reply.
+    pub(super) remote: Mutex<HashMap<MessageId, RemoteRequest>>,
+    /// Answers to other nodes that found the client's queue full, published
+    /// by one task (a reply is given from synchronous code).
+    pub(super) outbound: mpsc::UnboundedSender<(async_nats::Subject, Bytes)>,
+    pub(super) liveness: Liveness,
+    pub(super) link: Arc<Link>,
+    /// Exported subjects, each with the way to stop serving it.
+    exports: Mutex<HashMap<String, StopServing>>,
+    /// Topics bridged already.
+    bridged: Mutex<HashSet<String>>,
     pub(super) tasks: Mutex<Vec<AbortHandle>>,
     pub(super) durable: super::durable::Durable,
 }
@@ -156,24 +164,6 @@ fn undelivered<M: Message>(envelope: Envelope<M>, cause: DeliveryFailure) -> Bro
     }
 }
 
-/// The answer to send back for a local delivery that failed.
-fn refusal<M: Message>(error: &BrokerError<M>, node: &str) -> Answer {
-    match error {
-        BrokerError::Undelivered { cause, .. } => match cause {
-            DeliveryFailure::ActorStopped => Answer::Stopped,
-            DeliveryFailure::MailboxFull => Answer::Full,
-            other => Answer::Unresolved {
-                node: node.to_owned(),
-                reason: other.to_string(),
-            },
-        },
-        BrokerError::Timeout { .. } => Answer::Unresolved {
-            node: node.to_owned(),
-            reason: error.to_string(),
-        },
-    }
-}
-
 /// What a refusing answer to a message of `version` means to the sender.
 fn failure_of<M: Message>(answer: Answer, version: u32) -> DeliveryFailure {
     match answer {
@@ -207,14 +197,18 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
     /// heartbeats and listening for the other nodes'.
     pub async fn connect(system: &ActorSystem, config: NatsConfig) -> Result<Self, NatsError> {
         config.validate()?;
-        let (connection, _) = watch::channel(false);
-        let events = connection.clone();
+        let link = Link::new();
+        let events = link.clone();
+        let subjects = Subjects::new(config.namespace());
         let client = config
             .options()
             .await?
+            // Replies come to this system's own inboxes, so NATS permissions
+            // can keep other systems from reading them.
+            .custom_inbox_prefix(subjects.inboxes())
             .event_callback(move |event| {
                 let events = events.clone();
-                async move { on_event(&events, event) }
+                async move { events.on_event(event) }
             })
             .connect(config.servers.clone())
             .await
@@ -222,30 +216,34 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
                 servers: config.servers.join(", "),
                 reason: e.to_string(),
             })?;
+        link.seed(client.connection_state() == State::Connected);
         let (outbound, answers) = mpsc::unbounded_channel();
-        let subjects = Subjects::new(config.namespace());
         let inner = Arc::new(Inner {
             local: InMemoryMessageBroker::new(system),
             system: system.clone(),
             liveness: Liveness::new(config.heartbeat_window()),
             durable: super::durable::Durable::default(),
+            incarnation: fastrand::u64(1..),
             client,
             config,
             subjects,
             remote: Mutex::default(),
             outbound,
-            connection,
+            link,
+            exports: Mutex::default(),
+            bridged: Mutex::default(),
             tasks: Mutex::default(),
         });
         let broker = Self { inner };
-        // Connected before any event could say so.
-        broker.inner.connection.send_replace(broker.is_connected());
-        broker.start(answer_loop(broker.inner.client.clone(), answers));
-        broker.start(heartbeat_loop(Arc::downgrade(&broker.inner)));
+        broker.start(serve::answer_loop(broker.inner.client.clone(), answers));
+        broker.start(liveness::heartbeat_loop(Arc::downgrade(&broker.inner)));
         let heartbeats = broker
             .subscribe(broker.inner.subjects.heartbeats(), None)
             .await?;
-        broker.start(hear_loop(Arc::downgrade(&broker.inner), heartbeats));
+        broker.start(liveness::hear_loop(
+            Arc::downgrade(&broker.inner),
+            heartbeats,
+        ));
         Ok(broker)
     }
 
@@ -266,35 +264,50 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
             subject: subject.clone(),
             reason: e.to_string(),
         };
+        let denials = self.inner.link.denials();
         let subscriber = match queue {
             Some(queue) => client.queue_subscribe(subject.clone(), queue).await,
             None => client.subscribe(subject.clone()).await,
         }
         .map_err(|e| failed(&e))?;
-        self.round_trip().await.map_err(|e| failed(&e))?;
+        self.round_trip(denials, &subject)
+            .await
+            .map_err(|e| failed(&e))?;
         Ok(subscriber)
     }
 
     /// Returns once the server has processed everything this client sent
     /// before: a message to a fresh inbox of ours comes back only after it.
-    /// (The client's `flush` only empties the socket.)
-    async fn round_trip(&self) -> Result<(), String> {
+    /// (The client's `flush` only empties the socket.) Fails at once if
+    /// the server refuses `watched` or the inbox (permissions).
+    async fn round_trip(
+        &self,
+        denials: broadcast::Receiver<Arc<str>>,
+        watched: &str,
+    ) -> Result<(), String> {
         let client = &self.inner.client;
         let inbox = client.new_inbox();
-        let mut echo = client
-            .subscribe(inbox.clone())
-            .await
-            .map_err(|e| e.to_string())?;
-        client
-            .publish(inbox, Bytes::new())
-            .await
-            .map_err(|e| e.to_string())?;
-        match tokio::time::timeout(self.inner.config.ack_timeout, echo.next()).await {
-            Ok(Some(_)) => Ok(()),
-            Ok(None) => Err("the connection closed".into()),
-            Err(_) => Err(format!(
-                "the server did not answer within {:?}",
-                self.inner.config.ack_timeout
+        let timeout = self.inner.config.ack_timeout;
+        let echo = async {
+            let mut echo = client
+                .subscribe(inbox.clone())
+                .await
+                .map_err(|e| e.to_string())?;
+            client
+                .publish(inbox.clone(), Bytes::new())
+                .await
+                .map_err(|e| e.to_string())?;
+            match tokio::time::timeout(timeout, echo.next()).await {
+                Ok(Some(_)) => Ok(()),
+                Ok(None) => Err("the connection closed".to_owned()),
+                Err(_) => Err(format!("the server did not answer within {timeout:?}")),
+            }
+        };
+        match link::unless_denied(denials, &[watched, &inbox], echo).await {
+            Ok(echoed) => echoed,
+            Err(refused) => Err(format!(
+                "the server refused {refused} (NATS permissions: allow this system's subjects and its inboxes {}.>)",
+                self.inner.subjects.inboxes()
             )),
         }
     }
@@ -316,11 +329,56 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
         self.export(self.inner.subjects.pool(pool)).await
     }
 
+    /// Stops serving `name` to the other nodes (messages to it then go to
+    /// another node that exports it, or get `NoResponders`).
+    pub async fn unexport_name(&self, name: &str) -> Result<(), NatsError> {
+        self.unexport(self.inner.subjects.name(name)).await
+    }
+
+    /// Stops serving this node's members of `service`.
+    pub async fn unexport_service(&self, service: &str) -> Result<(), NatsError> {
+        self.unexport(self.inner.subjects.service(service)).await
+    }
+
+    /// Stops serving this node's part of `pool`.
+    pub async fn unexport_pool(&self, pool: &str) -> Result<(), NatsError> {
+        self.unexport(self.inner.subjects.pool(pool)).await
+    }
+
     async fn export(&self, subject: String) -> Result<(), NatsError> {
+        if self.inner.exports.lock().contains_key(&subject) {
+            return Ok(());
+        }
         // The subject is the queue group: one node takes each message.
-        let subscriber = self.subscribe(subject.clone(), Some(subject)).await?;
-        self.start(serve_loop(Arc::downgrade(&self.inner), subscriber));
+        let subscriber = self
+            .subscribe(subject.clone(), Some(subject.clone()))
+            .await?;
+        let (stop, stopped) = oneshot::channel();
+        if let Some(racing) = self.inner.exports.lock().insert(subject, stop) {
+            // Exported twice at once: the first stops serving.
+            let _ = racing.send(None);
+        }
+        self.start(serve::serve_loop(
+            Arc::downgrade(&self.inner),
+            subscriber,
+            stopped,
+        ));
         Ok(())
+    }
+
+    async fn unexport(&self, subject: String) -> Result<(), NatsError> {
+        let Some(stop) = self.inner.exports.lock().remove(&subject) else {
+            return Ok(());
+        };
+        let (done, unsubscribed) = oneshot::channel();
+        if stop.send(Some(done)).is_ok() {
+            // The loop unsubscribes, then says so.
+            let _ = unsubscribed.await;
+        }
+        // Once the server answers a round trip, it has the unsubscription.
+        self.round_trip(self.inner.link.denials(), &subject)
+            .await
+            .map_err(|reason| NatsError::Subscribe { subject, reason })
     }
 
     /// This node's name.
@@ -330,27 +388,40 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
 
     /// Whether the connection to NATS is up now.
     pub fn is_connected(&self) -> bool {
-        self.inner.client.connection_state() == State::Connected
+        self.inner.link.state() == LinkState::Up
     }
 
-    /// Follows the connection: `true` while it is up. Await a change
-    /// (`changed()`, `wait_for(|up| *up)`) to learn of a loss or a reconnect.
-    pub fn connection(&self) -> watch::Receiver<bool> {
-        self.inner.connection.subscribe()
+    /// Follows the connection. Await a change (`changed()`,
+    /// `wait_for(|s| *s == LinkState::Up)`) to learn of a loss or a
+    /// reconnect.
+    pub fn connection(&self) -> watch::Receiver<LinkState> {
+        self.inner.link.watch()
     }
 
     /// Waits until the connection is up and the server has every
     /// subscription of this broker (after a reconnect too): what is sent
-    /// to this node from then on reaches its exports.
-    pub async fn until_connected(&self) {
+    /// to this node from then on reaches its exports. Fails if the
+    /// connection is closed for good.
+    pub async fn until_connected(&self) -> Result<(), NatsError> {
         let mut connection = self.connection();
-        // The sender lives as long as the broker.
-        let _ = connection.wait_for(|up| *up).await;
+        let state = connection
+            .wait_for(|state| *state != LinkState::Reconnecting)
+            .await
+            .map(|state| *state)
+            .unwrap_or(LinkState::Closed);
+        if state == LinkState::Closed {
+            return Err(NatsError::Closed);
+        }
         // The client resubscribes first thing after reconnecting: once the
         // server answers a round trip, it has the subscriptions.
-        if let Err(e) = self.round_trip().await {
-            tracing::debug!(error = %e, "round trip after connecting failed");
-        }
+        let denials = self.inner.link.denials();
+        let subjects = self.inner.subjects.heartbeats();
+        self.round_trip(denials, &subjects)
+            .await
+            .map_err(|reason| NatsError::Connect {
+                servers: self.inner.config.servers.join(", "),
+                reason,
+            })
     }
 
     /// The nodes of the system heard from within the heartbeat window
@@ -376,6 +447,7 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
             message_type: M::MESSAGE_TYPE,
             version: 0,
             node: &self.inner.config.node,
+            incarnation: self.inner.incarnation,
             timeout_ms: 0,
         };
         let body = wire::encode(&head, address)?;
@@ -421,28 +493,47 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
         }
     }
 
-    /// Sends `body` to `subject` and waits up to `timeout` for the answer.
+    /// Why `body` cannot go out now, if it cannot.
+    pub(super) fn cannot_send(&self, body: &[u8]) -> Option<RemoteFailure> {
+        match self.inner.link.state() {
+            LinkState::Up => {}
+            LinkState::Reconnecting => return Some(RemoteFailure::Disconnected),
+            LinkState::Closed => return Some(RemoteFailure::Closed),
+        }
+        let max = self.inner.client.server_info().max_payload;
+        (max > 0 && body.len() > max).then_some(RemoteFailure::TooLarge {
+            bytes: body.len(),
+            max,
+        })
+    }
+
+    /// Sends `body` to `subject` and waits up to `timeout` for the answer;
+    /// a refusal by the server (permissions) ends the wait at once.
     async fn exchange(
         &self,
         subject: String,
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<Bytes, Failure> {
-        let client = &self.inner.client;
-        if client.connection_state() != State::Connected {
-            return Err(RemoteFailure::Disconnected.into());
+        if let Some(failure) = self.cannot_send(&body) {
+            return Err(failure.into());
         }
+        let denials = self.inner.link.denials();
         let request = Request::new().payload(body.into()).timeout(Some(timeout));
-        match client.send_request(subject, request).await {
-            Ok(message) => Ok(message.payload),
-            Err(e) => Err(match e.kind() {
+        let answer = self.inner.client.send_request(subject.clone(), request);
+        match link::unless_denied(denials, &[&subject], answer).await {
+            Ok(Ok(message)) => Ok(message.payload),
+            Ok(Err(e)) => Err(match e.kind() {
                 RequestErrorKind::NoResponders => RemoteFailure::NoResponders.into(),
-                RequestErrorKind::TimedOut if client.connection_state() == State::Connected => {
-                    Failure::TimedOut
-                }
-                RequestErrorKind::TimedOut => RemoteFailure::Disconnected.into(),
-                RequestErrorKind::Other => RemoteFailure::Transport(e.to_string()).into(),
+                // Sent, perhaps handled: only "not confirmed" is true.
+                RequestErrorKind::TimedOut => Failure::TimedOut,
+                RequestErrorKind::Other => match self.inner.link.state() {
+                    LinkState::Up => RemoteFailure::Transport(e.to_string()).into(),
+                    LinkState::Reconnecting => RemoteFailure::Disconnected.into(),
+                    LinkState::Closed => RemoteFailure::Closed.into(),
+                },
             }),
+            Err(refused) => Err(RemoteFailure::Denied(refused).into()),
         }
     }
 
@@ -460,6 +551,7 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
             message_type: M::MESSAGE_TYPE,
             version: envelope.payload.version(),
             node: &self.inner.config.node,
+            incarnation: self.inner.incarnation,
             timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
         };
         let body = match wire::encode(&head, &*envelope) {
@@ -547,16 +639,17 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
             message_type: M::MESSAGE_TYPE,
             version: message.version(),
             node: &self.inner.config.node,
+            incarnation: self.inner.incarnation,
             timeout_ms: 0,
         };
         let refused = |message, cause| Err(RemotePublishError { message, cause });
-        if !self.is_connected() {
-            return refused(message, RemoteFailure::Disconnected);
-        }
         let body = match wire::encode(&head, &message) {
             Ok(body) => body,
             Err(cause) => return refused(message, cause),
         };
+        if let Some(cause) = self.cannot_send(&body) {
+            return refused(message, cause);
+        }
         let subject = self.inner.subjects.topic(topic);
         match self.inner.client.publish(subject, body.into()).await {
             Ok(()) => Ok(()),
@@ -574,6 +667,10 @@ impl<M: WireMessage + Clone, R: WireReply> NatsMessageBroker<M, R> {
             .system
             .topic::<M>(topic)
             .map_err(|e| NatsError::Config(e.to_string()))?;
+        if !self.inner.bridged.lock().insert(topic.to_owned()) {
+            // Bridged already: a second bridge would deliver twice.
+            return Ok(local);
+        }
         let subscriber = self
             .subscribe(self.inner.subjects.topic(topic), None)
             .await?;
@@ -619,203 +716,6 @@ fn decode_published<M: WireMessage>(
     wire::value(rest).map_err(|e| e.to_string())
 }
 
-impl<M: WireMessage, R: WireReply> Inner<M, R> {
-    /// Handles a message from another node; answers it unless the answer
-    /// is the actor's reply, which comes later.
-    async fn incoming(&self, message: async_nats::Message) {
-        let answer_to = message.reply.clone();
-        let answer = self.accept(&message.payload, answer_to.as_ref()).await;
-        if let (Some(to), Some(answer)) = (answer_to, answer) {
-            self.answer(to, wire::answer(&answer).into());
-        }
-    }
-
-    async fn accept(
-        &self,
-        bytes: &[u8],
-        answer_to: Option<&async_nats::Subject>,
-    ) -> Option<Answer> {
-        let node = &self.config.node;
-        let (head, rest) = match wire::head(bytes) {
-            Ok(read) => read,
-            Err(e) => {
-                tracing::warn!(error = %e, "refused bytes that are no message");
-                return Some(Answer::Malformed(format!("could not decode the head: {e}")));
-            }
-        };
-        if head.message_type != M::MESSAGE_TYPE {
-            return Some(Answer::WrongType {
-                node: node.clone(),
-                serves: M::MESSAGE_TYPE.to_owned(),
-            });
-        }
-        if head.kind == Kind::Locate {
-            let address: ActorAddress = match wire::value(rest) {
-                Ok(address) => address,
-                Err(e) => return Some(Answer::Malformed(e.to_string())),
-            };
-            return Some(match self.system.registry().resolve::<M>(&address) {
-                Ok(_) => Answer::Located(node.clone()),
-                Err(e) => Answer::Unresolved {
-                    node: node.clone(),
-                    reason: e.to_string(),
-                },
-            });
-        }
-        if !self.config.accepted_versions.contains(&head.version) {
-            tracing::warn!(
-                from = head.node,
-                message_type = head.message_type,
-                version = head.version,
-                "refused a message version this node does not accept"
-            );
-            let accepted = &self.config.accepted_versions;
-            return Some(Answer::UnknownVersion {
-                node: node.clone(),
-                accepted: format!("{}..={}", accepted.start(), accepted.end()),
-            });
-        }
-        let mut envelope = match wire::envelope::<M>(rest) {
-            Ok(envelope) => envelope,
-            Err(e) => {
-                tracing::warn!(from = head.node, error = %e, "refused a malformed message");
-                return Some(Answer::Malformed(format!(
-                    "could not decode the envelope: {e}"
-                )));
-            }
-        };
-        match (head.kind, answer_to) {
-            (Kind::Tell, _) => Some(match self.local.send(envelope).await {
-                Ok(()) => Answer::Delivered,
-                Err(e) => refusal(&e, node),
-            }),
-            (Kind::Ask, Some(answer_to)) => {
-                // A fresh id on this node: ids of different nodes may clash.
-                let id = MessageId::next();
-                envelope.id = id;
-                let expires = Instant::now() + Duration::from_millis(head.timeout_ms);
-                let waiting = RemoteRequest {
-                    answer_to: answer_to.clone(),
-                    expires,
-                };
-                self.remote.lock().insert(id, waiting);
-                match self.local.send(envelope).await {
-                    Ok(()) => None,
-                    Err(e) => {
-                        self.remote.lock().remove(&id);
-                        Some(refusal(&e, node))
-                    }
-                }
-            }
-            (kind, _) => Some(Answer::Malformed(format!(
-                "a {kind:?} cannot be served here"
-            ))),
-        }
-    }
-
-    /// Sends an answer from synchronous code: straight into the client's
-    /// queue when it has room (the common case, no task hop), else through
-    /// the answering task.
-    fn answer(&self, to: async_nats::Subject, body: Bytes) {
-        // A bounded channel send that is not ready is dropped unsent, so
-        // the answer is never sent twice. Subjects and bytes clone cheaply.
-        match self.client.publish(to.clone(), body.clone()).now_or_never() {
-            Some(Ok(())) => {}
-            Some(Err(e)) => tracing::warn!(error = %e, "could not answer another node"),
-            // The answering task lives as long as `self`.
-            None => {
-                let _ = self.outbound.send((to, body));
-            }
-        }
-    }
-
-    /// Forgets requests from other nodes whose senders stopped waiting.
-    fn expire_remote(&self) {
-        let now = Instant::now();
-        self.remote
-            .lock()
-            .retain(|_, waiting| waiting.expires > now);
-    }
-}
-
-/// Follows the client's connection events; logs what the server refused.
-fn on_event(connection: &watch::Sender<bool>, event: async_nats::Event) {
-    match event {
-        async_nats::Event::Connected => {
-            tracing::info!("connected to NATS");
-            connection.send_replace(true);
-        }
-        async_nats::Event::Disconnected => {
-            tracing::warn!("disconnected from NATS; reconnecting");
-            connection.send_replace(false);
-        }
-        async_nats::Event::Closed => {
-            connection.send_replace(false);
-        }
-        async_nats::Event::ServerError(e) => tracing::warn!(error = %e, "NATS server error"),
-        other => tracing::debug!(event = %other, "NATS event"),
-    }
-}
-
-/// Publishes answers to other nodes, in order.
-async fn answer_loop(
-    client: Client,
-    mut answers: mpsc::UnboundedReceiver<(async_nats::Subject, Bytes)>,
-) {
-    while let Some((to, body)) = answers.recv().await {
-        if let Err(e) = client.publish(to, body).await {
-            tracing::warn!(error = %e, "could not answer another node");
-        }
-    }
-}
-
-/// Handles messages to one exported subject.
-async fn serve_loop<M: WireMessage, R: WireReply>(
-    inner: Weak<Inner<M, R>>,
-    mut subscriber: Subscriber,
-) {
-    while let Some(message) = subscriber.next().await {
-        let Some(inner) = inner.upgrade() else { break };
-        inner.incoming(message).await;
-    }
-}
-
-/// Sends this node's heartbeat, sweeps the silent nodes and the expired
-/// requests, every interval.
-async fn heartbeat_loop<M: WireMessage, R: WireReply>(inner: Weak<Inner<M, R>>) {
-    let Some(interval) = inner.upgrade().map(|inner| inner.config.heartbeat_interval) else {
-        return;
-    };
-    let mut ticks = tokio::time::interval(interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        let Some(inner) = inner.upgrade() else { break };
-        let subject = inner.subjects.heartbeat(&inner.config.node);
-        let node = Bytes::from(inner.config.node.clone().into_bytes());
-        if inner.client.connection_state() == State::Connected
-            && let Err(e) = inner.client.publish(subject, node).await
-        {
-            tracing::debug!(error = %e, "heartbeat not sent");
-        }
-        inner.liveness.sweep();
-        inner.expire_remote();
-    }
-}
-
-/// Records the other nodes' heartbeats.
-async fn hear_loop<M: WireMessage, R: WireReply>(
-    inner: Weak<Inner<M, R>>,
-    mut heartbeats: Subscriber,
-) {
-    while let Some(heartbeat) = heartbeats.next().await {
-        let Some(inner) = inner.upgrade() else { break };
-        if let Ok(node) = std::str::from_utf8(&heartbeat.payload) {
-            inner.liveness.heard(node);
-        }
-    }
-}
-
 impl<M: WireMessage, R: WireReply> MessageBroker<M> for NatsMessageBroker<M, R> {
     type Reply = R;
 
@@ -839,8 +739,21 @@ impl<M: WireMessage, R: WireReply> MessageBroker<M> for NatsMessageBroker<M, R> 
         let Some(waiting) = waiting else {
             return self.inner.local.reply(reply_to, reply);
         };
+        let max = self.inner.client.server_info().max_payload;
         let body = match wire::reply(&reply) {
-            Ok(body) => body,
+            Ok(body) if max == 0 || body.len() <= max => body,
+            Ok(body) => {
+                tracing::error!(
+                    bytes = body.len(),
+                    max,
+                    "a reply too large for NATS; the requester is told"
+                );
+                let failure = RemoteFailure::TooLarge {
+                    bytes: body.len(),
+                    max,
+                };
+                wire::answer(&Answer::Malformed(format!("the reply: {failure}")))
+            }
             Err(e) => {
                 tracing::error!(error = %e, "a reply could not be encoded; the requester is told");
                 wire::answer(&Answer::Malformed(format!(

@@ -8,7 +8,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_nats::HeaderMap;
-use async_nats::connection::State;
+use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::{self, AckKind, consumer, stream};
 use futures::StreamExt;
 use parking_lot::Mutex;
@@ -16,6 +16,7 @@ use tokio::sync::OnceCell;
 
 use super::NatsError;
 use super::broker::{Inner, NatsMessageBroker, WireMessage, WireReply};
+use super::link::LinkState;
 use super::wire::{self, Head, Kind};
 use crate::address::ActorAddress;
 use crate::broker::metrics;
@@ -30,6 +31,8 @@ const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 const ACK_WAIT: Duration = Duration::from_secs(10);
 /// Wait before taking again a message the actor could not take.
 const RETRY_DELAY: Duration = Duration::from_millis(100);
+/// Wait before offering again a message of a version not taken here.
+const LATER: Duration = Duration::from_secs(5);
 
 /// The JetStream side of a broker.
 #[derive(Default)]
@@ -38,19 +41,24 @@ pub(super) struct Durable {
     seen: Mutex<Seen>,
 }
 
-/// Recently delivered (node, id) pairs, oldest first out.
+/// Recently delivered messages by [`message_key`], oldest first out.
 #[derive(Default)]
 struct Seen {
-    ids: HashSet<(String, u64)>,
-    order: VecDeque<(String, u64)>,
+    ids: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+/// What names a message across nodes and restarts.
+fn message_key(node: &str, incarnation: u64, id: u64) -> String {
+    format!("{node}.{incarnation:x}.{id}")
 }
 
 impl Seen {
-    fn contains(&self, key: &(String, u64)) -> bool {
+    fn contains(&self, key: &str) -> bool {
         self.ids.contains(key)
     }
 
-    fn insert(&mut self, key: (String, u64)) {
+    fn insert(&mut self, key: String) {
         if self.ids.insert(key.clone()) {
             self.order.push_back(key);
             if self.order.len() > REMEMBERED
@@ -76,7 +84,9 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
             .durable
             .context
             .get_or_try_init(|| async {
-                let context = jetstream::new(inner.client.clone());
+                let mut context = jetstream::new(inner.client.clone());
+                // A stored message is confirmed within the send timeout.
+                context.set_timeout(inner.config.ack_timeout);
                 context
                     .get_or_create_stream(stream::Config {
                         name: inner.subjects.stream(),
@@ -115,43 +125,59 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
             return Err(refused(envelope, RemoteFailure::Transport(reason)));
         };
         let subject = self.inner.subjects.durable(name);
-        if self.inner.client.connection_state() != State::Connected {
-            return Err(refused(envelope, RemoteFailure::Disconnected));
-        }
-        let context = match self.jetstream().await {
-            Ok(context) => context,
-            Err(e) => return Err(refused(envelope, RemoteFailure::Transport(e.to_string()))),
-        };
         let head = Head {
             kind: Kind::Tell,
             message_type: M::MESSAGE_TYPE,
             version: envelope.payload.version(),
             node: &self.inner.config.node,
+            incarnation: self.inner.incarnation,
             timeout_ms: 0,
         };
         let body = match wire::encode(&head, &*envelope) {
             Ok(body) => body,
             Err(e) => return Err(refused(envelope, e)),
         };
+        if let Some(failure) = self.cannot_send(&body) {
+            return Err(refused(envelope, failure));
+        }
+        let context = match self.jetstream().await {
+            Ok(context) => context,
+            Err(e) => return Err(refused(envelope, RemoteFailure::Transport(e.to_string()))),
+        };
+        // The server drops a repeat of this id (a resend after an error)
+        // within its duplicate window; node and incarnation keep ids of
+        // other nodes and earlier runs apart.
         let mut headers = HeaderMap::new();
-        let id = format!("{}.{}", self.inner.config.node, envelope.id.as_u64());
+        let id = message_key(
+            &self.inner.config.node,
+            self.inner.incarnation,
+            envelope.id.as_u64(),
+        );
         headers.insert("Nats-Msg-Id", id.as_str());
         let stored = match context
             .publish_with_headers(subject, headers, body.into())
             .await
         {
-            Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
+            Ok(ack) => ack.await,
+            Err(e) => Err(e),
         };
         match stored {
-            Ok(()) => {
+            Ok(_) => {
                 metrics::delivered();
                 Ok(())
             }
-            Err(_) if self.inner.client.connection_state() != State::Connected => {
+            // Sent, perhaps stored: resending is safe (the id dedups).
+            Err(e) if e.kind() == PublishErrorKind::TimedOut => Err(refused(
+                envelope,
+                RemoteFailure::Unconfirmed(self.inner.config.ack_timeout),
+            )),
+            Err(_) if self.inner.link.state() == LinkState::Reconnecting => {
                 Err(refused(envelope, RemoteFailure::Disconnected))
             }
-            Err(reason) => Err(refused(envelope, RemoteFailure::Transport(reason))),
+            Err(_) if self.inner.link.state() == LinkState::Closed => {
+                Err(refused(envelope, RemoteFailure::Closed))
+            }
+            Err(e) => Err(refused(envelope, RemoteFailure::Transport(e.to_string()))),
         }
     }
 
@@ -224,25 +250,37 @@ impl<M: WireMessage, R: WireReply> Inner<M, R> {
                 tracing::debug!(error = %e, "durable acknowledgement lost");
             }
         };
-        let decoded = wire::head(&message.payload).and_then(|(head, rest)| {
-            if head.message_type != M::MESSAGE_TYPE
-                || !self.config.accepted_versions.contains(&head.version)
-            {
-                return Err(RemoteFailure::Malformed(format!(
-                    "version {} of {} is not taken here",
-                    head.version, head.message_type
-                )));
-            }
-            Ok((head.node.to_owned(), wire::envelope::<M>(rest)?))
-        });
-        let (node, envelope) = match decoded {
-            Ok(decoded) => decoded,
+        let (head, rest) = match wire::head(&message.payload) {
+            Ok(read) => read,
             Err(e) => {
-                tracing::warn!(error = %e, "durable message refused for good");
+                tracing::warn!(error = %e, "durable message undecodable: dropped for good");
                 return settle(AckKind::Term).await;
             }
         };
-        let key = (node, envelope.id.as_u64());
+        if head.message_type != M::MESSAGE_TYPE {
+            tracing::warn!(
+                message_type = head.message_type,
+                "durable message of another type: dropped for good"
+            );
+            return settle(AckKind::Term).await;
+        }
+        if !self.config.accepted_versions.contains(&head.version) {
+            // Kept for a node that takes this version (an upgrade in
+            // progress): offered again later, never dropped.
+            tracing::warn!(
+                version = head.version,
+                "durable message of a version not taken here: left for later"
+            );
+            return settle(AckKind::Nak(Some(LATER))).await;
+        }
+        let envelope = match wire::envelope::<M>(rest) {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                tracing::warn!(error = %e, "durable message undecodable: dropped for good");
+                return settle(AckKind::Term).await;
+            }
+        };
+        let key = message_key(head.node, head.incarnation, envelope.id.as_u64());
         if self.durable.seen.lock().contains(&key) {
             return settle(AckKind::Ack).await;
         }

@@ -41,12 +41,15 @@
 mod broker;
 mod config;
 mod durable;
+mod link;
 mod liveness;
+mod serve;
 mod subject;
 mod wire;
 
 pub use broker::{NatsMessageBroker, WireMessage, WireReply};
 pub use config::{NatsAuth, NatsConfig, NatsTls, ReconnectPolicy};
+pub use link::LinkState;
 pub use liveness::{NodeDown, NodeMonitor};
 
 use crate::broker::RemoteFailure;
@@ -73,6 +76,11 @@ pub enum NatsError {
         /// Why.
         reason: String,
     },
+    /// The connection is closed for good (reconnect attempts ran out).
+    #[error(
+        "the NATS connection is closed for good (reconnect attempts ran out); connect a new broker"
+    )]
+    Closed,
     /// JetStream refused (not enabled, or no permission).
     #[error("JetStream: {0}")]
     JetStream(String),

@@ -66,6 +66,11 @@ impl Subjects {
         format!("{}.durable.>", self.namespace)
     }
 
+    /// The prefix of this system's reply inboxes (`_INBOX_airssys_<system>`).
+    pub(crate) fn inboxes(&self) -> String {
+        format!("_INBOX_{}", self.namespace.replace('.', "_"))
+    }
+
     /// The JetStream stream of this system.
     pub(crate) fn stream(&self) -> String {
         format!("AIRSSYS_{}", self.namespace.replace('.', "_"))

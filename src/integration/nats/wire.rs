@@ -36,6 +36,9 @@ pub(crate) struct Head<'a> {
     pub(crate) version: u32,
     /// The sending node.
     pub(crate) node: &'a str,
+    /// The sending node's incarnation (random, new at each start): with
+    /// the message id, it names the message uniquely across restarts.
+    pub(crate) incarnation: u64,
     /// For [`Kind::Ask`]: how long the sender waits for the reply, in ms.
     pub(crate) timeout_ms: u64,
 }
@@ -110,6 +113,22 @@ pub(crate) fn read_answer(bytes: &[u8]) -> Result<(Answer, &[u8]), RemoteFailure
     postcard::take_from_bytes(bytes).map_err(malformed)
 }
 
+/// A heartbeat: the node's name and incarnation.
+pub(crate) fn heartbeat(node: &str, incarnation: u64) -> Vec<u8> {
+    // A string and an integer always encode.
+    postcard::to_allocvec(&(PROTOCOL, node, incarnation)).unwrap_or_default()
+}
+
+/// The node and incarnation of a heartbeat.
+pub(crate) fn read_heartbeat(bytes: &[u8]) -> Result<(String, u64), RemoteFailure> {
+    match postcard::from_bytes::<(u8, String, u64)>(bytes).map_err(malformed)? {
+        (PROTOCOL, node, incarnation) => Ok((node, incarnation)),
+        (other, ..) => Err(RemoteFailure::Malformed(format!(
+            "heartbeat of wire protocol {other}"
+        ))),
+    }
+}
+
 /// A value with nothing after it.
 pub(crate) fn value<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RemoteFailure> {
     postcard::from_bytes(bytes).map_err(malformed)
@@ -126,6 +145,7 @@ mod tests {
             message_type: "u64",
             version: 3,
             node: "a",
+            incarnation: 77,
             timeout_ms: 250,
         }
     }
