@@ -939,3 +939,178 @@ async fn tls_connects_with_the_right_authority_only() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ---------------------------------------------------------------------------
+// Traffic in flight when the server goes, and durable repeats
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_in_flight_when_the_server_dies_fail_or_arrive_and_nothing_is_lost() {
+    let mut server = NatsServer::start();
+    let a = node(&server, "a").await;
+    // A short confirmation wait: the send in flight when the server dies
+    // is reported unconfirmed after it.
+    let b = node_with(
+        NatsConfig::new([server.url()], "test", "b").ack_timeout(Duration::from_millis(500)),
+    )
+    .await;
+    let (seen, mut arrivals) = mpsc::unbounded_channel();
+    a.system
+        .spawn_builder()
+        .register("counter")
+        .spawn(Counter {
+            seen: Some(seen),
+            ..a.counter()
+        })
+        .expect("spawned");
+    a.broker.export_name("counter").await.expect("exported");
+
+    // b tells 1, 2, 3, … without pause; a failure comes back with its
+    // message, and then b waits to be connected again, as a client would.
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let (failed, mut failures) = mpsc::unbounded_channel();
+    let sender = b.broker.clone();
+    let traffic = tokio::spawn(async move {
+        let mut n = 0u64;
+        while stopped.try_recv().is_err() {
+            n += 1;
+            let envelope = MessageEnvelope::new(named("counter"), Cmd::Add(n));
+            if let Err(error) = sender.send(envelope).await {
+                let (cause, envelope) = undelivered(error);
+                let _ = failed.send((cause, envelope));
+                sender.until_connected().await.expect("reconnects");
+            }
+        }
+        n
+    });
+    let mut got = std::collections::HashSet::new();
+    while got.len() < 200 {
+        got.insert(arrivals.recv().await.expect("the counter runs"));
+    }
+    let mut connection = b.broker.connection();
+    server.kill();
+    wait_until(&mut connection, LinkState::Reconnecting).await;
+    // The send in flight fails (at once, or unconfirmed if it was out);
+    // every failure hands its message back.
+    let first = tokio::time::timeout(PATIENCE, failures.recv())
+        .await
+        .expect("in time")
+        .expect("the sender runs");
+    let mut returned = vec![first];
+    server.restart();
+    a.broker.until_connected().await.expect("reconnected");
+    b.broker.until_connected().await.expect("reconnected");
+    let _ = stop.send(());
+    let last = traffic.await.expect("the sender ends");
+    while let Ok(failure) = failures.try_recv() {
+        returned.push(failure);
+    }
+    // Everything that came back goes again.
+    for (cause, envelope) in returned {
+        assert!(
+            matches!(
+                cause,
+                DeliveryFailure::Remote(
+                    RemoteFailure::Disconnected
+                        | RemoteFailure::Unconfirmed(_)
+                        // a's subscription not back yet, just after the restart
+                        | RemoteFailure::NoResponders
+                )
+            ),
+            "{cause:?}"
+        );
+        b.broker
+            .send(envelope)
+            .await
+            .expect("delivered after the restart");
+    }
+    // Every number 1..=last reached the counter (an unconfirmed one may
+    // have arrived twice: at most once per send, not exactly once).
+    while (1..=last).any(|n| !got.contains(&n)) {
+        let n = tokio::time::timeout(PATIENCE, arrivals.recv())
+            .await
+            .expect("every message arrives")
+            .expect("the counter runs");
+        got.insert(n);
+    }
+}
+
+async fn arrival(arrivals: &mut mpsc::UnboundedReceiver<u64>) -> u64 {
+    tokio::time::timeout(PATIENCE, arrivals.recv())
+        .await
+        .expect("in time")
+        .expect("the actor runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_repeats_are_dropped_but_a_restarted_sender_is_not_mistaken_for_one() {
+    use airssys_rt::util::MessageId;
+
+    let server = NatsServer::with_jetstream();
+    let a = node(&server, "a").await;
+    let (seen, mut arrivals) = mpsc::unbounded_channel();
+    a.system
+        .spawn_builder()
+        .register("ledger")
+        .spawn(Counter {
+            seen: Some(seen),
+            ..a.counter()
+        })
+        .expect("spawned");
+    a.broker.export_durable("ledger").await.expect("JetStream");
+    let b = node(&server, "b").await;
+    // A raw listener sees the bytes b stores.
+    let raw = async_nats::connect(server.url()).await.expect("connected");
+    let mut stored = raw
+        .subscribe("airssys.test.durable.ledger")
+        .await
+        .expect("subscribed");
+    raw.flush().await.expect("flushed");
+
+    // The same envelope sent twice (a resend after an error): stored once.
+    let envelope = MessageEnvelope::new(named("ledger"), Cmd::Add(1));
+    b.broker
+        .send_durable(envelope.clone())
+        .await
+        .expect("stored");
+    b.broker
+        .send_durable(envelope)
+        .await
+        .expect("stored (a repeat)");
+    let bytes = tokio::time::timeout(PATIENCE, stored.next())
+        .await
+        .expect("in time")
+        .expect("the bytes")
+        .payload;
+    // The same bytes stored again under another id (as a redelivery would
+    // hand them over again): the receiving node drops them.
+    let jetstream = async_nats::jetstream::new(raw.clone());
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", "another-id");
+    jetstream
+        .publish_with_headers("airssys.test.durable.ledger", headers, bytes)
+        .await
+        .expect("published")
+        .await
+        .expect("stored");
+    // b restarts (a new broker under the same node name) and its message
+    // ids start over: the same id is a new message, not a repeat.
+    drop(b);
+    let b_again = node(&server, "b").await;
+    let mut first = MessageEnvelope::new(named("ledger"), Cmd::Add(2));
+    first.id = MessageId::from_raw(7);
+    let mut second = MessageEnvelope::new(named("ledger"), Cmd::Add(3));
+    second.id = MessageId::from_raw(7);
+    b_again.broker.send_durable(first).await.expect("stored");
+    let b_third = node(&server, "b").await;
+    b_third.broker.send_durable(second).await.expect("stored");
+
+    // In stream order: 1 once, then 2 and 3.
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.push(arrival(&mut arrivals).await);
+    }
+    assert_eq!(got, [1, 2, 3]);
+    let reply = a.ask(named("ledger"), Cmd::Total).await.expect("answered");
+    assert_eq!(reply.total, 6, "nothing more arrived");
+}
