@@ -102,9 +102,11 @@ impl<M: Message, R> Drop for Inner<M, R> {
 /// them (a pool or service exported on several nodes is spread over them by
 /// NATS queue groups). An [`ActorAddress::Id`] names an actor of this node
 /// only. `send` waits for the receiving node to confirm the message is in
-/// the actor's mailbox; `request` waits for the actor's reply. Delivery is
-/// at most once; see [`send_durable`](NatsMessageBroker::send_durable) for
-/// at least once.
+/// the actor's mailbox; `request` waits for the actor's reply, which the
+/// actor gives through this broker ([`reply`](MessageBroker::reply) with
+/// [`ActorContext::envelope_id`](crate::actor::ActorContext::envelope_id)).
+/// Delivery is at most once; see
+/// [`send_durable`](NatsMessageBroker::send_durable) for at least once.
 ///
 /// ```no_run
 /// # use std::time::Duration;

@@ -35,8 +35,12 @@
 //! | `….hb.<node>` | every node (`hb.*`) | no |
 //! | `….durable.<name>` | JetStream stream `AIRSSYS_airssys_<system>`, a durable consumer per name | — |
 //!
-//! With NATS permissions that allow a user only `airssys.<system>.>` (and
-//! `_INBOX.>` for replies), a node cannot publish into another system.
+//! Replies travel on the system's own inboxes, `_INBOX_airssys_<system>.>`.
+//! With NATS permissions that allow a user only `airssys.<system>.>` and
+//! those inboxes, a node cannot publish into, or read the replies of,
+//! another system; what the server refuses fails at once with
+//! [`RemoteFailure::Denied`] or
+//! [`NatsError::Subscribe`].
 
 mod broker;
 mod config;
