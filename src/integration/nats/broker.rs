@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_nats::connection::State;
@@ -77,6 +78,9 @@ pub(super) struct Inner<M: Message, R> {
     pub(super) outbound: mpsc::UnboundedSender<(async_nats::Subject, Bytes)>,
     pub(super) liveness: Liveness,
     pub(super) link: Arc<Link>,
+    /// The server's largest message (its info is a large clone: read on
+    /// connecting and reconnecting only).
+    pub(super) max_payload: AtomicUsize,
     /// Exported subjects, each with the way to stop serving it.
     exports: Mutex<HashMap<String, StopServing>>,
     /// Topics bridged already.
@@ -220,6 +224,7 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
             })?;
         link.seed(client.connection_state() == State::Connected);
         let (outbound, answers) = mpsc::unbounded_channel();
+        let max_payload = client.server_info().max_payload;
         let inner = Arc::new(Inner {
             local: InMemoryMessageBroker::new(system),
             system: system.clone(),
@@ -231,6 +236,7 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
             subjects,
             remote: Mutex::default(),
             outbound,
+            max_payload: AtomicUsize::new(max_payload),
             link,
             exports: Mutex::default(),
             bridged: Mutex::default(),
@@ -502,7 +508,7 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
             LinkState::Reconnecting => return Some(RemoteFailure::Disconnected),
             LinkState::Closed => return Some(RemoteFailure::Closed),
         }
-        let max = self.inner.client.server_info().max_payload;
+        let max = self.inner.max_payload.load(Ordering::Relaxed);
         (max > 0 && body.len() > max).then_some(RemoteFailure::TooLarge {
             bytes: body.len(),
             max,
@@ -741,7 +747,7 @@ impl<M: WireMessage, R: WireReply> MessageBroker<M> for NatsMessageBroker<M, R> 
         let Some(waiting) = waiting else {
             return self.inner.local.reply(reply_to, reply);
         };
-        let max = self.inner.client.server_info().max_payload;
+        let max = self.inner.max_payload.load(Ordering::Relaxed);
         let body = match wire::reply(&reply) {
             Ok(body) if max == 0 || body.len() <= max => body,
             Ok(body) => {

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Weak;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use async_nats::Subscriber;
@@ -211,6 +212,9 @@ pub(super) async fn heartbeat_loop<M: WireMessage, R: WireReply>(inner: Weak<Inn
             if !was_up {
                 // Deaf while away: nobody is judged on that silence.
                 inner.liveness.refresh();
+                // Perhaps another server, with other limits.
+                let max = inner.client.server_info().max_payload;
+                inner.max_payload.store(max, Ordering::Relaxed);
             }
             inner.liveness.sweep();
         }
