@@ -137,6 +137,21 @@ impl Node {
         counter
     }
 
+    /// A counter registered as `name` (not exported) that reports each
+    /// number it adds.
+    fn watched_counter(&self, name: &str) -> mpsc::UnboundedReceiver<u64> {
+        let (seen, arrivals) = mpsc::unbounded_channel();
+        self.system
+            .spawn_builder()
+            .register(name.to_owned())
+            .spawn(Counter {
+                seen: Some(seen),
+                ..self.counter()
+            })
+            .expect("spawned");
+        arrivals
+    }
+
     async fn ask(&self, to: ActorAddress, cmd: Cmd) -> Result<Reply, BrokerError<Cmd>> {
         self.broker
             .request(MessageEnvelope::new(to, cmd), PATIENCE)
@@ -581,15 +596,7 @@ async fn durable_sends_survive_a_server_restart_with_nothing_acknowledged_lost_o
     let mut server = NatsServer::with_jetstream();
     let a = node(&server, "a").await;
     let b = node(&server, "b").await;
-    let (seen, mut arrivals) = mpsc::unbounded_channel();
-    a.system
-        .spawn_builder()
-        .register("ledger")
-        .spawn(Counter {
-            seen: Some(seen),
-            ..a.counter()
-        })
-        .expect("spawned");
+    let mut arrivals = a.watched_counter("ledger");
     a.broker.export_durable("ledger").await.expect("JetStream");
     let durable = |n| {
         b.broker
@@ -954,15 +961,7 @@ async fn sends_in_flight_when_the_server_dies_fail_or_arrive_and_nothing_is_lost
         NatsConfig::new([server.url()], "test", "b").ack_timeout(Duration::from_millis(500)),
     )
     .await;
-    let (seen, mut arrivals) = mpsc::unbounded_channel();
-    a.system
-        .spawn_builder()
-        .register("counter")
-        .spawn(Counter {
-            seen: Some(seen),
-            ..a.counter()
-        })
-        .expect("spawned");
+    let mut arrivals = a.watched_counter("counter");
     a.broker.export_name("counter").await.expect("exported");
 
     // b tells 1, 2, 3, … without pause; a failure comes back with its
@@ -1048,15 +1047,7 @@ async fn durable_repeats_are_dropped_but_a_restarted_sender_is_not_mistaken_for_
 
     let server = NatsServer::with_jetstream();
     let a = node(&server, "a").await;
-    let (seen, mut arrivals) = mpsc::unbounded_channel();
-    a.system
-        .spawn_builder()
-        .register("ledger")
-        .spawn(Counter {
-            seen: Some(seen),
-            ..a.counter()
-        })
-        .expect("spawned");
+    let mut arrivals = a.watched_counter("ledger");
     a.broker.export_durable("ledger").await.expect("JetStream");
     let b = node(&server, "b").await;
     // A raw listener sees the bytes b stores.
