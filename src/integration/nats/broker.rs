@@ -255,9 +255,12 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
         Ok(broker)
     }
 
-    fn start(&self, task: impl Future<Output = ()> + Send + 'static) {
+    pub(super) fn start(&self, task: impl Future<Output = ()> + Send + 'static) {
         let handle = tokio::spawn(task).abort_handle();
-        self.inner.tasks.lock().push(handle);
+        let mut tasks = self.inner.tasks.lock();
+        // Ended tasks (unexported subjects) leave; the rest stop with us.
+        tasks.retain(|task| !task.is_finished());
+        tasks.push(handle);
     }
 
     /// Subscribes (in `queue` if given) and waits until the server has the

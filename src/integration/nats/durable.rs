@@ -203,9 +203,7 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
             )
             .await
             .map_err(jetstream_error)?;
-        let inner = Arc::downgrade(&self.inner);
-        let task = tokio::spawn(take_loop(inner, consumer)).abort_handle();
-        self.inner.tasks.lock().push(task);
+        self.start(take_loop(Arc::downgrade(&self.inner), consumer));
         Ok(())
     }
 }
