@@ -271,6 +271,15 @@ impl ActorRegistry {
             .map_err(|(error, ())| error)
     }
 
+    /// Whether a live actor taking `M` is registered as `name` (no handle
+    /// cloned, no error built: the distributed broker asks this per
+    /// message).
+    pub(crate) fn holds_name<M: Message>(&self, name: &str) -> bool {
+        self.names.read().get(name).is_some_and(|entry| {
+            entry.is_live() && entry.handle.downcast_ref::<ActorRef<M>>().is_some()
+        })
+    }
+
     /// Runs `f` on the live actor registered as `name` and `value`, while
     /// the name is held and without cloning the handle (the broker's fast
     /// path); `value` comes back if the name does not resolve.

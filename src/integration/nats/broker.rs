@@ -2,6 +2,7 @@
 //! actors of every node of a system, through NATS.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasherDefault;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,6 +35,7 @@ use crate::broker::{
 use crate::message::{Message, MessageEnvelope};
 use crate::system::ActorSystem;
 use crate::util::MessageId;
+use crate::util::hash::IdHasher;
 
 /// A message type that can cross nodes.
 pub trait WireMessage: Message + Serialize + DeserializeOwned {}
@@ -72,7 +74,7 @@ pub(super) struct Inner<M: Message, R> {
     /// This run of this node: random, new at each start.
     pub(super) incarnation: u64,
     /// Requests from other nodes waiting for a local actor's reply.
-    pub(super) remote: Mutex<HashMap<MessageId, RemoteRequest>>,
+    pub(super) remote: Mutex<HashMap<MessageId, RemoteRequest, BuildHasherDefault<IdHasher>>>,
     /// Answers to other nodes that found the client's queue full, published
     /// by one task (a reply is given from synchronous code).
     pub(super) outbound: mpsc::UnboundedSender<(async_nats::Subject, Bytes)>,
@@ -488,7 +490,7 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
 
     fn route(&self, address: &ActorAddress) -> Route {
         if let ActorAddress::Named(name) = address
-            && self.inner.system.registry().lookup::<M>(name).is_ok()
+            && self.inner.system.registry().holds_name::<M>(name)
         {
             return Route::Here;
         }
