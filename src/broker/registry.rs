@@ -274,6 +274,7 @@ impl ActorRegistry {
     /// Whether a live actor taking `M` is registered as `name` (no handle
     /// cloned, no error built: the distributed broker asks this per
     /// message).
+    #[cfg(feature = "nats")]
     pub(crate) fn holds_name<M: Message>(&self, name: &str) -> bool {
         self.names.read().get(name).is_some_and(|entry| {
             entry.is_live() && entry.handle.downcast_ref::<ActorRef<M>>().is_some()
