@@ -167,6 +167,28 @@ async fn next_accepted(accepted: &mut mpsc::UnboundedReceiver<Connection>) -> Co
         .expect("the inbox is alive")
 }
 
+/// A network actor listening on an OS-picked loopback port that hands each
+/// accepted connection to the test (see [`next_accepted`]).
+async fn accepting_server(
+    system: &ActorSystem,
+    osl: &Osl,
+    framing: Framing,
+) -> (
+    ActorRef<NetworkRequest>,
+    SocketAddr,
+    mpsc::UnboundedReceiver<Connection>,
+) {
+    let server = system
+        .spawn(osl.network_actor(SecurityContext::new("server")))
+        .unwrap();
+    let (tx, accepted) = mpsc::unbounded_channel();
+    let inbox = system.spawn(Inbox(tx)).unwrap();
+    let bound = listen(&server, (LOOPBACK, 0).into(), framing, inbox)
+        .await
+        .unwrap();
+    (server, bound, accepted)
+}
+
 /// A network actor listening on an OS-picked loopback port, echoing.
 async fn echo_server(
     system: &ActorSystem,
@@ -445,14 +467,7 @@ async fn a_connect_over_max_connections_is_refused_until_one_closes() {
 async fn an_accept_over_max_connections_is_refused() {
     let (osl, memory) = layer(one_connection_policy());
     let system = system();
-    let server = system
-        .spawn(osl.network_actor(SecurityContext::new("server")))
-        .unwrap();
-    let (tx, mut accepted) = mpsc::unbounded_channel();
-    let inbox = system.spawn(Inbox(tx)).unwrap();
-    let bound = listen(&server, (LOOPBACK, 0).into(), Framing::Raw, inbox)
-        .await
-        .unwrap();
+    let (_server, bound, mut accepted) = accepting_server(&system, &osl, Framing::Raw).await;
 
     let _first_peer = tokio::net::TcpStream::connect(bound).await.unwrap();
     let first = next_accepted(&mut accepted).await;
@@ -504,19 +519,8 @@ async fn stopping_the_network_actor_closes_accepted_connections() {
     for kill in [false, true] {
         let (osl, _) = layer(open_policy());
         let system = system();
-        let server = system
-            .spawn(osl.network_actor(SecurityContext::new("server")))
-            .unwrap();
-        let (tx, mut accepted) = mpsc::unbounded_channel();
-        let inbox = system.spawn(Inbox(tx)).unwrap();
-        let bound = listen(
-            &server,
-            (LOOPBACK, 0).into(),
-            Framing::LengthDelimited,
-            inbox,
-        )
-        .await
-        .unwrap();
+        let (server, bound, mut accepted) =
+            accepting_server(&system, &osl, Framing::LengthDelimited).await;
         let client = system
             .spawn(osl.network_actor(SecurityContext::new("client")))
             .unwrap();
@@ -597,19 +601,8 @@ async fn receive_pending(
 async fn stopping_the_network_actor_closes_its_outgoing_connections() {
     let (osl, _) = layer(open_policy());
     let system = system();
-    let server = system
-        .spawn(osl.network_actor(SecurityContext::new("server")))
-        .unwrap();
-    let (tx, mut accepted) = mpsc::unbounded_channel();
-    let inbox = system.spawn(Inbox(tx)).unwrap();
-    let bound = listen(
-        &server,
-        (LOOPBACK, 0).into(),
-        Framing::LengthDelimited,
-        inbox,
-    )
-    .await
-    .unwrap();
+    let (_server, bound, mut accepted) =
+        accepting_server(&system, &osl, Framing::LengthDelimited).await;
     let client = system
         .spawn(osl.network_actor(SecurityContext::new("client")))
         .unwrap();
@@ -642,19 +635,8 @@ async fn stopping_the_network_actor_closes_its_outgoing_connections() {
 async fn close_ends_a_connection_that_is_receiving() {
     let (osl, _) = layer(open_policy());
     let system = system();
-    let server = system
-        .spawn(osl.network_actor(SecurityContext::new("server")))
-        .unwrap();
-    let (tx, mut accepted) = mpsc::unbounded_channel();
-    let inbox = system.spawn(Inbox(tx)).unwrap();
-    let bound = listen(
-        &server,
-        (LOOPBACK, 0).into(),
-        Framing::LengthDelimited,
-        inbox,
-    )
-    .await
-    .unwrap();
+    let (_server, bound, mut accepted) =
+        accepting_server(&system, &osl, Framing::LengthDelimited).await;
     let client = system
         .spawn(osl.network_actor(SecurityContext::new("client")))
         .unwrap();
