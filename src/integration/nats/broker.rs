@@ -24,7 +24,7 @@ use super::link::{self, Link, LinkState};
 use super::liveness::{self, Liveness, NodeMonitor};
 use super::serve::{self, StopServing};
 use super::subject::Subjects;
-use super::wire::{self, Answer, Head, Kind};
+use super::wire::{self, Answer, Head, Kind, Mismatch};
 use super::{NatsError, RemotePublishError};
 use crate::address::ActorAddress;
 use crate::broker::metrics;
@@ -712,21 +712,19 @@ fn decode_published<M: WireMessage>(
     accepted: &std::ops::RangeInclusive<u32>,
 ) -> Result<M, String> {
     let (head, rest) = wire::head(bytes).map_err(|e| e.to_string())?;
-    if head.message_type != M::MESSAGE_TYPE {
-        return Err(format!(
+    match head.taken_as::<M>(accepted) {
+        Ok(()) => wire::value(rest).map_err(|e| e.to_string()),
+        Err(Mismatch::Type) => Err(format!(
             "{} messages, not {}",
             head.message_type,
             M::MESSAGE_TYPE
-        ));
-    }
-    if !accepted.contains(&head.version) {
-        return Err(format!(
+        )),
+        Err(Mismatch::Version) => Err(format!(
             "version {} of {} (accepted {accepted:?})",
             head.version,
             M::MESSAGE_TYPE
-        ));
+        )),
     }
-    wire::value(rest).map_err(|e| e.to_string())
 }
 
 impl<M: WireMessage, R: WireReply> MessageBroker<M> for NatsMessageBroker<M, R> {

@@ -17,7 +17,7 @@ use tokio::sync::OnceCell;
 use super::NatsError;
 use super::broker::{Inner, NatsMessageBroker, WireMessage, WireReply};
 use super::link::LinkState;
-use super::wire::{self, Head, Kind};
+use super::wire::{self, Head, Kind, Mismatch};
 use crate::address::ActorAddress;
 use crate::broker::metrics;
 use crate::broker::{BrokerError, DeliveryFailure, MessageBroker, RemoteFailure};
@@ -255,21 +255,24 @@ impl<M: WireMessage, R: WireReply> Inner<M, R> {
                 return settle(AckKind::Term).await;
             }
         };
-        if head.message_type != M::MESSAGE_TYPE {
-            tracing::warn!(
-                message_type = head.message_type,
-                "durable message of another type: dropped for good"
-            );
-            return settle(AckKind::Term).await;
-        }
-        if !self.config.accepted_versions.contains(&head.version) {
-            // Kept for a node that takes this version (an upgrade in
-            // progress): offered again later, never dropped.
-            tracing::warn!(
-                version = head.version,
-                "durable message of a version not taken here: left for later"
-            );
-            return settle(AckKind::Nak(Some(LATER))).await;
+        match head.taken_as::<M>(&self.config.accepted_versions) {
+            Ok(()) => {}
+            Err(Mismatch::Type) => {
+                tracing::warn!(
+                    message_type = head.message_type,
+                    "durable message of another type: dropped for good"
+                );
+                return settle(AckKind::Term).await;
+            }
+            Err(Mismatch::Version) => {
+                // Kept for a node that takes this version (an upgrade in
+                // progress): offered again later, never dropped.
+                tracing::warn!(
+                    version = head.version,
+                    "durable message of a version not taken here: left for later"
+                );
+                return settle(AckKind::Nak(Some(LATER))).await;
+            }
         }
         let envelope = match wire::envelope::<M>(rest) {
             Ok(envelope) => envelope,

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::broker::{Inner, RemoteRequest, WireMessage, WireReply};
-use super::wire::{self, Answer, Kind};
+use super::wire::{self, Answer, Kind, Mismatch};
 use crate::address::ActorAddress;
 use crate::broker::{BrokerError, DeliveryFailure, MessageBroker};
 use crate::message::Message;
@@ -61,37 +61,41 @@ impl<M: WireMessage, R: WireReply> Inner<M, R> {
                 return Some(Answer::Malformed(format!("could not decode the head: {e}")));
             }
         };
-        if head.message_type != M::MESSAGE_TYPE {
-            return Some(Answer::WrongType {
-                node: node.clone(),
-                serves: M::MESSAGE_TYPE.to_owned(),
-            });
-        }
-        if head.kind == Kind::Locate {
-            let address: ActorAddress = match wire::value(rest) {
-                Ok(address) => address,
-                Err(e) => return Some(Answer::Malformed(e.to_string())),
-            };
-            return Some(match self.system.registry().resolve::<M>(&address) {
-                Ok(_) => Answer::Located(node.clone()),
-                Err(e) => Answer::Unresolved {
+        let accepted = &self.config.accepted_versions;
+        match (head.taken_as::<M>(accepted), head.kind) {
+            (Err(Mismatch::Type), _) => {
+                return Some(Answer::WrongType {
                     node: node.clone(),
-                    reason: e.to_string(),
-                },
-            });
-        }
-        if !self.config.accepted_versions.contains(&head.version) {
-            tracing::warn!(
-                from = head.node,
-                message_type = head.message_type,
-                version = head.version,
-                "refused a message version this node does not accept"
-            );
-            let accepted = &self.config.accepted_versions;
-            return Some(Answer::UnknownVersion {
-                node: node.clone(),
-                accepted: format!("{}..={}", accepted.start(), accepted.end()),
-            });
+                    serves: M::MESSAGE_TYPE.to_owned(),
+                });
+            }
+            // A locate carries an address, not a message: no version.
+            (_, Kind::Locate) => {
+                let address: ActorAddress = match wire::value(rest) {
+                    Ok(address) => address,
+                    Err(e) => return Some(Answer::Malformed(e.to_string())),
+                };
+                return Some(match self.system.registry().resolve::<M>(&address) {
+                    Ok(_) => Answer::Located(node.clone()),
+                    Err(e) => Answer::Unresolved {
+                        node: node.clone(),
+                        reason: e.to_string(),
+                    },
+                });
+            }
+            (Err(Mismatch::Version), _) => {
+                tracing::warn!(
+                    from = head.node,
+                    message_type = head.message_type,
+                    version = head.version,
+                    "refused a message version this node does not accept"
+                );
+                return Some(Answer::UnknownVersion {
+                    node: node.clone(),
+                    accepted: format!("{}..={}", accepted.start(), accepted.end()),
+                });
+            }
+            (Ok(()), _) => {}
         }
         let mut envelope = match wire::envelope::<M>(rest) {
             Ok(envelope) => envelope,

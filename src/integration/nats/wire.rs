@@ -4,6 +4,8 @@
 //! value. The head travels first so a receiver can refuse a type or version
 //! it does not know before decoding anything else.
 
+use std::ops::RangeInclusive;
+
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +43,32 @@ pub(crate) struct Head<'a> {
     pub(crate) incarnation: u64,
     /// For [`Kind::Ask`]: how long the sender waits for the reply, in ms.
     pub(crate) timeout_ms: u64,
+}
+
+/// Why a node does not take a message its head announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mismatch {
+    /// Another message type.
+    Type,
+    /// A version outside the accepted range.
+    Version,
+}
+
+impl Head<'_> {
+    /// Whether a node taking `M`, in `accepted` versions, takes this
+    /// message.
+    pub(crate) fn taken_as<M: Message>(
+        &self,
+        accepted: &RangeInclusive<u32>,
+    ) -> Result<(), Mismatch> {
+        if self.message_type != M::MESSAGE_TYPE {
+            Err(Mismatch::Type)
+        } else if !accepted.contains(&self.version) {
+            Err(Mismatch::Version)
+        } else {
+            Ok(())
+        }
+    }
 }
 
 /// The receiving node's answer.
