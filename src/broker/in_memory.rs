@@ -29,7 +29,7 @@ enum FastPath<M: Message> {
 }
 
 /// An envelope handed back, counted.
-fn undelivered<M: Message>(
+pub(crate) fn undelivered<M: Message>(
     envelope: Box<MessageEnvelope<M>>,
     cause: DeliveryFailure,
 ) -> BrokerError<M> {

@@ -16,6 +16,8 @@ mod registry;
 mod traits;
 
 pub use in_memory::InMemoryMessageBroker;
+#[cfg(feature = "nats")]
+pub(crate) use in_memory::undelivered;
 pub(crate) use pubsub::Topics;
 pub use pubsub::{PublishReport, Topic};
 pub use registry::{ActorRegistry, RegistryError};

@@ -27,11 +27,11 @@ use super::subject::Subjects;
 use super::wire::{self, Answer, Head, Kind, Mismatch};
 use super::{NatsError, RemotePublishError};
 use crate::address::ActorAddress;
-use crate::broker::metrics;
 use crate::broker::{
     BrokerError, DeliveryFailure, InMemoryMessageBroker, MessageBroker, RemoteFailure, Topic,
     UnknownRequest,
 };
+use crate::broker::{metrics, undelivered};
 use crate::message::{Message, MessageEnvelope};
 use crate::system::ActorSystem;
 use crate::util::MessageId;
@@ -161,15 +161,6 @@ enum Route {
         subject: String,
         fallback: bool,
     },
-}
-
-fn undelivered<M: Message>(envelope: Envelope<M>, cause: DeliveryFailure) -> BrokerError<M> {
-    metrics::undelivered(&cause);
-    BrokerError::Undelivered {
-        address: envelope.recipient.clone(),
-        cause,
-        envelope,
-    }
 }
 
 /// What a refusing answer to a message of `version` means to the sender.

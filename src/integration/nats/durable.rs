@@ -20,7 +20,7 @@ use super::link::LinkState;
 use super::wire::{self, Head, Kind, Mismatch};
 use crate::address::ActorAddress;
 use crate::broker::metrics;
-use crate::broker::{BrokerError, DeliveryFailure, MessageBroker, RemoteFailure};
+use crate::broker::{BrokerError, MessageBroker, RemoteFailure, undelivered};
 use crate::message::MessageEnvelope;
 
 /// How many delivered message ids a node remembers to drop repeats.
@@ -111,15 +111,7 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
     /// name; the server must run JetStream.
     pub async fn send_durable(&self, envelope: MessageEnvelope<M>) -> Result<(), BrokerError<M>> {
         let envelope = Box::new(envelope);
-        let refused = |envelope: Box<MessageEnvelope<M>>, failure: RemoteFailure| {
-            let cause = DeliveryFailure::Remote(failure);
-            metrics::undelivered(&cause);
-            BrokerError::Undelivered {
-                address: envelope.recipient.clone(),
-                cause,
-                envelope,
-            }
-        };
+        let refused = |envelope, failure: RemoteFailure| undelivered(envelope, failure.into());
         let ActorAddress::Named(name) = &envelope.recipient else {
             let reason = "durable sends go to named actors".to_owned();
             return Err(refused(envelope, RemoteFailure::Transport(reason)));
