@@ -6,33 +6,14 @@
 
 #![cfg(feature = "wasm")]
 
-use airssys_rt_compare::driver::Flavor;
-use airssys_rt_compare::internal::{Internal, Variant};
-use airssys_rt_compare::workload::Sizes;
+mod support;
 
-fn check(workload: Internal, expected: &[Variant]) {
-    assert_eq!(workload.variants(), expected, "{workload:?} variants");
-    for flavor in Flavor::ALL {
-        for variant in workload.variants() {
-            assert_eq!(variant.workload(), workload);
-            let sample = variant.measure(flavor, Sizes::TINY);
-            assert_eq!(
-                sample.processed,
-                workload.ops(&Sizes::TINY),
-                "{variant:?} on {flavor:?}"
-            );
-            assert!(sample.value > 0.0, "{variant:?} reported no cost");
-            assert!(
-                sample.secondary.is_some_and(|p99| p99 >= sample.value),
-                "{variant:?}: a p99 at least the median"
-            );
-        }
-    }
-}
+use airssys_rt_compare::internal::{Internal, Variant};
+use support::{every_variant_does_all_its_work, picked_by};
 
 #[test]
 fn wasm_round_trip_answers_every_ask() {
-    check(
+    every_variant_does_all_its_work(
         Internal::WasmRoundTrip,
         &[Variant::NativeCounterAsk, Variant::WasmCounterAsk],
     );
@@ -40,7 +21,7 @@ fn wasm_round_trip_answers_every_ask() {
 
 #[test]
 fn wasm_restart_replaces_the_actor_after_every_failure() {
-    check(
+    every_variant_does_all_its_work(
         Internal::WasmRestart,
         &[
             Variant::NativePanicRestart,
@@ -55,10 +36,6 @@ fn wasm_workloads_are_listed_and_selectable() {
     assert!(Internal::ALL.contains(&Internal::WasmRoundTrip));
     assert!(Internal::ALL.contains(&Internal::WasmRestart));
     // `--only wasm` picks exactly these two.
-    let picked: Vec<_> = Internal::ALL
-        .iter()
-        .copied()
-        .filter(|w| w.label().contains("wasm"))
-        .collect();
+    let picked = picked_by("wasm");
     assert_eq!(picked, [Internal::WasmRoundTrip, Internal::WasmRestart]);
 }
