@@ -99,19 +99,44 @@ impl SupervisionEvent {
             | SupervisionEvent::SupervisorGaveUp { supervisor, .. } => *supervisor,
         }
     }
+}
 
-    /// A short, stable name of the event's kind (a metrics label), e.g.
-    /// `"child_restarted"`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            SupervisionEvent::ChildStarted { .. } => "child_started",
-            SupervisionEvent::ChildExited { .. } => "child_exited",
-            SupervisionEvent::ChildRestarted { .. } => "child_restarted",
-            SupervisionEvent::ChildStartFailed { .. } => "child_start_failed",
-            SupervisionEvent::ChildUnhealthy { .. } => "child_unhealthy",
-            SupervisionEvent::SupervisorGaveUp { .. } => "supervisor_gave_up",
+/// Each kind of event with its stable name: the one table behind
+/// [`SupervisionEvent::kind`] and the per-kind metric keys.
+macro_rules! event_kinds {
+    ($($variant:ident => $name:literal),* $(,)?) => {
+        impl SupervisionEvent {
+            /// A short, stable name of the event's kind (a metrics label),
+            /// e.g. `"child_restarted"`.
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(SupervisionEvent::$variant { .. } => $name,)*
+                }
+            }
+
+            /// Counts this event in `airssys_rt_supervision_events_total`,
+            /// labelled by kind. With literal labels each key is a static
+            /// built at compile time: counting allocates and hashes nothing.
+            fn count(&self) {
+                let counter = match self {
+                    $(SupervisionEvent::$variant { .. } => metrics::counter!(
+                        "airssys_rt_supervision_events_total",
+                        "kind" => $name
+                    ),)*
+                };
+                counter.increment(1);
+            }
         }
-    }
+    };
+}
+
+event_kinds! {
+    ChildStarted => "child_started",
+    ChildExited => "child_exited",
+    ChildRestarted => "child_restarted",
+    ChildStartFailed => "child_start_failed",
+    ChildUnhealthy => "child_unhealthy",
+    SupervisorGaveUp => "supervisor_gave_up",
 }
 
 impl fmt::Display for SupervisionEvent {
@@ -260,8 +285,7 @@ impl SupervisionBus {
             }
             _ => tracing::debug!(%event, "supervision"),
         }
-        metrics::counter!("airssys_rt_supervision_events_total", "kind" => event.kind())
-            .increment(1);
+        event.count();
         self.subscribers.send(&event);
     }
 

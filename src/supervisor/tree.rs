@@ -366,14 +366,14 @@ impl Actor for Supervisor {
                 }
             }
             SupervisorMsg::RestartDue { children } => {
-                let waiting = children
-                    .into_iter()
-                    .filter(|id| {
-                        self.index_of(id)
-                            .is_some_and(|at| self.children[at].pending)
-                    })
+                // Only those still waiting: a terminate_child or delete_child
+                // meanwhile cancels their restart.
+                let waiting: Vec<usize> = children
+                    .iter()
+                    .filter_map(|id| self.index_of(id))
+                    .filter(|&at| self.children[at].pending)
                     .collect();
-                self.start_group(waiting, ctx).await;
+                self.start_group(waiting.into_iter(), ctx).await;
             }
             SupervisorMsg::Request(request) => self.serve(request, ctx).await,
         }
@@ -572,50 +572,49 @@ impl Supervisor {
         }
         // Temporary children are never restarted: a group restart removes
         // them (as OTP does). The rest of the group starts again in order.
-        let tail = self.children.split_off(affected.end);
-        let members: Vec<Child> = self
-            .children
-            .split_off(affected.start)
-            .into_iter()
-            .filter(|child| child.spec.options.restart != RestartType::Temporary)
-            .collect();
-        let group: Vec<ChildId> = members.iter().map(|child| child.spec.id.clone()).collect();
-        self.children.extend(members);
-        self.children.extend(tail);
+        let mut end = affected.end;
+        for i in affected.clone().rev() {
+            if self.children[i].spec.options.restart == RestartType::Temporary {
+                self.children.remove(i);
+                end -= 1;
+            }
+        }
+        let group = affected.start..end;
         match backoff {
             Some(backoff) => {
-                for id in &group {
-                    if let Some(i) = self.index_of(id) {
-                        self.children[i].pending = true;
-                    }
+                let waiting = &mut self.children[group];
+                for child in waiting.iter_mut() {
+                    child.pending = true;
                 }
+                let children = waiting.iter().map(|child| child.spec.id.clone()).collect();
                 let delay = backoff.delay(self.intensity.recent());
-                ctx.send_after(delay, SupervisorMsg::RestartDue { children: group });
+                ctx.send_after(delay, SupervisorMsg::RestartDue { children });
             }
             None => self.start_group(group, ctx).await,
         }
     }
 
-    /// Starts, in order, the listed children that are not running. If one
-    /// fails to start, the rest wait and the restart is tried again through
-    /// the strategy (counted again), like OTP's `try_again_restart`.
-    async fn start_group(&mut self, group: Vec<ChildId>, ctx: &mut ActorContext<SupervisorMsg>) {
-        for (n, id) in group.iter().enumerate() {
-            let Some(at) = self.index_of(id) else {
-                continue;
-            };
+    /// Starts, in order, the children at `group` that are not running. If
+    /// one fails to start, it and the rest wait and the restart is tried
+    /// again through the strategy (counted again), like OTP's
+    /// `try_again_restart`.
+    async fn start_group(
+        &mut self,
+        group: impl Iterator<Item = usize> + Send,
+        ctx: &mut ActorContext<SupervisorMsg>,
+    ) {
+        let mut group = group;
+        while let Some(at) = group.next() {
             if self.children[at].running.is_some() {
                 continue;
             }
             if self.start_at(at, StartKind::Restart, ctx).await.is_err() {
-                for waiting in &group[n..] {
-                    if let Some(i) = self.index_of(waiting) {
-                        self.children[i].pending = true;
-                    }
+                self.children[at].pending = true;
+                for waiting in group {
+                    self.children[waiting].pending = true;
                 }
-                let _ = ctx
-                    .myself()
-                    .try_tell(SupervisorMsg::RetryRestart { child: id.clone() });
+                let child = self.children[at].spec.id.clone();
+                let _ = ctx.myself().try_tell(SupervisorMsg::RetryRestart { child });
                 return;
             }
         }
