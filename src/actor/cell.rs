@@ -104,7 +104,7 @@ pub(crate) struct ActorCell<M: Message> {
     abort: OnceLock<AbortHandle>,
     /// Set at spawn for actors someone watches (supervised children and
     /// root supervisors); `None` costs nothing on the message path.
-    pub(crate) watcher: Option<Box<dyn LifecycleWatcher>>,
+    pub(crate) watcher: Option<Arc<dyn LifecycleWatcher>>,
 }
 
 impl<M: Message> fmt::Debug for ActorCell<M> {
@@ -124,7 +124,7 @@ impl<M: Message> ActorCell<M> {
         name: Option<Arc<str>>,
         mailbox: MailboxConfig,
         shared: Arc<SystemShared>,
-        watcher: Option<Box<dyn LifecycleWatcher>>,
+        watcher: Option<Arc<dyn LifecycleWatcher>>,
     ) -> Self {
         Self {
             mailbox: Mailbox::new(mailbox),
@@ -212,7 +212,12 @@ impl<M: Message> ActorCell<M> {
     }
 
     pub(crate) fn exit_reason(&self) -> Option<ExitReason> {
-        self.exit.get().cloned()
+        self.recorded_exit().cloned()
+    }
+
+    /// The recorded exit reason, borrowed.
+    pub(crate) fn recorded_exit(&self) -> Option<&ExitReason> {
+        self.exit.get()
     }
 
     pub(crate) async fn wait_for_exit(&self) -> ExitReason {

@@ -49,7 +49,7 @@ pub(crate) struct SpawnOptions {
     pub(crate) name: Option<Arc<str>>,
     pub(crate) mailbox: MailboxConfig,
     /// Told of the actor's start and exit (its supervisor).
-    pub(crate) watcher: Option<Box<dyn LifecycleWatcher>>,
+    pub(crate) watcher: Option<Arc<dyn LifecycleWatcher>>,
     /// A name to register in the system's registry before the actor runs.
     pub(crate) register: Option<Arc<str>>,
 }
@@ -356,7 +356,6 @@ impl<M: Message> ExitGuard<M> {
         // The reason first (so `shutdown` reports see it), then the registry,
         // then the waiters (so they see a system that no longer counts it),
         // then the supervisor.
-        let watched = self.cell.watcher.as_ref().map(|_| reason.clone());
         self.cell.record_exit(reason);
         // Pairs with the registry's fence after registering: either it sees
         // this exit, or this sees its registration.
@@ -366,8 +365,8 @@ impl<M: Message> ExitGuard<M> {
         }
         self.system.deregister(self.slot);
         self.cell.mark_stopped();
-        if let (Some(watcher), Some(reason)) = (&self.cell.watcher, watched) {
-            watcher.exited(self.cell.id, &reason);
+        if let (Some(watcher), Some(reason)) = (&self.cell.watcher, self.cell.recorded_exit()) {
+            watcher.exited(self.cell.id, reason);
         }
     }
 }

@@ -348,7 +348,7 @@ impl<A: Actor> ChildStart for WorkerStart<A> {
         &self,
         system: &ActorSystem,
         name: Arc<str>,
-        watcher: Box<dyn LifecycleWatcher>,
+        watcher: Arc<dyn LifecycleWatcher>,
     ) -> Result<StartedChild, ExitReason> {
         let actor = std::panic::catch_unwind(AssertUnwindSafe(|| (self.factory)()))
             .map_err(|panic| ExitReason::Panic(panic_text(panic)))?;

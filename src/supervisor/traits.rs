@@ -24,7 +24,7 @@ pub(crate) trait ChildStart: Send + Sync {
         &self,
         system: &ActorSystem,
         name: Arc<str>,
-        watcher: Box<dyn LifecycleWatcher>,
+        watcher: Arc<dyn LifecycleWatcher>,
     ) -> Result<StartedChild, ExitReason>;
 }
 

@@ -9,10 +9,11 @@
 use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use futures::task::AtomicWaker;
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
@@ -103,7 +104,7 @@ impl ChildStart for SupervisorStart {
         &self,
         system: &ActorSystem,
         name: Arc<str>,
-        watcher: Box<dyn LifecycleWatcher>,
+        watcher: Arc<dyn LifecycleWatcher>,
     ) -> Result<StartedChild, ExitReason> {
         let name = self.spec.name.clone().unwrap_or(name);
         let supervisor = spawn_supervisor(system, self.spec.clone(), name, false, watcher)
@@ -122,7 +123,7 @@ pub(crate) fn spawn_supervisor(
     spec: SupervisorSpec,
     name: Arc<str>,
     root: bool,
-    watcher: Box<dyn LifecycleWatcher>,
+    watcher: Arc<dyn LifecycleWatcher>,
 ) -> Result<SupervisorRef, crate::system::SystemError> {
     let supervisor = Supervisor {
         strategy: spec.strategy,
@@ -146,83 +147,94 @@ pub(crate) fn spawn_supervisor(
     Ok(SupervisorRef { actor })
 }
 
-/// Waits until a spawned instance has finished `pre_start`; on failure, its
-/// exit reason.
-pub(crate) async fn started(
-    control: &dyn ActorControl,
-    ready: oneshot::Receiver<()>,
-) -> Result<(), ExitReason> {
-    match ready.await {
-        Ok(()) => Ok(()),
-        Err(_) => Err(control.wait_for_exit().await),
-    }
-}
+/// Where a watched instance is in its start.
+const START_PENDING: u8 = 0;
+const START_DONE: u8 = 1;
+const START_FAILED: u8 = 2;
 
-/// Shared between a supervisor and the watcher inside one child instance.
-#[derive(Default)]
-struct WatchState {
-    /// Fires when the instance finished `pre_start`; dropped unsent if it
-    /// exits first (the start failed).
-    ready: Mutex<Option<oneshot::Sender<()>>>,
+/// Reports one instance's start and exit to whoever started it: a parent
+/// supervisor (which awaits the start, then hears about the exit) or, for a
+/// root supervisor, the system (which only awaits the start). One
+/// allocation, shared by the instance's cell and its starter.
+pub(crate) struct ChildWatcher {
+    supervisor: Option<ActorRef<SupervisorMsg>>,
+    /// `START_PENDING` until the first `pre_start` returns (`START_DONE`) or
+    /// the instance exits without having started (`START_FAILED`).
+    start: AtomicU8,
+    /// The starter waiting in [`wait_started`](Self::wait_started).
+    starter: AtomicWaker,
     /// Set when the supervisor stops the instance itself and will not need
     /// to hear about its exit.
     detached: AtomicBool,
 }
 
-/// Reports one child instance's start and exit to its supervisor.
-pub(crate) struct ChildWatcher {
-    supervisor: Option<ActorRef<SupervisorMsg>>,
-    state: Arc<WatchState>,
-}
-
 impl ChildWatcher {
-    /// A watcher for a supervised child, and the receiver its start is
-    /// awaited on.
-    fn child(
-        supervisor: ActorRef<SupervisorMsg>,
-    ) -> (Self, Arc<WatchState>, oneshot::Receiver<()>) {
-        let (ready, receiver) = oneshot::channel();
-        let state = Arc::new(WatchState {
-            ready: Mutex::new(Some(ready)),
-            detached: AtomicBool::new(false),
-        });
-        let watcher = Self {
-            supervisor: Some(supervisor),
-            state: state.clone(),
-        };
-        (watcher, state, receiver)
+    fn new(supervisor: Option<ActorRef<SupervisorMsg>>) -> Arc<Self> {
+        Arc::new(Self {
+            detached: AtomicBool::new(supervisor.is_none()),
+            supervisor,
+            start: AtomicU8::new(START_PENDING),
+            starter: AtomicWaker::new(),
+        })
+    }
+
+    /// A watcher for a child of `supervisor`.
+    fn child(supervisor: ActorRef<SupervisorMsg>) -> Arc<Self> {
+        Self::new(Some(supervisor))
     }
 
     /// A watcher for a root supervisor: only its start is awaited.
-    pub(crate) fn root() -> (Self, oneshot::Receiver<()>) {
-        let (ready, receiver) = oneshot::channel();
-        let state = Arc::new(WatchState {
-            ready: Mutex::new(Some(ready)),
-            detached: AtomicBool::new(true),
-        });
-        (
-            Self {
-                supervisor: None,
-                state,
-            },
-            receiver,
-        )
+    pub(crate) fn root() -> Arc<Self> {
+        Self::new(None)
+    }
+
+    /// Waits until the watched instance has finished `pre_start`; if it
+    /// exited instead, its exit reason.
+    pub(crate) async fn wait_started(&self, control: &dyn ActorControl) -> Result<(), ExitReason> {
+        let outcome = std::future::poll_fn(|cx| {
+            self.starter.register(cx.waker());
+            match self.start.load(Ordering::Acquire) {
+                START_PENDING => Poll::Pending,
+                outcome => Poll::Ready(outcome),
+            }
+        })
+        .await;
+        match outcome {
+            START_DONE => Ok(()),
+            _ => Err(control.wait_for_exit().await),
+        }
+    }
+
+    /// Stops listening to the instance's exit (the supervisor stopped it
+    /// itself and handles that).
+    fn detach(&self) {
+        self.detached.store(true, Ordering::Release);
+    }
+
+    /// Moves the start from pending to `outcome`; false if it had moved.
+    fn conclude_start(&self, outcome: u8) -> bool {
+        let moved = self
+            .start
+            .compare_exchange(START_PENDING, outcome, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if moved {
+            self.starter.wake();
+        }
+        moved
     }
 }
 
 impl LifecycleWatcher for ChildWatcher {
     fn started(&self, _actor: ActorId) {
-        if let Some(ready) = self.state.ready.lock().take() {
-            let _ = ready.send(());
-        }
+        self.conclude_start(START_DONE);
     }
 
     fn exited(&self, actor: ActorId, reason: &ExitReason) {
-        if self.state.ready.lock().take().is_some() {
+        if self.conclude_start(START_FAILED) {
             // Never started: whoever awaits the start handles the failure.
             return;
         }
-        if self.state.detached.load(Ordering::Acquire) {
+        if self.detached.load(Ordering::Acquire) {
             return;
         }
         if let Some(supervisor) = &self.supervisor {
@@ -243,14 +255,14 @@ struct Running {
     actor: ActorId,
     control: Arc<dyn ActorControl>,
     handle: Arc<dyn Any + Send + Sync>,
-    watch: Arc<WatchState>,
+    watcher: Arc<ChildWatcher>,
     monitor: Option<AbortHandle>,
 }
 
 impl Running {
     /// Stops listening to this instance (its exit is handled by the caller).
     fn detach(&self) {
-        self.watch.detached.store(true, Ordering::Release);
+        self.watcher.detach();
         if let Some(monitor) = &self.monitor {
             monitor.abort();
         }
@@ -406,12 +418,12 @@ impl Supervisor {
     }
 
     /// Publishes that the instance `actor` of the child at `at` exited.
-    fn publish_exit(&self, at: usize, actor: ActorId, reason: &ExitReason) {
+    fn publish_exit(&self, at: usize, actor: ActorId, reason: ExitReason) {
         self.publish(SupervisionEvent::ChildExited {
             supervisor: self.events.supervisor,
             child: self.children[at].spec.id.clone(),
             actor,
-            reason: reason.clone(),
+            reason,
         });
     }
 
@@ -423,11 +435,11 @@ impl Supervisor {
         ctx: &ActorContext<SupervisorMsg>,
     ) -> Result<ActorId, ExitReason> {
         let child = &mut self.children[at];
-        let (watcher, watch, ready) = ChildWatcher::child(ctx.myself().clone());
+        let watcher = ChildWatcher::child(ctx.myself().clone());
         let start = child
             .spec
             .start
-            .start(ctx.system(), child.spec.id.shared(), Box::new(watcher));
+            .start(ctx.system(), child.spec.id.shared(), watcher.clone());
         let instance = match start {
             Ok(instance) => instance,
             Err(reason) => {
@@ -436,7 +448,7 @@ impl Supervisor {
             }
         };
         let child = &mut self.children[at];
-        if let Err(reason) = started(&*instance.control, ready).await {
+        if let Err(reason) = watcher.wait_started(&*instance.control).await {
             self.start_failed(at, &reason);
             return Err(reason);
         }
@@ -455,7 +467,7 @@ impl Supervisor {
             actor,
             control: instance.control,
             handle: instance.handle,
-            watch,
+            watcher,
             monitor,
         });
         child.pending = false;
@@ -484,15 +496,16 @@ impl Supervisor {
         });
     }
 
-    /// Stops the child at `at` by its shutdown spec and reports the exit;
-    /// `None` if it was not running.
-    async fn stop_at(&mut self, at: usize) -> Option<ExitReason> {
+    /// Stops the child at `at` by its shutdown spec (if it is running) and
+    /// reports the exit.
+    async fn stop_at(&mut self, at: usize) {
         let child = &mut self.children[at];
-        let running = child.running.take()?;
+        let Some(running) = child.running.take() else {
+            return;
+        };
         running.detach();
         let reason = shutdown(&*running.control, child.spec.options.shutdown).await;
-        self.publish_exit(at, running.actor, &reason);
-        Some(reason)
+        self.publish_exit(at, running.actor, reason);
     }
 
     /// Stops every child, last started first.
@@ -516,8 +529,13 @@ impl Supervisor {
         if let Some(running) = self.children[at].running.take() {
             running.detach();
         }
-        self.publish_exit(at, actor, &reason);
-        self.handle_exit(at, &reason, ctx).await;
+        let restarts = self.children[at]
+            .spec
+            .options
+            .restart
+            .restarts_after(&reason);
+        self.publish_exit(at, actor, reason);
+        self.handle_exit(at, restarts, ctx).await;
     }
 
     async fn child_unhealthy(
@@ -536,21 +554,27 @@ impl Supervisor {
             failures,
         });
         self.stop_at(at).await;
+        // Stopped for failing: an abnormal exit, whatever the instance said.
         let reason = ExitReason::Error(format!("failed {failures} health checks in a row"));
-        self.handle_exit(at, &reason, ctx).await;
+        let restarts = self.children[at]
+            .spec
+            .options
+            .restart
+            .restarts_after(&reason);
+        self.handle_exit(at, restarts, ctx).await;
     }
 
-    /// Applies the child's restart type to an exit.
+    /// Acts on an exit after the child's restart type has judged it:
+    /// restart it, or forget it if it is temporary.
     async fn handle_exit(
         &mut self,
         at: usize,
-        reason: &ExitReason,
+        restarts: bool,
         ctx: &mut ActorContext<SupervisorMsg>,
     ) {
-        let restart = self.children[at].spec.options.restart;
-        if restart.restarts_after(reason) {
+        if restarts {
             self.restart(at, ctx).await;
-        } else if restart == RestartType::Temporary {
+        } else if self.children[at].spec.options.restart == RestartType::Temporary {
             self.children.remove(at);
         }
     }
@@ -863,20 +887,24 @@ mod tests {
     async fn a_watcher_reports_an_exit_only_after_a_start_and_only_while_attached() {
         let system = system();
         let supervisor = system.spawn(Parked).unwrap();
+        let gone = system.spawn(Idle).unwrap();
+        gone.stop();
+        let gone_reason = gone.wait_for_exit().await;
         let actor = ActorId::next();
 
-        let (watcher, _, ready) = ChildWatcher::child(supervisor.clone());
+        let watcher = ChildWatcher::child(supervisor.clone());
         watcher.exited(actor, &ExitReason::Killed);
-        assert!(
-            ready.await.is_err(),
-            "a failed start is the starter's to handle"
+        assert_eq!(
+            watcher.wait_started(&*gone.control()).await,
+            Err(gone_reason),
+            "a failed start is the starter's to handle, with the exit reason"
         );
         assert_eq!(supervisor.mailbox_len(), 0);
 
-        let (watcher, watch, ready) = ChildWatcher::child(supervisor.clone());
+        let watcher = ChildWatcher::child(supervisor.clone());
         watcher.started(actor);
-        assert!(ready.await.is_ok());
-        watch.detached.store(true, Ordering::Release);
+        assert_eq!(watcher.wait_started(&*gone.control()).await, Ok(()));
+        watcher.detach();
         watcher.exited(actor, &ExitReason::Killed);
         assert_eq!(
             supervisor.mailbox_len(),
@@ -884,7 +912,7 @@ mod tests {
             "a detached instance is not reported"
         );
 
-        let (watcher, _, _ready) = ChildWatcher::child(supervisor.clone());
+        let watcher = ChildWatcher::child(supervisor.clone());
         watcher.started(actor);
         watcher.exited(actor, &ExitReason::Killed);
         assert_eq!(
@@ -893,6 +921,29 @@ mod tests {
             "an attached instance is reported"
         );
         assert!(watcher.is_supervisor());
-        assert!(!ChildWatcher::root().0.is_supervisor());
+        assert!(!ChildWatcher::root().is_supervisor());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_starter_already_waiting_is_woken_by_the_start_or_the_failure() {
+        let system = system();
+        let gone = system.spawn(Idle).unwrap();
+        gone.stop();
+        gone.wait_for_exit().await;
+        for round in 0..500 {
+            let watcher = ChildWatcher::root();
+            let waiting = {
+                let (watcher, control) = (watcher.clone(), gone.control());
+                tokio::spawn(async move { watcher.wait_started(&*control).await })
+            };
+            let succeeds = round % 2 == 0;
+            if succeeds {
+                watcher.started(ActorId::next());
+            } else {
+                watcher.exited(ActorId::next(), &ExitReason::Killed);
+            }
+            let outcome = waiting.await.unwrap();
+            assert_eq!(outcome.is_ok(), succeeds, "round {round}: {outcome:?}");
+        }
     }
 }

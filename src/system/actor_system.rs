@@ -20,7 +20,7 @@ use crate::actor::{Actor, ActorRef};
 use crate::address::{ActorPool, PoolError, PoolSpec};
 use crate::broker::{ActorRegistry, RegistryError, Topic, Topics};
 use crate::mailbox::{DeadLetterOffice, SystemSignal};
-use crate::supervisor::tree::{ChildWatcher, spawn_supervisor, started};
+use crate::supervisor::tree::{ChildWatcher, spawn_supervisor};
 use crate::supervisor::{
     ChildId, SupervisionBus, SupervisionEvents, SupervisorError, SupervisorRef, SupervisorSpec,
     SupervisorStats,
@@ -207,15 +207,16 @@ impl ActorSystem {
     ) -> Result<SupervisorRef, SupervisorError> {
         let name = spec.name.clone().unwrap_or_else(|| "supervisor".into());
         let child = ChildId::from(&*name);
-        let (watcher, ready) = ChildWatcher::root();
+        let watcher = ChildWatcher::root();
         let supervisor =
-            spawn_supervisor(self, spec, name, true, Box::new(watcher)).map_err(|error| {
+            spawn_supervisor(self, spec, name, true, watcher.clone()).map_err(|error| {
                 SupervisorError::StartFailed {
                     child: child.clone(),
                     reason: crate::actor::ExitReason::Error(error.to_string()),
                 }
             })?;
-        started(&*supervisor.actor.control(), ready)
+        watcher
+            .wait_started(&*supervisor.actor.control())
             .await
             .map_err(|reason| SupervisorError::StartFailed { child, reason })?;
         Ok(supervisor)
