@@ -871,3 +871,52 @@ async fn a_restart_that_never_starts_exhausts_the_intensity() {
     );
     assert_eq!(system.supervisor_stats().child_failures, 4);
 }
+
+/// Announces its handle from `pre_start`.
+struct Announcer(tokio::sync::mpsc::UnboundedSender<ActorRef<()>>);
+
+impl Actor for Announcer {
+    type Message = ();
+    type Error = Infallible;
+    async fn pre_start(&mut self, ctx: &mut ActorContext<()>) -> Result<(), Infallible> {
+        let _ = self.0.send(ctx.myself().clone());
+        Ok(())
+    }
+    async fn handle_message(&mut self, _: (), _: &mut ActorContext<()>) -> Result<(), Infallible> {
+        Ok(())
+    }
+}
+
+/// Never finishes `pre_start`.
+struct Stuck;
+
+impl Actor for Stuck {
+    type Message = ();
+    type Error = Infallible;
+    async fn pre_start(&mut self, _: &mut ActorContext<()>) -> Result<(), Infallible> {
+        std::future::pending().await
+    }
+    async fn handle_message(&mut self, _: (), _: &mut ActorContext<()>) -> Result<(), Infallible> {
+        Ok(())
+    }
+}
+
+/// A root supervisor starts in the task awaiting `start_supervisor`:
+/// dropping that future mid-start kills the supervisor and every child it
+/// had started, and leaves nothing running.
+#[tokio::test]
+async fn abandoning_a_supervisor_start_kills_what_it_had_started() {
+    let system = system();
+    let (announce, mut announced) = tokio::sync::mpsc::unbounded_channel();
+    let spec = SupervisorSpec::one_for_one()
+        .child(ChildSpec::worker("first", move || {
+            Announcer(announce.clone())
+        }))
+        .child(ChildSpec::worker("stuck", || Stuck));
+    let first = tokio::select! {
+        _ = system.start_supervisor(spec) => panic!("the stuck child never starts"),
+        Some(first) = announced.recv() => first,
+    };
+    assert_eq!(first.wait_for_exit().await, ExitReason::Killed);
+    assert_eq!(system.actor_count(), 0);
+}

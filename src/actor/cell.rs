@@ -77,16 +77,13 @@ pub(crate) trait ActorControl: Send + Sync {
     fn wait_for_exit(&self) -> Pin<Box<dyn Future<Output = ExitReason> + Send + '_>>;
 }
 
-/// Told when an actor has started (its first `pre_start` succeeded) and when
-/// it has exited; how supervisors learn about their children.
+/// Told when a supervised actor has exited; how supervisors learn about
+/// their children. (A supervisor learns of a child's start directly: it
+/// runs the child's first `pre_start` itself, see `Prepared::start`.)
 pub(crate) trait LifecycleWatcher: Send + Sync {
-    /// Called once, after the first successful `pre_start`.
-    fn started(&self, actor: ActorId);
     /// Called once, after the exit reason is published and the actor has
     /// left the system's registry.
     fn exited(&self, actor: ActorId, reason: &ExitReason);
-    /// Whether the watcher is a supervisor owning the actor.
-    fn is_supervisor(&self) -> bool;
 }
 
 pub(crate) struct ActorCell<M: Message> {
@@ -241,7 +238,7 @@ impl<M: Message> ActorControl for ActorCell<M> {
     }
 
     fn is_supervised(&self) -> bool {
-        self.watcher.as_ref().is_some_and(|w| w.is_supervisor())
+        self.watcher.is_some()
     }
 
     fn wait_for_exit(&self) -> Pin<Box<dyn Future<Output = ExitReason> + Send + '_>> {
@@ -259,8 +256,9 @@ impl<M: Message> ActorControl for ActorCell<M> {
     fn kill(&self) {
         match self.abort.get() {
             Some(handle) => handle.abort(),
-            // Only possible in the instant between spawning the task and
-            // storing its handle: fall back to the fastest graceful stop.
+            // No task yet: the actor is in a first `pre_start` run by its
+            // supervisor, or in the instant between spawning the task and
+            // storing its handle. Fall back to the fastest graceful stop.
             None => {
                 self.mailbox.signal(SystemSignal::Shutdown);
             }

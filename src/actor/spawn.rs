@@ -78,6 +78,23 @@ where
     A: Actor,
     F: Rebuild<A>,
 {
+    let prepared = prepare_actor(system, options, actor, factory)?;
+    let myself = prepared.myself().clone();
+    prepared.launch();
+    Ok(myself)
+}
+
+/// Builds `actor`'s cell and registers it, without running anything yet.
+pub(crate) fn prepare_actor<A, F>(
+    system: &ActorSystem,
+    options: SpawnOptions,
+    actor: A,
+    factory: F,
+) -> Result<Prepared<A, F>, SystemError>
+where
+    A: Actor,
+    F: Rebuild<A>,
+{
     options
         .mailbox
         .validate()
@@ -100,16 +117,83 @@ where
             return Err(error);
         }
     };
-    let ctx = ActorContext::new(myself.clone(), system.clone());
-    let exit = ExitGuard {
-        cell: cell.clone(),
-        system: system.clone(),
-        slot,
-        finished: false,
+    let prepared = Prepared {
+        actor,
+        factory,
+        ctx: ActorContext::new(myself.clone(), system.clone()),
+        exit: ExitGuard {
+            cell,
+            system: system.clone(),
+            slot,
+            finished: false,
+            tell_watcher: true,
+        },
     };
-    let task = system.runtime().spawn(run(actor, factory, ctx, exit));
-    cell.set_abort_handle(task.abort_handle());
-    Ok(myself)
+    Ok(prepared)
+}
+
+/// An actor whose cell is built and registered but which has no task yet.
+///
+/// [`launch`](Self::launch) gives it a task that runs `pre_start` first.
+/// [`start`](Self::start) runs the first `pre_start` in the caller's task
+/// and launches only an actor that started: how a supervisor starts a
+/// child, since it waits for that start anyway (OTP's synchronous
+/// `start_link`), and doing it in place saves a task switch each way.
+/// Dropped unlaunched, the actor exits as killed.
+pub(crate) struct Prepared<A: Actor, F> {
+    // Dropped in this order: the actor and its context before `exit`
+    // publishes the exit.
+    actor: A,
+    factory: F,
+    ctx: ActorContext<A::Message>,
+    exit: ExitGuard<A::Message>,
+}
+
+impl<A: Actor, F: Rebuild<A>> Prepared<A, F> {
+    /// The actor's handle.
+    pub(crate) fn myself(&self) -> &ActorRef<A::Message> {
+        self.ctx.myself()
+    }
+
+    /// Spawns the actor's task, which starts it.
+    pub(crate) fn launch(self) {
+        self.spawn(false);
+    }
+
+    /// Runs the actor's `pre_start` here, then spawns its task. On failure
+    /// the actor has exited, with the returned reason; its watcher is not
+    /// told (the caller has the reason).
+    pub(crate) async fn start(mut self) -> Result<(), ExitReason> {
+        match pre_start(&mut self.actor, &mut self.ctx, &self.exit).await {
+            Ok(()) => {
+                self.spawn(true);
+                Ok(())
+            }
+            Err(reason) => {
+                let Prepared {
+                    actor,
+                    ctx,
+                    mut exit,
+                    ..
+                } = self;
+                drop(ctx);
+                drop(actor);
+                exit.tell_watcher = false;
+                exit.finish(reason.clone());
+                Err(reason)
+            }
+        }
+    }
+
+    fn spawn(self, started: bool) {
+        let cell = self.exit.cell.clone();
+        let system = self.exit.system.clone();
+        let task =
+            system
+                .runtime()
+                .spawn(run(self.actor, self.factory, self.ctx, self.exit, started));
+        cell.set_abort_handle(task.abort_handle());
+    }
 }
 
 /// Messages an actor handles before adding them to the system's counter (the
@@ -127,11 +211,14 @@ enum LoopExit {
     Restart(String),
 }
 
+/// The actor's task: the lifecycle loop, from `pre_start` (unless `started`
+/// says it already ran) to the final accounting.
 async fn run<A, F>(
     actor: A,
     mut factory: F,
     context: ActorContext<A::Message>,
     exit: ExitGuard<A::Message>,
+    started: bool,
 ) where
     A: Actor,
     F: Rebuild<A>,
@@ -146,25 +233,13 @@ async fn run<A, F>(
             ExitReason::Error("internal error: the actor's mailbox already had a receiver".into());
         return exit.finish(reason);
     };
-    tracing::debug!(actor = %exit.cell.id, name = ?exit.cell.name, "actor started");
-    let mut first_start = true;
+    tracing::debug!(actor = %exit.cell.id, name = ?exit.cell.name, "actor running");
+    let mut started = started;
     let reason = loop {
-        exit.cell.set_state(ActorState::Starting);
-        match AssertUnwindSafe(actor.pre_start(&mut ctx))
-            .catch_unwind()
-            .await
-        {
-            Err(panic) => break exit.panicked(panic),
-            Ok(Err(error)) => break ExitReason::Error(format!("pre_start failed: {error}")),
-            Ok(Ok(())) => {}
+        if !started && let Err(reason) = pre_start(&mut actor, &mut ctx, &exit).await {
+            break reason;
         }
-        exit.cell.set_state(ActorState::Running);
-        if first_start {
-            first_start = false;
-            if let Some(watcher) = &exit.cell.watcher {
-                watcher.started(exit.cell.id);
-            }
-        }
+        started = false;
         let loop_exit = match AssertUnwindSafe(serve(&mut actor, &mut ctx, &mut inbox))
             .catch_unwind()
             .await
@@ -223,6 +298,24 @@ async fn run<A, F>(
     drop(ctx);
     drop(actor);
     exit.finish(reason);
+}
+
+/// Runs `pre_start`, moving the actor from `Starting` to `Running`; on
+/// failure, the exit reason.
+async fn pre_start<A: Actor>(
+    actor: &mut A,
+    ctx: &mut ActorContext<A::Message>,
+    exit: &ExitGuard<A::Message>,
+) -> Result<(), ExitReason> {
+    exit.cell.set_state(ActorState::Starting);
+    match AssertUnwindSafe(actor.pre_start(ctx)).catch_unwind().await {
+        Err(panic) => Err(exit.panicked(panic)),
+        Ok(Err(error)) => Err(ExitReason::Error(format!("pre_start failed: {error}"))),
+        Ok(Ok(())) => {
+            exit.cell.set_state(ActorState::Running);
+            Ok(())
+        }
+    }
 }
 
 /// The message loop: system signals first, then user messages, until a stop
@@ -331,6 +424,9 @@ struct ExitGuard<M: Message> {
     system: ActorSystem,
     slot: Slot,
     finished: bool,
+    /// Whether the cell's watcher hears of the exit (not for a failed
+    /// in-place start, whose caller has the reason).
+    tell_watcher: bool,
 }
 
 impl<M: Message> ExitGuard<M> {
@@ -365,7 +461,9 @@ impl<M: Message> ExitGuard<M> {
         }
         self.system.deregister(self.slot);
         self.cell.mark_stopped();
-        if let (Some(watcher), Some(reason)) = (&self.cell.watcher, self.cell.recorded_exit()) {
+        if self.tell_watcher
+            && let (Some(watcher), Some(reason)) = (&self.cell.watcher, self.cell.recorded_exit())
+        {
             watcher.exited(self.cell.id, reason);
         }
     }

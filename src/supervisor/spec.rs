@@ -18,7 +18,7 @@ use super::tree::SupervisorStart;
 use super::{Backoff, HealthCheck, RestartType, SupervisionStrategy};
 use crate::actor::cell::LifecycleWatcher;
 use crate::actor::lifecycle::panic_text;
-use crate::actor::spawn::{NoFactory, SpawnOptions, spawn_actor};
+use crate::actor::spawn::{NoFactory, SpawnOptions, prepare_actor};
 use crate::actor::{Actor, ActorRef, ExitReason};
 use crate::mailbox::MailboxConfig;
 use crate::system::ActorSystem;
@@ -344,30 +344,34 @@ struct WorkerStart<A: Actor> {
 }
 
 impl<A: Actor> ChildStart for WorkerStart<A> {
-    fn start(
-        &self,
-        system: &ActorSystem,
+    fn start<'a>(
+        &'a self,
+        system: &'a ActorSystem,
         name: Arc<str>,
         watcher: Arc<dyn LifecycleWatcher>,
-    ) -> Result<StartedChild, ExitReason> {
-        let actor = std::panic::catch_unwind(AssertUnwindSafe(|| (self.factory)()))
-            .map_err(|panic| ExitReason::Panic(panic_text(panic)))?;
-        let mailbox = self.mailbox.unwrap_or(system.config().default_mailbox);
-        let options = SpawnOptions {
-            watcher: Some(watcher),
-            register: self.register.clone(),
-            ..SpawnOptions::new(Some(name), mailbox)
-        };
-        let actor_ref = spawn_actor(system, options, actor, NoFactory)
-            .map_err(|error| ExitReason::Error(error.to_string()))?;
-        let probe = self.probe.clone().map(|probe| {
-            let target = actor_ref.clone();
-            Box::new(move || probe(target.clone())) as BoundProbe
-        });
-        Ok(StartedChild {
-            control: actor_ref.control(),
-            handle: Arc::new(actor_ref),
-            probe,
+    ) -> BoxFuture<'a, Result<StartedChild, ExitReason>> {
+        Box::pin(async move {
+            let actor = std::panic::catch_unwind(AssertUnwindSafe(|| (self.factory)()))
+                .map_err(|panic| ExitReason::Panic(panic_text(panic)))?;
+            let mailbox = self.mailbox.unwrap_or(system.config().default_mailbox);
+            let options = SpawnOptions {
+                watcher: Some(watcher),
+                register: self.register.clone(),
+                ..SpawnOptions::new(Some(name), mailbox)
+            };
+            let prepared = prepare_actor(system, options, actor, NoFactory)
+                .map_err(|error| ExitReason::Error(error.to_string()))?;
+            let actor_ref = prepared.myself().clone();
+            prepared.start().await?;
+            let probe = self.probe.clone().map(|probe| {
+                let target = actor_ref.clone();
+                Box::new(move || probe(target.clone())) as BoundProbe
+            });
+            Ok(StartedChild {
+                control: actor_ref.control(),
+                handle: Arc::new(actor_ref),
+                probe,
+            })
         })
     }
 }

@@ -1,5 +1,5 @@
 //! The type-erased contract between a supervisor and what it supervises: a
-//! [`ChildStart`] builds and spawns one instance of a child, whatever its
+//! [`ChildStart`] builds and starts one instance of a child, whatever its
 //! actor type, and hands back a [`StartedChild`].
 
 use std::any::Any;
@@ -17,15 +17,17 @@ pub(crate) type BoundProbe = Box<dyn Fn() -> BoxFuture<'static, bool> + Send + S
 /// Starts one instance of a child. Implemented for workers (any [`Actor`](crate::actor::Actor))
 /// and for nested supervisors.
 pub(crate) trait ChildStart: Send + Sync {
-    /// Builds and spawns an instance named `name`, watched by `watcher`.
-    /// Errors (a panicking factory, a system shutting down) are returned as
+    /// Builds an instance named `name`, watched by `watcher`, runs its
+    /// first `pre_start` in the calling (supervisor's) task and then gives
+    /// it a task of its own. Resolves once it has started; a failure (a
+    /// panicking factory, a failing `pre_start`, a system shutting down) is
     /// the exit reason of an instance that never ran.
-    fn start(
-        &self,
-        system: &ActorSystem,
+    fn start<'a>(
+        &'a self,
+        system: &'a ActorSystem,
         name: Arc<str>,
         watcher: Arc<dyn LifecycleWatcher>,
-    ) -> Result<StartedChild, ExitReason>;
+    ) -> BoxFuture<'a, Result<StartedChild, ExitReason>>;
 }
 
 /// A freshly spawned instance.

@@ -9,11 +9,10 @@
 use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::task::Poll;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use futures::task::AtomicWaker;
+use futures::future::BoxFuture;
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
@@ -26,7 +25,7 @@ use super::{
     SupervisionEvent, SupervisionStrategy, SupervisorError, SupervisorRef, SupervisorSpec,
 };
 use crate::actor::cell::{ActorControl, LifecycleWatcher};
-use crate::actor::spawn::{NoFactory, SpawnOptions, spawn_actor};
+use crate::actor::spawn::{NoFactory, SpawnOptions, prepare_actor};
 use crate::actor::{Actor, ActorContext, ActorRef, ExitReason};
 use crate::mailbox::{MailboxConfig, SystemSignal};
 use crate::message::Message;
@@ -100,31 +99,35 @@ impl SupervisorStart {
 }
 
 impl ChildStart for SupervisorStart {
-    fn start(
-        &self,
-        system: &ActorSystem,
+    fn start<'a>(
+        &'a self,
+        system: &'a ActorSystem,
         name: Arc<str>,
         watcher: Arc<dyn LifecycleWatcher>,
-    ) -> Result<StartedChild, ExitReason> {
-        let name = self.spec.name.clone().unwrap_or(name);
-        let supervisor = spawn_supervisor(system, self.spec.clone(), name, false, watcher)
-            .map_err(|error| ExitReason::Error(error.to_string()))?;
-        Ok(StartedChild {
-            control: supervisor.actor.control(),
-            handle: Arc::new(supervisor),
-            probe: None,
+    ) -> BoxFuture<'a, Result<StartedChild, ExitReason>> {
+        Box::pin(async move {
+            let name = self.spec.name.clone().unwrap_or(name);
+            let supervisor =
+                start_supervisor(system, self.spec.clone(), name, Some(watcher)).await?;
+            Ok(StartedChild {
+                control: supervisor.actor.control(),
+                handle: Arc::new(supervisor),
+                probe: None,
+            })
         })
     }
 }
 
-/// Spawns a supervisor actor; it starts its children in its `pre_start`.
-pub(crate) fn spawn_supervisor(
+/// Starts a supervisor actor and waits until it has started its children
+/// (in its `pre_start`, run in the caller's task). `watcher` is its parent
+/// supervisor's; a root supervisor has none. On failure, the exit reason of
+/// a supervisor that never ran.
+pub(crate) async fn start_supervisor(
     system: &ActorSystem,
     spec: SupervisorSpec,
     name: Arc<str>,
-    root: bool,
-    watcher: Arc<dyn LifecycleWatcher>,
-) -> Result<SupervisorRef, crate::system::SystemError> {
+    watcher: Option<Arc<dyn LifecycleWatcher>>,
+) -> Result<SupervisorRef, ExitReason> {
     let supervisor = Supervisor {
         strategy: spec.strategy,
         intensity: RestartIntensity::new(spec.max_restarts, spec.max_restart_period),
@@ -135,74 +138,35 @@ pub(crate) fn spawn_supervisor(
             bus: system.supervision_bus(),
             supervisor: ActorId::from_raw(0),
         },
-        root,
+        root: watcher.is_none(),
         counted: false,
         stopping: false,
     };
     let options = SpawnOptions {
-        watcher: Some(watcher),
+        watcher,
         ..SpawnOptions::new(Some(name), MailboxConfig::unbounded())
     };
-    let actor = spawn_actor(system, options, supervisor, NoFactory)?;
+    let prepared = prepare_actor(system, options, supervisor, NoFactory)
+        .map_err(|error| ExitReason::Error(error.to_string()))?;
+    let actor = prepared.myself().clone();
+    prepared.start().await?;
     Ok(SupervisorRef { actor })
 }
 
-/// Where a watched instance is in its start.
-const START_PENDING: u8 = 0;
-const START_DONE: u8 = 1;
-const START_FAILED: u8 = 2;
-
-/// Reports one instance's start and exit to whoever started it: a parent
-/// supervisor (which awaits the start, then hears about the exit) or, for a
-/// root supervisor, the system (which only awaits the start). One
-/// allocation, shared by the instance's cell and its starter.
+/// Tells a supervisor when one child instance exits.
 pub(crate) struct ChildWatcher {
-    supervisor: Option<ActorRef<SupervisorMsg>>,
-    /// `START_PENDING` until the first `pre_start` returns (`START_DONE`) or
-    /// the instance exits without having started (`START_FAILED`).
-    start: AtomicU8,
-    /// The starter waiting in [`wait_started`](Self::wait_started).
-    starter: AtomicWaker,
+    supervisor: ActorRef<SupervisorMsg>,
     /// Set when the supervisor stops the instance itself and will not need
     /// to hear about its exit.
     detached: AtomicBool,
 }
 
 impl ChildWatcher {
-    fn new(supervisor: Option<ActorRef<SupervisorMsg>>) -> Arc<Self> {
+    fn new(supervisor: ActorRef<SupervisorMsg>) -> Arc<Self> {
         Arc::new(Self {
-            detached: AtomicBool::new(supervisor.is_none()),
             supervisor,
-            start: AtomicU8::new(START_PENDING),
-            starter: AtomicWaker::new(),
+            detached: AtomicBool::new(false),
         })
-    }
-
-    /// A watcher for a child of `supervisor`.
-    fn child(supervisor: ActorRef<SupervisorMsg>) -> Arc<Self> {
-        Self::new(Some(supervisor))
-    }
-
-    /// A watcher for a root supervisor: only its start is awaited.
-    pub(crate) fn root() -> Arc<Self> {
-        Self::new(None)
-    }
-
-    /// Waits until the watched instance has finished `pre_start`; if it
-    /// exited instead, its exit reason.
-    pub(crate) async fn wait_started(&self, control: &dyn ActorControl) -> Result<(), ExitReason> {
-        let outcome = std::future::poll_fn(|cx| {
-            self.starter.register(cx.waker());
-            match self.start.load(Ordering::Acquire) {
-                START_PENDING => Poll::Pending,
-                outcome => Poll::Ready(outcome),
-            }
-        })
-        .await;
-        match outcome {
-            START_DONE => Ok(()),
-            _ => Err(control.wait_for_exit().await),
-        }
     }
 
     /// Stops listening to the instance's exit (the supervisor stopped it
@@ -210,43 +174,17 @@ impl ChildWatcher {
     fn detach(&self) {
         self.detached.store(true, Ordering::Release);
     }
-
-    /// Moves the start from pending to `outcome`; false if it had moved.
-    fn conclude_start(&self, outcome: u8) -> bool {
-        let moved = self
-            .start
-            .compare_exchange(START_PENDING, outcome, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok();
-        if moved {
-            self.starter.wake();
-        }
-        moved
-    }
 }
 
 impl LifecycleWatcher for ChildWatcher {
-    fn started(&self, _actor: ActorId) {
-        self.conclude_start(START_DONE);
-    }
-
     fn exited(&self, actor: ActorId, reason: &ExitReason) {
-        if self.conclude_start(START_FAILED) {
-            // Never started: whoever awaits the start handles the failure.
-            return;
-        }
         if self.detached.load(Ordering::Acquire) {
             return;
         }
-        if let Some(supervisor) = &self.supervisor {
-            let _ = supervisor.try_tell(SupervisorMsg::Exited {
-                actor,
-                reason: reason.clone(),
-            });
-        }
-    }
-
-    fn is_supervisor(&self) -> bool {
-        self.supervisor.is_some()
+        let _ = self.supervisor.try_tell(SupervisorMsg::Exited {
+            actor,
+            reason: reason.clone(),
+        });
     }
 }
 
@@ -434,12 +372,13 @@ impl Supervisor {
         kind: StartKind,
         ctx: &ActorContext<SupervisorMsg>,
     ) -> Result<ActorId, ExitReason> {
-        let child = &mut self.children[at];
-        let watcher = ChildWatcher::child(ctx.myself().clone());
+        let child = &self.children[at];
+        let watcher = ChildWatcher::new(ctx.myself().clone());
         let start = child
             .spec
             .start
-            .start(ctx.system(), child.spec.id.shared(), watcher.clone());
+            .start(ctx.system(), child.spec.id.shared(), watcher.clone())
+            .await;
         let instance = match start {
             Ok(instance) => instance,
             Err(reason) => {
@@ -448,10 +387,6 @@ impl Supervisor {
             }
         };
         let child = &mut self.children[at];
-        if let Err(reason) = watcher.wait_started(&*instance.control).await {
-            self.start_failed(at, &reason);
-            return Err(reason);
-        }
         let actor = instance.control.id();
         let monitor = match (child.spec.options.health, instance.probe) {
             (Some(check), Some(probe)) => Some(spawn_monitor(
@@ -884,26 +819,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_watcher_reports_an_exit_only_after_a_start_and_only_while_attached() {
+    async fn a_watcher_reports_an_exit_only_while_attached() {
         let system = system();
         let supervisor = system.spawn(Parked).unwrap();
-        let gone = system.spawn(Idle).unwrap();
-        gone.stop();
-        let gone_reason = gone.wait_for_exit().await;
         let actor = ActorId::next();
 
-        let watcher = ChildWatcher::child(supervisor.clone());
-        watcher.exited(actor, &ExitReason::Killed);
-        assert_eq!(
-            watcher.wait_started(&*gone.control()).await,
-            Err(gone_reason),
-            "a failed start is the starter's to handle, with the exit reason"
-        );
-        assert_eq!(supervisor.mailbox_len(), 0);
-
-        let watcher = ChildWatcher::child(supervisor.clone());
-        watcher.started(actor);
-        assert_eq!(watcher.wait_started(&*gone.control()).await, Ok(()));
+        let watcher = ChildWatcher::new(supervisor.clone());
         watcher.detach();
         watcher.exited(actor, &ExitReason::Killed);
         assert_eq!(
@@ -912,38 +833,12 @@ mod tests {
             "a detached instance is not reported"
         );
 
-        let watcher = ChildWatcher::child(supervisor.clone());
-        watcher.started(actor);
+        let watcher = ChildWatcher::new(supervisor.clone());
         watcher.exited(actor, &ExitReason::Killed);
         assert_eq!(
             supervisor.mailbox_len(),
             1,
             "an attached instance is reported"
         );
-        assert!(watcher.is_supervisor());
-        assert!(!ChildWatcher::root().is_supervisor());
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_starter_already_waiting_is_woken_by_the_start_or_the_failure() {
-        let system = system();
-        let gone = system.spawn(Idle).unwrap();
-        gone.stop();
-        gone.wait_for_exit().await;
-        for round in 0..500 {
-            let watcher = ChildWatcher::root();
-            let waiting = {
-                let (watcher, control) = (watcher.clone(), gone.control());
-                tokio::spawn(async move { watcher.wait_started(&*control).await })
-            };
-            let succeeds = round % 2 == 0;
-            if succeeds {
-                watcher.started(ActorId::next());
-            } else {
-                watcher.exited(ActorId::next(), &ExitReason::Killed);
-            }
-            let outcome = waiting.await.unwrap();
-            assert_eq!(outcome.is_ok(), succeeds, "round {round}: {outcome:?}");
-        }
     }
 }

@@ -20,7 +20,7 @@ use crate::actor::{Actor, ActorRef};
 use crate::address::{ActorPool, PoolError, PoolSpec};
 use crate::broker::{ActorRegistry, RegistryError, Topic, Topics};
 use crate::mailbox::{DeadLetterOffice, SystemSignal};
-use crate::supervisor::tree::{ChildWatcher, spawn_supervisor};
+use crate::supervisor::tree;
 use crate::supervisor::{
     ChildId, SupervisionBus, SupervisionEvents, SupervisorError, SupervisorRef, SupervisorSpec,
     SupervisorStats,
@@ -201,25 +201,19 @@ impl ActorSystem {
     /// have started (each child's `pre_start` done, in order). If one cannot
     /// start, the ones already started are stopped and this fails, as OTP's
     /// `start_link` does.
+    ///
+    /// The supervisor's start runs in the awaiting task: dropping this
+    /// future before it resolves kills the supervisor and every child it
+    /// had started.
     pub async fn start_supervisor(
         &self,
         spec: SupervisorSpec,
     ) -> Result<SupervisorRef, SupervisorError> {
         let name = spec.name.clone().unwrap_or_else(|| "supervisor".into());
         let child = ChildId::from(&*name);
-        let watcher = ChildWatcher::root();
-        let supervisor =
-            spawn_supervisor(self, spec, name, true, watcher.clone()).map_err(|error| {
-                SupervisorError::StartFailed {
-                    child: child.clone(),
-                    reason: crate::actor::ExitReason::Error(error.to_string()),
-                }
-            })?;
-        watcher
-            .wait_started(&*supervisor.actor.control())
+        tree::start_supervisor(self, spec, name, None)
             .await
-            .map_err(|reason| SupervisorError::StartFailed { child, reason })?;
-        Ok(supervisor)
+            .map_err(|reason| SupervisorError::StartFailed { child, reason })
     }
 
     /// Starts a pool of `spec.size` supervised members behind one name
