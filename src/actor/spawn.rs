@@ -188,10 +188,8 @@ impl<A: Actor, F: Rebuild<A>> Prepared<A, F> {
     fn spawn(self, started: bool) {
         let cell = self.exit.cell.clone();
         let system = self.exit.system.clone();
-        let task =
-            system
-                .runtime()
-                .spawn(run(self.actor, self.factory, self.ctx, self.exit, started));
+        let lifecycle = run(self.actor, self.factory, self.ctx, self.exit, started);
+        let task = system.runtime().spawn(lifecycle);
         cell.set_abort_handle(task.abort_handle());
     }
 }
