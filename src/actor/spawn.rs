@@ -155,18 +155,13 @@ impl<A: Actor, F: Rebuild<A>> Prepared<A, F> {
         self.ctx.myself()
     }
 
-    /// Spawns the actor's task, which starts it.
-    pub(crate) fn launch(self) {
-        self.spawn(false);
-    }
-
     /// Runs the actor's `pre_start` here, then spawns its task. On failure
     /// the actor has exited, with the returned reason; its watcher is not
     /// told (the caller has the reason).
     pub(crate) async fn start(mut self) -> Result<(), ExitReason> {
         match pre_start(&mut self.actor, &mut self.ctx, &self.exit).await {
             Ok(()) => {
-                self.spawn(true);
+                self.launch();
                 Ok(())
             }
             Err(reason) => {
@@ -185,10 +180,12 @@ impl<A: Actor, F: Rebuild<A>> Prepared<A, F> {
         }
     }
 
-    fn spawn(self, started: bool) {
+    /// Spawns the actor's task, which starts it unless [`start`](Self::start)
+    /// already did.
+    pub(crate) fn launch(self) {
         let cell = self.exit.cell.clone();
         let system = self.exit.system.clone();
-        let lifecycle = run(self.actor, self.factory, self.ctx, self.exit, started);
+        let lifecycle = run(self.actor, self.factory, self.ctx, self.exit);
         let task = system.runtime().spawn(lifecycle);
         cell.set_abort_handle(task.abort_handle());
     }
@@ -209,14 +206,13 @@ enum LoopExit {
     Restart(String),
 }
 
-/// The actor's task: the lifecycle loop, from `pre_start` (unless `started`
-/// says it already ran) to the final accounting.
+/// The actor's task: the lifecycle loop, from `pre_start` (unless it already
+/// ran in place) to the final accounting.
 async fn run<A, F>(
     actor: A,
     mut factory: F,
     context: ActorContext<A::Message>,
     exit: ExitGuard<A::Message>,
-    started: bool,
 ) where
     A: Actor,
     F: Rebuild<A>,
@@ -232,7 +228,10 @@ async fn run<A, F>(
         return exit.finish(reason);
     };
     tracing::debug!(actor = %exit.cell.id, name = ?exit.cell.name, "actor running");
-    let mut started = started;
+    // Already running if its supervisor ran the first `pre_start` in place
+    // (`Prepared::start`; a flag passed in would cost every idle actor
+    // another 128 bytes of task).
+    let mut started = exit.cell.state() == ActorState::Running;
     let reason = loop {
         if !started && let Err(reason) = pre_start(&mut actor, &mut ctx, &exit).await {
             break reason;
