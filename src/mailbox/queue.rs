@@ -423,10 +423,19 @@ impl<'a, T: MailboxItem> MailboxReceiver<'a, T> {
     }
 
     /// Polls for the next item, registering `cx`'s waker when both lanes are empty.
+    #[inline]
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Received<T>> {
-        if let Some(received) = self.try_recv() {
-            return Poll::Ready(received);
+        match self.try_recv() {
+            Some(received) => Poll::Ready(received),
+            None => self.park(cx),
         }
+    }
+
+    /// Registers `cx`'s waker and marks the mailbox parked, unless an item
+    /// or signal arrived meanwhile. Out of line: the message loop's fast
+    /// path (an item waiting) stays small.
+    #[inline(never)]
+    fn park(&mut self, cx: &mut Context<'_>) -> Poll<Received<T>> {
         let mailbox = self.mailbox;
         mailbox.rx_waker.register(cx.waker());
         let mut state = mailbox.state.load(SeqCst);
@@ -506,8 +515,23 @@ impl<'a, T: MailboxItem> MailboxReceiver<'a, T> {
 
     /// Pops a claimed item. Its push may still be in flight on another
     /// thread; it lands within a few instructions, so back off until it does.
-    #[inline]
+    #[inline(always)]
     fn pop_claimed(&mut self) -> T {
+        if let Some(lanes) = self.mailbox.lanes.get() {
+            // SAFETY: this receiver is the only one (`receiver_taken`), and
+            // the item was claimed from the count just before.
+            if let Some(item) = unsafe { lanes.pop_next() } {
+                return item;
+            }
+        }
+        self.pop_claimed_in_flight()
+    }
+
+    /// [`pop_claimed`](Self::pop_claimed) for an item whose push has not
+    /// landed yet.
+    #[cold]
+    #[inline(never)]
+    fn pop_claimed_in_flight(&mut self) -> T {
         let backoff = Backoff::new();
         loop {
             if let Some(lanes) = self.mailbox.lanes.get() {
