@@ -119,13 +119,13 @@ impl<M: Message> ActorRef<M> {
     #[inline]
     pub async fn tell(&self, message: M) -> Result<(), SendError<M>> {
         let mailbox = &self.cell.mailbox;
-        let pushed = match mailbox.try_push(Delivery::Tell(message)) {
+        match mailbox.try_push(Delivery::Tell(message)) {
+            Ok(Pushed::Queued) => Ok(()),
             Err(PushError::Full(message)) if mailbox.waits_when_full() => {
-                mailbox.push_when_room(message).await
+                self.settle(mailbox.push_when_room(message).await)
             }
-            pushed => pushed,
-        };
-        self.settle(pushed)
+            pushed => self.settle(pushed),
+        }
     }
 
     /// Sends without waiting: a full mailbox (even a `Block` one) returns

@@ -330,17 +330,20 @@ async fn serve<A: Actor>(
         if ctx.stop_requested() {
             return LoopExit::Stop(ExitReason::Normal);
         }
-        let received = inbox.recv().await;
         // The handler's span, only when a subscriber wants DEBUG spans (one
-        // relaxed load otherwise); for an envelope it hangs off the sender's.
-        let (message, traced) = match received {
+        // relaxed load otherwise); for an envelope it hangs off the sender's,
+        // so it is made while the envelope still holds that span.
+        let mut traced = None;
+        let message = match inbox.recv().await {
             Received::Item(Delivery::Tell(message)) => {
                 if in_envelope {
                     in_envelope = false;
                     ctx.myself().cell().set_current_envelope(None);
                 }
-                let traced = tracing_on().then(|| handler_span(ctx, None));
-                (message, traced)
+                if tracing_on() {
+                    traced = Some(handler_span(ctx, None));
+                }
+                message
             }
             Received::Item(Delivery::Envelope(envelope)) => {
                 if envelope.is_expired() {
@@ -351,8 +354,10 @@ async fn serve<A: Actor>(
                 }
                 in_envelope = true;
                 ctx.myself().cell().set_current_envelope(Some(envelope.id));
-                let traced = tracing_on().then(|| handler_span(ctx, envelope.span.id()));
-                (envelope.payload, traced)
+                if tracing_on() {
+                    traced = Some(handler_span(ctx, envelope.span.id()));
+                }
+                envelope.payload
             }
             Received::Signal(SystemSignal::Stop) => return LoopExit::Stop(ExitReason::Normal),
             Received::Signal(SystemSignal::Shutdown) => {
