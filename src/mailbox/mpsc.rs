@@ -137,9 +137,13 @@ struct Cursor<T> {
 /// A multi-producer, single-consumer FIFO queue; see the module docs.
 ///
 /// The producers' fields and the consumer's cursor are kept 128 bytes apart
-/// (two cache lines: x86 prefetches lines in pairs) by padding rather than by
-/// alignment, so the queue needs no over-aligned allocation.
-#[repr(C)]
+/// (two cache lines: x86 prefetches lines in pairs), and the queue is
+/// aligned so that each half sits within one line. The alignment makes its
+/// allocation costlier (once per actor, on its first message), but a hop
+/// between many actors then touches one line per half instead of up to two:
+/// a thread ring of 1,000 actors ran ≈15 % slower with the queue only
+/// 16-byte aligned.
+#[repr(C, align(128))]
 pub(crate) struct MpscQueue<T> {
     tail: AtomicUsize,
     tail_block: AtomicPtr<Block<T>>,
