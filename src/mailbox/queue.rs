@@ -2,8 +2,9 @@
 //! optional capacity with backpressure, and optional priority order.
 //!
 //! # How it works
-//! One atomic word holds the number of queued user items and two flags
-//! (closed, receiver parked); a separate byte holds the pending system
+//! One atomic word holds the number of queued user items and three flags
+//! (closed, receiver parked, receiver being woken); a separate byte holds
+//! the pending system
 //! signals, so the receiver's per-message check of the system lane reads a
 //! line that senders do not write. A sender *reserves* a slot by a
 //! compare-and-swap on that word (which also fails fast when the mailbox is
@@ -14,7 +15,19 @@
 //! count, the capacity check and the close-then-drain protocol agree exactly:
 //! after [`Mailbox::close`], [`MailboxReceiver::drain_one`] returns every item that was
 //! ever accepted.
+//!
+//! # Waking the receiver
+//! The receiver's waker sits in a plain slot guarded by the state word
+//! rather than in an `AtomicWaker`, which would cost two atomic
+//! read-modify-writes and a waker clone on every park and two more on every
+//! wake. A parking receiver writes the slot only while neither `PARKED` nor
+//! `WAKING` is set (and only when the waker changed: a task's waker rarely
+//! does), then sets `PARKED`. The one sender whose compare-and-swap clears
+//! `PARKED` sets `WAKING` in the same step, wakes the waker by reference
+//! and clears `WAKING`. So the slot is never written while a sender reads
+//! it, and a park costs one atomic operation.
 
+use std::cell::UnsafeCell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -22,20 +35,32 @@ use std::sync::atomic::{
     AtomicBool, AtomicU8, AtomicU64, AtomicUsize,
     Ordering::{Relaxed, SeqCst},
 };
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use crossbeam_utils::Backoff;
-use futures::task::AtomicWaker;
 use tokio::sync::Notify;
 
 use super::lanes::Lanes;
 use super::{Backpressure, MailboxConfig, MailboxItem, MailboxKind, SystemSignal};
 use crate::util::once_box::OnceBox;
 
-const CLOSED: usize = 0b001;
-const PARKED: usize = 0b010;
-const ONE: usize = 0b100;
-const LEN_SHIFT: u32 = 2;
+const CLOSED: usize = 0b0001;
+const PARKED: usize = 0b0010;
+/// A sender is waking the receiver through the waker slot.
+const WAKING: usize = 0b0100;
+const ONE: usize = 0b1000;
+const LEN_SHIFT: u32 = 3;
+
+/// `state` after a sender (or signal) has taken the parked flag: `PARKED`
+/// becomes `WAKING` if it was set.
+#[inline]
+const fn unpark(state: usize) -> usize {
+    if state & PARKED != 0 {
+        (state & !PARKED) | WAKING
+    } else {
+        state
+    }
+}
 
 #[inline]
 const fn len_of(state: usize) -> usize {
@@ -99,6 +124,15 @@ impl<T> fmt::Debug for PushError<T> {
     }
 }
 
+/// The receiver's waker, guarded by the mailbox's `PARKED` and `WAKING`
+/// flags (see the module docs) instead of a lock of its own.
+struct WakerSlot(UnsafeCell<Option<Waker>>);
+
+// SAFETY: the waker is `Send + Sync`; the slot is written only by the
+// receiver while no sender can read it, and read only by the one sender
+// holding `WAKING`, per the protocol in the module docs.
+unsafe impl Sync for WakerSlot {}
+
 /// A mailbox: many senders, one receiver.
 ///
 /// ```
@@ -121,7 +155,7 @@ impl<T> fmt::Debug for PushError<T> {
 /// ```
 pub struct Mailbox<T> {
     state: AtomicUsize,
-    rx_waker: AtomicWaker,
+    rx_waker: WakerSlot,
     /// Allocated on the first push: an actor that is never sent anything
     /// pays one pointer for its user lane.
     lanes: OnceBox<Lanes<T>>,
@@ -208,7 +242,7 @@ impl<T: MailboxItem> Mailbox<T> {
         };
         Self {
             state: AtomicUsize::new(0),
-            rx_waker: AtomicWaker::new(),
+            rx_waker: WakerSlot(UnsafeCell::new(None)),
             lanes: OnceBox::new(),
             kind: config.kind,
             capacity,
@@ -249,7 +283,7 @@ impl<T: MailboxItem> Mailbox<T> {
             }
             match self
                 .state
-                .compare_exchange_weak(state, (state + ONE) & !PARKED, SeqCst, SeqCst)
+                .compare_exchange_weak(state, unpark(state + ONE), SeqCst, SeqCst)
             {
                 Ok(_) => break full,
                 Err(actual) => state = actual,
@@ -259,7 +293,7 @@ impl<T: MailboxItem> Mailbox<T> {
             .get_or_init(|| Lanes::new(self.config()))
             .push(item);
         if state & PARKED != 0 {
-            self.rx_waker.wake();
+            self.wake_receiver();
         }
         if overflowed && let Some(victim) = self.evict_one() {
             return Ok(Pushed::DroppedOldest(victim));
@@ -310,11 +344,31 @@ impl<T: MailboxItem> Mailbox<T> {
         if self.signals.fetch_or(bit, SeqCst) & bit != 0 {
             return false;
         }
-        let state = self.state.fetch_and(!PARKED, SeqCst);
-        if state & PARKED != 0 {
-            self.rx_waker.wake();
+        let mut state = self.state.load(SeqCst);
+        while state & PARKED != 0 {
+            match self
+                .state
+                .compare_exchange_weak(state, unpark(state), SeqCst, SeqCst)
+            {
+                Ok(_) => {
+                    self.wake_receiver();
+                    break;
+                }
+                Err(actual) => state = actual,
+            }
         }
         true
+    }
+
+    /// Wakes the parked receiver; called only by whoever moved `PARKED` to
+    /// `WAKING` (see the module docs).
+    fn wake_receiver(&self) {
+        // SAFETY: `WAKING` is set, so the receiver does not write the slot
+        // until it is cleared below.
+        if let Some(waker) = unsafe { &*self.rx_waker.0.get() } {
+            waker.wake_by_ref();
+        }
+        self.state.fetch_and(!WAKING, SeqCst);
     }
 
     /// Closes the mailbox: every later push fails with [`PushError::Closed`]
@@ -437,8 +491,33 @@ impl<'a, T: MailboxItem> MailboxReceiver<'a, T> {
     #[inline(never)]
     fn park(&mut self, cx: &mut Context<'_>) -> Poll<Received<T>> {
         let mailbox = self.mailbox;
-        mailbox.rx_waker.register(cx.waker());
         let mut state = mailbox.state.load(SeqCst);
+        // Own the waker slot: no sender may be reading it (`WAKING`) or
+        // about to (`PARKED`, left by an earlier poll: take it back).
+        let backoff = Backoff::new();
+        loop {
+            if state & WAKING != 0 {
+                backoff.snooze();
+                state = mailbox.state.load(SeqCst);
+            } else if state & PARKED != 0 {
+                match mailbox
+                    .state
+                    .compare_exchange_weak(state, state & !PARKED, SeqCst, SeqCst)
+                {
+                    Ok(_) => state &= !PARKED,
+                    Err(actual) => state = actual,
+                }
+            } else {
+                break;
+            }
+        }
+        // SAFETY: neither `PARKED` nor `WAKING` is set and only this
+        // receiver sets `PARKED`, so no sender touches the slot now.
+        let slot = unsafe { &mut *mailbox.rx_waker.0.get() };
+        match slot {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => *slot = Some(cx.waker().clone()),
+        }
         loop {
             if len_of(state) > 0 || mailbox.signals.load(SeqCst) != 0 {
                 if let Some(received) = self.try_recv() {
@@ -447,7 +526,10 @@ impl<'a, T: MailboxItem> MailboxReceiver<'a, T> {
                 state = mailbox.state.load(SeqCst);
                 continue;
             }
-            if state & PARKED != 0 {
+            // Parked already (by the signal case below), or a sender is
+            // waking the waker just stored: either way a wake will come.
+            // (Never set `PARKED` while `WAKING` is: one waker at a time.)
+            if state & (PARKED | WAKING) != 0 {
                 return Poll::Pending;
             }
             match mailbox
@@ -698,5 +780,78 @@ mod tests {
             p.join().unwrap();
         }
         assert_eq!(rx.try_recv(), None);
+    }
+
+    /// The waker-slot protocol under contention: threads push (pausing now
+    /// and then, so the receiver keeps parking) and raise signals, while the
+    /// receiver moves to a new task every few items (a new waker to store).
+    /// Every item and signal must arrive; a lost wake hangs the round.
+    #[test]
+    fn no_wake_is_lost_while_senders_race_a_parking_receiver() {
+        const SENDERS: u32 = 3;
+        const PER_SENDER: u32 = 3_000;
+        const PER_TASK: u32 = 50;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_time()
+            .build()
+            .unwrap();
+        for round in 0..30 {
+            let mailbox = Arc::new(Mailbox::new(MailboxConfig::unbounded()));
+            let threads: Vec<_> = (0..SENDERS)
+                .map(|sender| {
+                    let mailbox = mailbox.clone();
+                    std::thread::spawn(move || {
+                        for i in 0..PER_SENDER {
+                            assert_eq!(
+                                mailbox.try_push(n(sender * PER_SENDER + i)),
+                                Ok(Pushed::Queued)
+                            );
+                            if i % 64 == 0 {
+                                mailbox.signal(SystemSignal::Stop);
+                            }
+                            if i % 5 == 0 {
+                                std::thread::yield_now();
+                            }
+                        }
+                    })
+                })
+                .collect();
+            let mut seen = vec![false; (SENDERS * PER_SENDER) as usize];
+            let mut items = 0;
+            while items < SENDERS * PER_SENDER {
+                let mailbox = mailbox.clone();
+                // A lost wake would hang this batch; the guard turns that
+                // into a failure (no batch comes anywhere near it).
+                let batch = runtime.block_on(async move {
+                    let task = tokio::spawn(async move {
+                        let mut rx = mailbox.receiver().expect("the only receiver");
+                        let mut batch = Vec::new();
+                        while batch.len() < PER_TASK as usize {
+                            match rx.recv().await {
+                                Received::Item(item) => batch.push(item.1),
+                                Received::Signal(_) => {}
+                            }
+                        }
+                        batch
+                    });
+                    tokio::time::timeout(std::time::Duration::from_secs(60), task)
+                        .await
+                        .expect("a wake was lost")
+                        .unwrap()
+                });
+                for value in batch {
+                    assert!(
+                        !std::mem::replace(&mut seen[value as usize], true),
+                        "round {round}: {value} twice"
+                    );
+                    items += 1;
+                }
+            }
+            for thread in threads {
+                thread.join().unwrap();
+            }
+            assert!(seen.iter().all(|&s| s), "round {round}: an item is missing");
+        }
     }
 }
