@@ -4,17 +4,16 @@
 //! # How it works
 //! One atomic word holds the number of queued user items and three flags
 //! (closed, receiver parked, receiver being woken); a separate byte holds
-//! the pending system
-//! signals, so the receiver's per-message check of the system lane reads a
-//! line that senders do not write. A sender *reserves* a slot by a
-//! compare-and-swap on that word (which also fails fast when the mailbox is
-//! closed or full) and then pushes onto a lock-free queue. The receiver
-//! *claims* an item by decrementing the count, then pops it (spinning for the
-//! few nanoseconds a concurrent push may still be in flight). Because every
-//! item is counted before it is pushed and claimed before it is popped, the
-//! count, the capacity check and the close-then-drain protocol agree exactly:
-//! after [`Mailbox::close`], [`MailboxReceiver::drain_one`] returns every item that was
-//! ever accepted.
+//! the pending system signals, so the receiver's per-message check of the
+//! system lane reads a line that senders do not write. A sender *reserves*
+//! a slot by a compare-and-swap on that word (which also fails fast when
+//! the mailbox is closed or full) and then pushes onto a lock-free queue.
+//! The receiver *claims* an item by decrementing the count, then pops it
+//! (spinning for the few nanoseconds a concurrent push may still be in
+//! flight). Because every item is counted before it is pushed and claimed
+//! before it is popped, the count, the capacity check and the
+//! close-then-drain protocol agree exactly: after [`Mailbox::close`],
+//! [`MailboxReceiver::drain_one`] returns every item that was ever accepted.
 //!
 //! # Waking the receiver
 //! The receiver's waker sits in a plain slot guarded by the state word
