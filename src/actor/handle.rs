@@ -121,8 +121,10 @@ impl<M: Message> ActorRef<M> {
         let mailbox = &self.cell.mailbox;
         match mailbox.try_push(Delivery::Tell(message)) {
             Ok(Pushed::Queued) => Ok(()),
+            // Boxed: the waiting state stays out of every caller's future
+            // (and so out of the actor task that tells) until it is needed.
             Err(PushError::Full(message)) if mailbox.waits_when_full() => {
-                self.settle(mailbox.push_when_room(message).await)
+                self.settle(Box::pin(mailbox.push_when_room(message)).await)
             }
             pushed => self.settle(pushed),
         }
