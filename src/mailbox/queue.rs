@@ -152,30 +152,33 @@ unsafe impl Sync for WakerSlot {}
 /// mb.close();
 /// assert_eq!(mb.try_push(Job(3)), Err(PushError::Closed(Job(3))));
 /// ```
+#[repr(C)]
 pub struct Mailbox<T> {
+    // The fields every message touches come first, so that they share as
+    // few cache lines as possible (`repr(C)` keeps this order).
     state: AtomicUsize,
-    rx_waker: WakerSlot,
-    /// Allocated on the first push: an actor that is never sent anything
-    /// pays one pointer for its user lane.
-    lanes: OnceBox<Lanes<T>>,
-    kind: MailboxKind,
-    capacity: usize,
-    backpressure: Backpressure,
-    /// The system lane: one bit per pending [`SystemSignal`]. Read by the
-    /// receiver before every message, written only when signals come and go.
-    signals: AtomicU8,
     /// Items the receiver has claimed from the count but not yet popped;
     /// written only by the receiver. Kept here (not in the receiver) so a
     /// batch survives the receiver being dropped and taken again.
     claimed: AtomicUsize,
-    receiver_taken: AtomicBool,
+    /// Allocated on the first push: an actor that is never sent anything
+    /// pays one pointer for its user lane.
+    lanes: OnceBox<Lanes<T>>,
+    capacity: usize,
+    rx_waker: WakerSlot,
+    /// The system lane: one bit per pending [`SystemSignal`]. Read by the
+    /// receiver before every message, written only when signals come and go.
+    signals: AtomicU8,
+    backpressure: Backpressure,
     /// Bounded with `Block`: the receiver must look for waiting senders.
     senders_may_block: bool,
     /// Bounded with `DropOldest`: senders may claim (evict) items too.
     senders_evict: bool,
+    kind: MailboxKind,
+    receiver_taken: AtomicBool,
     blocked_senders: AtomicUsize,
-    room: Notify,
     dropped: AtomicU64,
+    room: Notify,
 }
 
 impl<T> fmt::Debug for Mailbox<T> {
