@@ -1,15 +1,21 @@
-//! Checks shared by the feature-gated airssys-rt-only workload tests.
+//! Checks shared by the tests of the airssys-rt-only workloads.
 #![allow(dead_code)]
 
 use airssys_rt_compare::driver::Flavor;
 use airssys_rt_compare::internal::{Internal, Variant};
 use airssys_rt_compare::workload::Sizes;
 
-/// `workload` has exactly `expected` variants, and each, on both runtime
-/// shapes, processes every operation, reports a cost and (for latency
-/// workloads) a p99 at least its median.
+/// `workload` has exactly `expected` variants, and each does all its work
+/// (see [`variants_do_all_their_work`]).
 pub fn every_variant_does_all_its_work(workload: Internal, expected: &[Variant]) {
     assert_eq!(workload.variants(), expected, "{workload:?} variants");
+    variants_do_all_their_work(workload);
+}
+
+/// Each variant of `workload`, on both runtime shapes, processes every
+/// operation, reports a cost and (for latency workloads) a p99 at least its
+/// median.
+pub fn variants_do_all_their_work(workload: Internal) {
     let latencies = workload.unit().contains("p99");
     for flavor in Flavor::ALL {
         for variant in workload.variants() {
