@@ -464,11 +464,7 @@ impl Supervisor {
         if let Some(running) = self.children[at].running.take() {
             running.detach();
         }
-        let restarts = self.children[at]
-            .spec
-            .options
-            .restart
-            .restarts_after(&reason);
+        let restarts = self.restarts_after(at, &reason);
         self.publish_exit(at, actor, reason);
         self.handle_exit(at, restarts, ctx).await;
     }
@@ -491,12 +487,18 @@ impl Supervisor {
         self.stop_at(at).await;
         // Stopped for failing: an abnormal exit, whatever the instance said.
         let reason = ExitReason::Error(format!("failed {failures} health checks in a row"));
-        let restarts = self.children[at]
+        let restarts = self.restarts_after(at, &reason);
+        self.handle_exit(at, restarts, ctx).await;
+    }
+
+    /// Whether the child at `at` is restarted after exiting with `reason`
+    /// (its restart type's judgement).
+    fn restarts_after(&self, at: usize, reason: &ExitReason) -> bool {
+        self.children[at]
             .spec
             .options
             .restart
-            .restarts_after(&reason);
-        self.handle_exit(at, restarts, ctx).await;
+            .restarts_after(reason)
     }
 
     /// Acts on an exit after the child's restart type has judged it:
