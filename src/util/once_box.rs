@@ -2,25 +2,57 @@
 //! pointer — cheaper than `OnceLock<Box<T>>` on both the first and every
 //! later access, and one word in size.
 
-use std::ptr;
+use std::marker::PhantomData;
+use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicPtr, Ordering};
+
+/// Where a [`OnceBox`] keeps its value: [`Global`] (a plain `Box`) unless a
+/// value has a better place, such as the mailbox's lane pool.
+pub(crate) trait Storage<T> {
+    /// Moves `value` into memory of its own.
+    fn store(value: T) -> NonNull<T>;
+
+    /// Drops the value and gives its memory back.
+    ///
+    /// # Safety
+    /// `value` came from [`store`](Self::store) of the same storage and is
+    /// not used again.
+    unsafe fn discard(value: NonNull<T>);
+}
+
+/// The global allocator, through `Box`.
+pub(crate) struct Global;
+
+impl<T> Storage<T> for Global {
+    fn store(value: T) -> NonNull<T> {
+        NonNull::from(Box::leak(Box::new(value)))
+    }
+
+    unsafe fn discard(value: NonNull<T>) {
+        // SAFETY: per the contract, it came from `Box::leak` in `store`.
+        drop(unsafe { Box::from_raw(value.as_ptr()) });
+    }
+}
 
 /// A lazily allocated `Box<T>` that any thread may initialise; if two race,
 /// one allocation wins and the other is dropped.
-pub(crate) struct OnceBox<T> {
+pub(crate) struct OnceBox<T, S: Storage<T> = Global> {
     ptr: AtomicPtr<T>,
+    storage: PhantomData<S>,
 }
 
 // SAFETY: the box is shared by reference after publication (hence `T: Sync`)
-// and may be created on one thread and dropped on another (hence `T: Send`).
-unsafe impl<T: Send + Sync> Send for OnceBox<T> {}
+// and may be created on one thread and dropped on another (hence `T: Send`);
+// `S` is only a marker type for its functions.
+unsafe impl<T: Send + Sync, S: Storage<T>> Send for OnceBox<T, S> {}
 // SAFETY: as above.
-unsafe impl<T: Send + Sync> Sync for OnceBox<T> {}
+unsafe impl<T: Send + Sync, S: Storage<T>> Sync for OnceBox<T, S> {}
 
-impl<T> OnceBox<T> {
+impl<T, S: Storage<T>> OnceBox<T, S> {
     pub(crate) const fn new() -> Self {
         Self {
             ptr: AtomicPtr::new(ptr::null_mut()),
+            storage: PhantomData,
         }
     }
 
@@ -43,17 +75,19 @@ impl<T> OnceBox<T> {
 
     #[cold]
     fn init(&self, init: impl FnOnce() -> T) -> &T {
-        let fresh = Box::into_raw(Box::new(init()));
-        match self
-            .ptr
-            .compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire)
-        {
+        let fresh = S::store(init());
+        match self.ptr.compare_exchange(
+            ptr::null_mut(),
+            fresh.as_ptr(),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
             // SAFETY: just published; lives until `drop`.
-            Ok(_) => unsafe { &*fresh },
+            Ok(_) => unsafe { fresh.as_ref() },
             Err(winner) => {
                 // SAFETY: `fresh` was never shared; `winner` is published.
                 unsafe {
-                    drop(Box::from_raw(fresh));
+                    S::discard(fresh);
                     &*winner
                 }
             }
@@ -61,12 +95,11 @@ impl<T> OnceBox<T> {
     }
 }
 
-impl<T> Drop for OnceBox<T> {
+impl<T, S: Storage<T>> Drop for OnceBox<T, S> {
     fn drop(&mut self) {
-        let value = *self.ptr.get_mut();
-        if !value.is_null() {
-            // SAFETY: exclusive access; the pointer came from `Box::into_raw`.
-            drop(unsafe { Box::from_raw(value) });
+        if let Some(value) = NonNull::new(*self.ptr.get_mut()) {
+            // SAFETY: exclusive access; the pointer came from `S::store`.
+            unsafe { S::discard(value) };
         }
     }
 }
@@ -87,7 +120,7 @@ mod tests {
         }
         for _ in 0..100 {
             let drops = Arc::new(AtomicUsize::new(0));
-            let cell = Arc::new(OnceBox::new());
+            let cell = Arc::new(OnceBox::<_>::new());
             let seen: Vec<usize> = (0..4)
                 .map(|i| {
                     let cell = cell.clone();
@@ -107,7 +140,7 @@ mod tests {
 
     #[test]
     fn get_is_none_until_initialised() {
-        let cell = OnceBox::new();
+        let cell = OnceBox::<_>::new();
         assert!(cell.get().is_none());
         assert_eq!(*cell.get_or_init(|| 5), 5);
         assert_eq!(cell.get(), Some(&5));
