@@ -138,7 +138,7 @@ async fn block_tell_waits_while_full_and_completes_when_room_appears() {
 
     let full = actor.try_tell(Cmd::Rec(3)).unwrap_err();
     assert_eq!(full.kind(), SendErrorKind::MailboxFull);
-    let mut blocked = pin!(actor.tell(full.into_message()));
+    let mut blocked = pin!(actor.tell(full.into_message()).into_future());
     for _ in 0..3 {
         assert!(
             futures::poll!(blocked.as_mut()).is_pending(),
@@ -164,7 +164,7 @@ async fn block_a_waiting_sender_gets_its_message_back_when_the_actor_stops() {
     let key = park(&actor, Cmd::Park).await;
     actor.tell(Cmd::Rec(1)).await.unwrap();
     actor.tell(Cmd::Rec(2)).await.unwrap();
-    let mut blocked = pin!(actor.tell(Cmd::Rec(3)));
+    let mut blocked = pin!(actor.tell(Cmd::Rec(3)).into_future());
     assert!(futures::poll!(blocked.as_mut()).is_pending());
     assert!(actor.stop());
     key.release();
@@ -539,7 +539,7 @@ async fn a_stop_reaches_an_actor_whose_block_mailbox_is_full() {
         SendErrorKind::MailboxFull
     );
     // A sender is already waiting for room as well.
-    let mut blocked = pin!(actor.tell(Cmd::Rec(101)));
+    let mut blocked = pin!(actor.tell(Cmd::Rec(101)).into_future());
     assert!(futures::poll!(blocked.as_mut()).is_pending());
 
     assert!(actor.stop(), "the stop is accepted past a full mailbox");

@@ -127,6 +127,34 @@ async fn ask_times_out_when_the_actor_never_replies() {
     assert_eq!(actor.ask(|r| Cmd::Echo(9, r), PATIENCE).await, Ok(9));
 }
 
+/// `tell` sends when awaited (or turned into a future), never before: a
+/// `Tell` dropped unawaited sends nothing, and a refused one gives its
+/// message back either way.
+#[tokio::test(start_paused = true)]
+async fn a_tell_sends_when_awaited_and_not_before() {
+    let system = system();
+    let journal = Journal::new();
+    let actor = spawn_recorder(&system, &journal, MailboxConfig::unbounded());
+    let key = park(&actor, Cmd::Park).await;
+
+    drop(actor.tell(Cmd::Rec(1)));
+    assert_eq!(actor.mailbox_len(), 0, "a dropped tell sends nothing");
+    let sending = actor.tell(Cmd::Rec(2)).into_future();
+    assert_eq!(actor.mailbox_len(), 1, "into_future is the send");
+    actor.tell(Cmd::Rec(3)).await.expect("queued");
+    sending.await.expect("already queued");
+    key.release();
+    assert_eq!(actor.ask(|r| Cmd::Echo(0, r), PATIENCE).await, Ok(0));
+    assert_eq!(journal.log(), vec![2, 3]);
+
+    assert!(actor.stop());
+    assert_eq!(exit_of(&actor).await, ExitReason::Normal);
+    let unsent = actor.tell(Cmd::Rec(4));
+    let refused = unsent.await.expect_err("stopped");
+    assert_eq!(refused.kind(), SendErrorKind::ActorStopped);
+    assert!(matches!(refused.into_message(), Cmd::Rec(4)));
+}
+
 #[tokio::test(start_paused = true)]
 async fn ask_to_a_stopped_actor_is_actor_stopped() {
     let system = system();

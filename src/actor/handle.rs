@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::cell::{ActorCell, ActorControl, Delivery};
+use super::tell::Tell;
 use super::{Actor, ActorState, ExitReason};
 use crate::mailbox::{Backpressure, DeadLetterReason, PushError, Pushed, SystemSignal};
 use crate::message::{Message, MessageEnvelope};
@@ -114,20 +115,12 @@ impl<M: Message> ActorRef<M> {
         self.cell.name.as_deref()
     }
 
-    /// Sends a message. Waits only when a `Block` mailbox is full; other
-    /// strategies return at once. On error the message comes back.
+    /// Sends a message when awaited. Waits only when a `Block` mailbox is
+    /// full; other strategies return at once. On error the message comes
+    /// back. See [`Tell`] for why this is not an `async fn`.
     #[inline]
-    pub async fn tell(&self, message: M) -> Result<(), SendError<M>> {
-        let mailbox = &self.cell.mailbox;
-        match mailbox.try_push(Delivery::Tell(message)) {
-            Ok(Pushed::Queued) => Ok(()),
-            // Boxed: the waiting state stays out of every caller's future
-            // (and so out of the actor task that tells) until it is needed.
-            Err(PushError::Full(message)) if mailbox.waits_when_full() => {
-                self.settle(Box::pin(mailbox.push_when_room(message)).await)
-            }
-            pushed => self.settle(pushed),
-        }
+    pub fn tell(&self, message: M) -> Tell<'_, M> {
+        Tell::new(self, message)
     }
 
     /// Sends without waiting: a full mailbox (even a `Block` one) returns
@@ -283,7 +276,7 @@ impl<M: Message> ActorRef<M> {
     }
 
     #[inline(always)]
-    fn settle(
+    pub(super) fn settle(
         &self,
         pushed: Result<Pushed<Delivery<M>>, PushError<Delivery<M>>>,
     ) -> Result<(), SendError<M>> {

@@ -11,9 +11,11 @@ pub mod context;
 pub mod handle;
 pub mod lifecycle;
 pub mod spawn;
+pub mod tell;
 pub mod traits;
 
 pub use context::{ActorContext, TimerHandle};
 pub use handle::{ActorHandle, ActorRef, ReplyTo};
 pub use lifecycle::{ActorState, ExitReason};
+pub use tell::{Tell, Telling};
 pub use traits::{Actor, ErrorAction};
