@@ -139,6 +139,66 @@ async fn least_connections_prefers_the_idle_member() {
     }
 }
 
+/// Holds a one-member pool's member inside a `Hold` until the returned
+/// sender is dropped or used.
+async fn hold(pool: &airssys_rt::address::ActorPool<Job>) -> oneshot::Sender<()> {
+    let (started, running) = oneshot::channel();
+    let (release, held) = oneshot::channel();
+    pool.tell(Job::Hold {
+        started,
+        release: held,
+    })
+    .await
+    .unwrap();
+    running.await.unwrap();
+    release
+}
+
+#[tokio::test]
+async fn a_full_member_is_reported_or_waited_for_by_its_backpressure() {
+    let system = system();
+    // `Reject`: the pool reports the full member and gives the message back.
+    let rejecting = system
+        .start_pool(
+            PoolSpec::new("full-reject", 1, Member::default)
+                .mailbox(MailboxConfig::bounded(1, Backpressure::Reject)),
+        )
+        .await
+        .unwrap();
+    let release = hold(&rejecting).await;
+    rejecting.tell(Job::Hit).await.unwrap();
+    let refused = rejecting.tell(Job::Hit).await.unwrap_err();
+    let member = rejecting.members()[0].id();
+    assert!(
+        matches!(refused.error(), PoolError::MailboxFull { member: m, .. } if m == &member),
+        "{refused:?}"
+    );
+    assert!(matches!(refused.into_message(), Job::Hit));
+    drop(release);
+
+    // `Block`: the pool's tell waits for room, then delivers.
+    let blocking = system
+        .start_pool(
+            PoolSpec::new("full-block", 1, Member::default)
+                .mailbox(MailboxConfig::bounded(1, Backpressure::Block)),
+        )
+        .await
+        .unwrap();
+    let release = hold(&blocking).await;
+    blocking.tell(Job::Hit).await.unwrap();
+    let mut waiting = std::pin::pin!(blocking.tell(Job::Hit));
+    assert!(
+        futures::poll!(waiting.as_mut()).is_pending(),
+        "waits for room"
+    );
+    drop(release);
+    tokio::time::timeout(PATIENCE, waiting)
+        .await
+        .expect("room appeared")
+        .unwrap();
+    assert_eq!(hits(&blocking.members()[0]).await, 2);
+}
+
 #[tokio::test]
 async fn random_reaches_every_member() {
     let system = system();
