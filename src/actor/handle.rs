@@ -117,7 +117,8 @@ impl<M: Message> ActorRef<M> {
 
     /// Sends a message when awaited. Waits only when a `Block` mailbox is
     /// full; other strategies return at once. On error the message comes
-    /// back. See [`Tell`] for why this is not an `async fn`.
+    /// back. See [`Tell`] for exactly when it sends (and why this is not an
+    /// `async fn`).
     #[inline]
     pub fn tell(&self, message: M) -> Tell<'_, M> {
         Tell::new(self, message)

@@ -33,6 +33,14 @@ use crate::system::SendError;
 /// `Future` is required (`join_all`, `select_all`), call
 /// [`into_future`](IntoFuture::into_future), which sends the message.
 ///
+/// The send happens in `into_future`, not at the first poll. Whatever calls
+/// `into_future` early sends early: `tokio::time::timeout(d, actor.tell(m))`
+/// sends when `timeout` is called, and `tokio::select!` converts every
+/// branch (even one disabled by its `if`) before polling any, so a `tell`
+/// there is sent even if another branch wins — and a refusal in a losing
+/// branch is dropped with its message. Keep `tell` out of `select!`; use
+/// [`ActorRef::try_tell`] to decide by the outcome.
+///
 /// ```
 /// # use std::convert::Infallible;
 /// # use airssys_rt::prelude::*;
@@ -97,7 +105,7 @@ impl<'a, M: Message> IntoFuture for Tell<'a, M> {
 /// common case) leaves nothing to do; a refusal or a wait for room in a full
 /// `Block` mailbox is boxed, which keeps this future two words wide inside
 /// every handler that tells.
-#[must_use = "futures do nothing unless polled"]
+#[must_use = "the message is already sent or refused; dropping this loses the outcome"]
 pub struct Telling<'a, M: Message> {
     rest: Option<BoxFuture<'a, Result<(), SendError<M>>>>,
 }

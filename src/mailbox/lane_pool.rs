@@ -44,7 +44,10 @@ impl LanePool {
     }
 }
 
-impl<T> Storage<Lanes<T>> for LanePool {
+// SAFETY: `store` writes the lane into memory allocated with its own layout
+// (or returned by `discard`, which dropped its previous lane), owned by no one
+// else: a chunk is in the free list or in one lane, never both.
+unsafe impl<T> Storage<Lanes<T>> for LanePool {
     fn store(lanes: Lanes<T>) -> NonNull<Lanes<T>> {
         let Some(layout) = Self::layout::<T>() else {
             return Global::store(lanes);

@@ -8,7 +8,12 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 
 /// Where a [`OnceBox`] keeps its value: [`Global`] (a plain `Box`) unless a
 /// value has a better place, such as the mailbox's lane pool.
-pub(crate) trait Storage<T> {
+///
+/// # Safety
+/// [`store`](Self::store) must return a pointer to a live, properly aligned
+/// `T` that nothing else uses until it is handed to
+/// [`discard`](Self::discard): `OnceBox` gives out shared references to it.
+pub(crate) unsafe trait Storage<T> {
     /// Moves `value` into memory of its own.
     fn store(value: T) -> NonNull<T>;
 
@@ -23,7 +28,8 @@ pub(crate) trait Storage<T> {
 /// The global allocator, through `Box`.
 pub(crate) struct Global;
 
-impl<T> Storage<T> for Global {
+// SAFETY: a leaked `Box` is live, aligned and owned until `discard`.
+unsafe impl<T> Storage<T> for Global {
     fn store(value: T) -> NonNull<T> {
         NonNull::from(Box::leak(Box::new(value)))
     }
@@ -34,8 +40,9 @@ impl<T> Storage<T> for Global {
     }
 }
 
-/// A lazily allocated `Box<T>` that any thread may initialise; if two race,
-/// one allocation wins and the other is dropped.
+/// A lazily allocated `T` (kept by the storage `S`, a `Box` by default) that
+/// any thread may initialise; if two race, one allocation wins and the other
+/// is dropped.
 pub(crate) struct OnceBox<T, S: Storage<T> = Global> {
     ptr: AtomicPtr<T>,
     storage: PhantomData<S>,
@@ -59,8 +66,9 @@ impl<T, S: Storage<T>> OnceBox<T, S> {
     /// The value, if it has been created.
     #[inline]
     pub(crate) fn get(&self) -> Option<&T> {
-        // SAFETY: a non-null pointer was published by `get_or_init` from a
-        // leaked `Box` and is freed only in `drop` (which needs `&mut self`).
+        // SAFETY: a non-null pointer was published by `init` from
+        // `S::store` (live and unshared, per `Storage`'s contract) and is
+        // discarded only in `drop` (which needs `&mut self`).
         unsafe { self.ptr.load(Ordering::Acquire).as_ref() }
     }
 
