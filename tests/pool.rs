@@ -139,6 +139,21 @@ async fn least_connections_prefers_the_idle_member() {
     }
 }
 
+/// A one-member pool whose mailbox holds one message and applies `backpressure`.
+async fn one_slot_pool(
+    system: &ActorSystem,
+    name: &str,
+    backpressure: Backpressure,
+) -> airssys_rt::address::ActorPool<Job> {
+    system
+        .start_pool(
+            PoolSpec::new(name, 1, Member::default)
+                .mailbox(MailboxConfig::bounded(1, backpressure)),
+        )
+        .await
+        .unwrap()
+}
+
 /// Holds a one-member pool's member inside a `Hold` until the returned
 /// sender is dropped or used.
 async fn hold(pool: &airssys_rt::address::ActorPool<Job>) -> oneshot::Sender<()> {
@@ -158,13 +173,7 @@ async fn hold(pool: &airssys_rt::address::ActorPool<Job>) -> oneshot::Sender<()>
 async fn a_full_member_is_reported_or_waited_for_by_its_backpressure() {
     let system = system();
     // `Reject`: the pool reports the full member and gives the message back.
-    let rejecting = system
-        .start_pool(
-            PoolSpec::new("full-reject", 1, Member::default)
-                .mailbox(MailboxConfig::bounded(1, Backpressure::Reject)),
-        )
-        .await
-        .unwrap();
+    let rejecting = one_slot_pool(&system, "full-reject", Backpressure::Reject).await;
     let release = hold(&rejecting).await;
     rejecting.tell(Job::Hit).await.unwrap();
     let refused = rejecting.tell(Job::Hit).await.unwrap_err();
@@ -177,13 +186,7 @@ async fn a_full_member_is_reported_or_waited_for_by_its_backpressure() {
     drop(release);
 
     // `Block`: the pool's tell waits for room, then delivers.
-    let blocking = system
-        .start_pool(
-            PoolSpec::new("full-block", 1, Member::default)
-                .mailbox(MailboxConfig::bounded(1, Backpressure::Block)),
-        )
-        .await
-        .unwrap();
+    let blocking = one_slot_pool(&system, "full-block", Backpressure::Block).await;
     let release = hold(&blocking).await;
     blocking.tell(Job::Hit).await.unwrap();
     let mut waiting = std::pin::pin!(blocking.tell(Job::Hit));
