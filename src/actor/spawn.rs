@@ -84,8 +84,29 @@ where
     Ok(myself)
 }
 
+/// Starts `actor` the way a supervisor starts a child: its first
+/// `pre_start` runs here, in the caller's task, and only an actor that
+/// started gets a task of its own (see [`Prepared::start`]). On failure, the
+/// exit reason of an actor that never ran.
+pub(crate) async fn start_actor<A, F>(
+    system: &ActorSystem,
+    options: SpawnOptions,
+    actor: A,
+    factory: F,
+) -> Result<ActorRef<A::Message>, ExitReason>
+where
+    A: Actor,
+    F: Rebuild<A>,
+{
+    let prepared = prepare_actor(system, options, actor, factory)
+        .map_err(|error| ExitReason::Error(error.to_string()))?;
+    let myself = prepared.myself().clone();
+    prepared.start().await?;
+    Ok(myself)
+}
+
 /// Builds `actor`'s cell and registers it, without running anything yet.
-pub(crate) fn prepare_actor<A, F>(
+fn prepare_actor<A, F>(
     system: &ActorSystem,
     options: SpawnOptions,
     actor: A,
@@ -140,7 +161,7 @@ where
 /// child, since it waits for that start anyway (OTP's synchronous
 /// `start_link`), and doing it in place saves a task switch each way.
 /// Dropped unlaunched, the actor exits as killed.
-pub(crate) struct Prepared<A: Actor, F> {
+struct Prepared<A: Actor, F> {
     // Dropped in this order: the actor and its context before `exit`
     // publishes the exit.
     actor: A,
@@ -151,14 +172,14 @@ pub(crate) struct Prepared<A: Actor, F> {
 
 impl<A: Actor, F: Rebuild<A>> Prepared<A, F> {
     /// The actor's handle.
-    pub(crate) fn myself(&self) -> &ActorRef<A::Message> {
+    fn myself(&self) -> &ActorRef<A::Message> {
         self.ctx.myself()
     }
 
     /// Runs the actor's `pre_start` here, then spawns its task. On failure
     /// the actor has exited, with the returned reason; its watcher is not
     /// told (the caller has the reason).
-    pub(crate) async fn start(mut self) -> Result<(), ExitReason> {
+    async fn start(mut self) -> Result<(), ExitReason> {
         match pre_start(&mut self.actor, &mut self.ctx, &self.exit).await {
             Ok(()) => {
                 self.launch();
@@ -182,7 +203,7 @@ impl<A: Actor, F: Rebuild<A>> Prepared<A, F> {
 
     /// Spawns the actor's task, which starts it unless [`start`](Self::start)
     /// already did.
-    pub(crate) fn launch(self) {
+    fn launch(self) {
         let cell = self.exit.cell.clone();
         let system = self.exit.system.clone();
         let lifecycle = run(self.actor, self.factory, self.ctx, self.exit);

@@ -18,7 +18,7 @@ use super::tree::SupervisorStart;
 use super::{Backoff, HealthCheck, RestartType, SupervisionStrategy};
 use crate::actor::cell::LifecycleWatcher;
 use crate::actor::lifecycle::panic_text;
-use crate::actor::spawn::{NoFactory, SpawnOptions, prepare_actor};
+use crate::actor::spawn::{NoFactory, SpawnOptions, start_actor};
 use crate::actor::{Actor, ActorRef, ExitReason};
 use crate::mailbox::MailboxConfig;
 use crate::system::ActorSystem;
@@ -359,10 +359,7 @@ impl<A: Actor> ChildStart for WorkerStart<A> {
                 register: self.register.clone(),
                 ..SpawnOptions::new(Some(name), mailbox)
             };
-            let prepared = prepare_actor(system, options, actor, NoFactory)
-                .map_err(|error| ExitReason::Error(error.to_string()))?;
-            let actor_ref = prepared.myself().clone();
-            prepared.start().await?;
+            let actor_ref = start_actor(system, options, actor, NoFactory).await?;
             let probe = self.probe.clone().map(|probe| {
                 let target = actor_ref.clone();
                 Box::new(move || probe(target.clone())) as BoundProbe

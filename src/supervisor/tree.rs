@@ -25,7 +25,7 @@ use super::{
     SupervisionEvent, SupervisionStrategy, SupervisorError, SupervisorRef, SupervisorSpec,
 };
 use crate::actor::cell::{ActorControl, LifecycleWatcher};
-use crate::actor::spawn::{NoFactory, SpawnOptions, prepare_actor};
+use crate::actor::spawn::{NoFactory, SpawnOptions, start_actor};
 use crate::actor::{Actor, ActorContext, ActorRef, ExitReason};
 use crate::mailbox::{MailboxConfig, SystemSignal};
 use crate::message::Message;
@@ -146,10 +146,7 @@ pub(crate) async fn start_supervisor(
         watcher,
         ..SpawnOptions::new(Some(name), MailboxConfig::unbounded())
     };
-    let prepared = prepare_actor(system, options, supervisor, NoFactory)
-        .map_err(|error| ExitReason::Error(error.to_string()))?;
-    let actor = prepared.myself().clone();
-    prepared.start().await?;
+    let actor = start_actor(system, options, supervisor, NoFactory).await?;
     Ok(SupervisorRef { actor })
 }
 
