@@ -8,6 +8,8 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use parking_lot::Mutex;
+
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
@@ -98,7 +100,9 @@ pub(crate) struct ActorCell<M: Message> {
     current_envelope: AtomicU64,
     exit: OnceLock<ExitReason>,
     exited: Notify,
-    abort: OnceLock<AbortHandle>,
+    /// Its task's abort handle: set when the task starts running it, taken
+    /// back when a supervised worker's task moves on to a replacement.
+    abort: Mutex<Option<AbortHandle>>,
     /// Set at spawn for actors someone watches (supervised children and
     /// root supervisors); `None` costs nothing on the message path.
     pub(crate) watcher: Option<Arc<dyn LifecycleWatcher>>,
@@ -133,7 +137,7 @@ impl<M: Message> ActorCell<M> {
             current_envelope: AtomicU64::new(0),
             exit: OnceLock::new(),
             exited: Notify::new(),
-            abort: OnceLock::new(),
+            abort: Mutex::new(None),
             watcher,
         }
     }
@@ -172,7 +176,14 @@ impl<M: Message> ActorCell<M> {
     }
 
     pub(crate) fn set_abort_handle(&self, handle: AbortHandle) {
-        let _ = self.abort.set(handle);
+        *self.abort.lock() = Some(handle);
+    }
+
+    /// Takes the task's abort handle back: the task outlives this actor
+    /// (it goes on to run a replacement), so killing this actor must no
+    /// longer reach it.
+    pub(crate) fn take_abort_handle(&self) -> Option<AbortHandle> {
+        self.abort.lock().take()
     }
 
     pub(crate) fn dead_letter(&self, delivery: Delivery<M>, reason: DeadLetterReason) {
@@ -254,11 +265,13 @@ impl<M: Message> ActorControl for ActorCell<M> {
     }
 
     fn kill(&self) {
-        match self.abort.get() {
+        match &*self.abort.lock() {
             Some(handle) => handle.abort(),
             // No task yet: the actor is in a first `pre_start` run by its
             // supervisor, or in the instant between spawning the task and
-            // storing its handle. Fall back to the fastest graceful stop.
+            // storing its handle. Or no task any more: the actor has exited
+            // and its task runs a replacement. Fall back to the fastest
+            // graceful stop.
             None => {
                 self.mailbox.signal(SystemSignal::Shutdown);
             }

@@ -8,6 +8,7 @@
 
 pub mod cell;
 pub mod context;
+pub(crate) mod dock;
 pub mod handle;
 pub mod lifecycle;
 pub mod spawn;

@@ -11,7 +11,10 @@ use std::pin::Pin;
 
 use tracing::{Instrument, Span};
 
+use tokio::task::AbortHandle;
+
 use super::cell::{ActorCell, ActorControl, Delivery, LifecycleWatcher};
+use super::dock::{Dock, DockKey, Docked};
 use super::lifecycle::panic_text;
 use super::{Actor, ActorContext, ActorRef, ActorState, ErrorAction, ExitReason};
 use crate::mailbox::{DeadLetterReason, MailboxConfig, MailboxReceiver, Received, SystemSignal};
@@ -24,6 +27,10 @@ use crate::util::ActorId;
 pub(crate) trait Rebuild<A>: Send + 'static {
     /// A fresh actor, or `None` if this actor cannot be rebuilt.
     fn rebuild(&mut self) -> Option<A>;
+
+    /// Called as the instance exits, before its watcher hears of it (a
+    /// docked task gets ready to run a replacement, see [`super::dock`]).
+    fn before_exit<M: Message>(&mut self, _cell: &ActorCell<M>) {}
 }
 
 /// Spawned from an instance: no way to build another (and no bytes spent).
@@ -105,6 +112,42 @@ where
     Ok(myself)
 }
 
+/// Starts a supervised worker like [`start_actor`], in the task of the
+/// exited instance `recycled` names if that task waits for a replacement
+/// (see [`super::dock`]), else in a new one. Returns the new instance and
+/// the key to its task.
+pub(crate) async fn start_worker<A: Actor>(
+    system: &ActorSystem,
+    options: SpawnOptions,
+    actor: A,
+    recycled: Option<DockKey>,
+) -> Result<(ActorRef<A::Message>, DockKey), ExitReason> {
+    let reused = recycled.as_ref().and_then(DockKey::dock::<A>);
+    let dock = reused.clone().unwrap_or_else(Dock::new);
+    let prepared = prepare_actor(system, options, actor, Docked(dock))
+        .map_err(|error| ExitReason::Error(error.to_string()))?;
+    let myself = prepared.myself().clone();
+    let prepared = prepared.pre_start_in_place().await?;
+    let key = match (recycled, reused) {
+        (Some(key), Some(dock)) => match dock.hand(key, prepared) {
+            Ok(()) => dock.key(),
+            // Its task was killed meanwhile: a task of its own.
+            Err(mut prepared) => {
+                let fresh = Dock::new();
+                prepared.factory = Docked(fresh.clone());
+                prepared.launch_docked();
+                fresh.key()
+            }
+        },
+        _ => {
+            let key = prepared.factory.0.key();
+            prepared.launch_docked();
+            key
+        }
+    };
+    Ok((myself, key))
+}
+
 /// Builds `actor`'s cell and registers it, without running anything yet.
 fn prepare_actor<A, F>(
     system: &ActorSystem,
@@ -161,7 +204,7 @@ where
 /// child, since it waits for that start anyway (OTP's synchronous
 /// `start_link`), and doing it in place saves a task switch each way.
 /// Dropped unlaunched, the actor exits as killed.
-struct Prepared<A: Actor, F> {
+pub(crate) struct Prepared<A: Actor, F> {
     // Dropped in this order: the actor and its context before `exit`
     // publishes the exit.
     actor: A,
@@ -179,12 +222,16 @@ impl<A: Actor, F: Rebuild<A>> Prepared<A, F> {
     /// Runs the actor's `pre_start` here, then spawns its task. On failure
     /// the actor has exited, with the returned reason; its watcher is not
     /// told (the caller has the reason).
-    async fn start(mut self) -> Result<(), ExitReason> {
+    async fn start(self) -> Result<(), ExitReason> {
+        self.pre_start_in_place().await?.launch();
+        Ok(())
+    }
+
+    /// Runs the actor's `pre_start` here; the started actor still needs a
+    /// task. On failure as [`start`](Self::start).
+    async fn pre_start_in_place(mut self) -> Result<Self, ExitReason> {
         match pre_start(&mut self.actor, &mut self.ctx, &self.exit).await {
-            Ok(()) => {
-                self.launch();
-                Ok(())
-            }
+            Ok(()) => Ok(self),
             Err(reason) => {
                 let Prepared {
                     actor,
@@ -209,6 +256,50 @@ impl<A: Actor, F: Rebuild<A>> Prepared<A, F> {
         let lifecycle = run(self.actor, self.factory, self.ctx, self.exit);
         let task = system.runtime().spawn(lifecycle);
         cell.set_abort_handle(task.abort_handle());
+    }
+
+    /// The actor runs in a task that already exists (see [`super::dock`]),
+    /// which `abort` aborts.
+    pub(crate) fn adopt_task(&self, abort: AbortHandle) {
+        self.exit.cell.set_abort_handle(abort);
+    }
+}
+
+impl<A: Actor> Prepared<A, Docked<A>> {
+    /// Spawns a task that runs this actor and then, while its supervisor
+    /// hands it replacements, those.
+    fn launch_docked(self) {
+        let cell = self.exit.cell.clone();
+        let system = self.exit.system.clone();
+        let task = system.runtime().spawn(run_docked(self));
+        cell.set_abort_handle(task.abort_handle());
+    }
+}
+
+/// A docked worker's task: runs each instance in turn, waiting at its dock
+/// between them.
+async fn run_docked<A: Actor>(first: Prepared<A, Docked<A>>) {
+    let dock = first.factory.0.clone();
+    let _departure = Departure(dock.clone());
+    let mut next = Some(first);
+    while let Some(Prepared {
+        actor,
+        factory,
+        ctx,
+        exit,
+    }) = next
+    {
+        run(actor, factory, ctx, exit).await;
+        next = dock.successor().await;
+    }
+}
+
+/// Tells a dock its task has ended, however it ends.
+struct Departure<A: Actor>(Arc<Dock<A>>);
+
+impl<A: Actor> Drop for Departure<A> {
+    fn drop(&mut self) {
+        self.0.depart();
     }
 }
 
@@ -315,6 +406,7 @@ async fn run<A, F>(
     drop(inbox);
     drop(ctx);
     drop(actor);
+    factory.before_exit(&exit.cell);
     exit.finish(reason);
 }
 

@@ -112,7 +112,7 @@ impl SupervisorRef {
         spec: impl Into<ChildSpec>,
     ) -> Result<ActorId, SupervisorError> {
         let spec = spec.into();
-        self.request(|reply| Request::StartChild(spec, reply))
+        self.request(|reply| Request::StartChild(Box::new(spec), reply))
             .await?
     }
 

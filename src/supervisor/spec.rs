@@ -17,8 +17,9 @@ use super::traits::{BoundProbe, ChildStart, StartedChild};
 use super::tree::SupervisorStart;
 use super::{Backoff, HealthCheck, RestartType, SupervisionStrategy};
 use crate::actor::cell::LifecycleWatcher;
+use crate::actor::dock::DockKey;
 use crate::actor::lifecycle::panic_text;
-use crate::actor::spawn::{NoFactory, SpawnOptions, start_actor};
+use crate::actor::spawn::{SpawnOptions, start_worker};
 use crate::actor::{Actor, ActorRef, ExitReason};
 use crate::mailbox::MailboxConfig;
 use crate::system::ActorSystem;
@@ -349,6 +350,7 @@ impl<A: Actor> ChildStart for WorkerStart<A> {
         system: &'a ActorSystem,
         name: Arc<str>,
         watcher: Arc<dyn LifecycleWatcher>,
+        recycled: Option<DockKey>,
     ) -> BoxFuture<'a, Result<StartedChild, ExitReason>> {
         Box::pin(async move {
             let actor = std::panic::catch_unwind(AssertUnwindSafe(|| (self.factory)()))
@@ -359,7 +361,7 @@ impl<A: Actor> ChildStart for WorkerStart<A> {
                 register: self.register.clone(),
                 ..SpawnOptions::new(Some(name), mailbox)
             };
-            let actor_ref = start_actor(system, options, actor, NoFactory).await?;
+            let (actor_ref, dock) = start_worker(system, options, actor, recycled).await?;
             let probe = self.probe.clone().map(|probe| {
                 let target = actor_ref.clone();
                 Box::new(move || probe(target.clone())) as BoundProbe
@@ -368,6 +370,7 @@ impl<A: Actor> ChildStart for WorkerStart<A> {
                 control: actor_ref.control(),
                 handle: Arc::new(actor_ref),
                 probe,
+                dock: Some(dock),
             })
         })
     }

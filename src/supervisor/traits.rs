@@ -9,6 +9,7 @@ use futures::future::BoxFuture;
 
 use crate::actor::ExitReason;
 use crate::actor::cell::{ActorControl, LifecycleWatcher};
+use crate::actor::dock::DockKey;
 use crate::system::ActorSystem;
 
 /// A health probe bound to one running instance: `true` means healthy.
@@ -21,12 +22,15 @@ pub(crate) trait ChildStart: Send + Sync {
     /// first `pre_start` in the calling (supervisor's) task and then gives
     /// it a task of its own. Resolves once it has started; a failure (a
     /// panicking factory, a failing `pre_start`, a system shutting down) is
-    /// the exit reason of an instance that never ran.
+    /// the exit reason of an instance that never ran. `recycled` is the
+    /// task of this child's exited instance, which a worker's replacement
+    /// runs in if that task still waits (see [`crate::actor::dock`]).
     fn start<'a>(
         &'a self,
         system: &'a ActorSystem,
         name: Arc<str>,
         watcher: Arc<dyn LifecycleWatcher>,
+        recycled: Option<DockKey>,
     ) -> BoxFuture<'a, Result<StartedChild, ExitReason>>;
 }
 
@@ -38,4 +42,6 @@ pub(crate) struct StartedChild {
     pub(crate) handle: Arc<dyn Any + Send + Sync>,
     /// Its health probe, when the spec asked for one.
     pub(crate) probe: Option<BoundProbe>,
+    /// A worker's task, reusable for its replacement.
+    pub(crate) dock: Option<DockKey>,
 }

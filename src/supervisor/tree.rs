@@ -25,6 +25,7 @@ use super::{
     SupervisionEvent, SupervisionStrategy, SupervisorError, SupervisorRef, SupervisorSpec,
 };
 use crate::actor::cell::{ActorControl, LifecycleWatcher};
+use crate::actor::dock::DockKey;
 use crate::actor::spawn::{NoFactory, SpawnOptions, start_actor};
 use crate::actor::{Actor, ActorContext, ActorRef, ExitReason};
 use crate::mailbox::{MailboxConfig, SystemSignal};
@@ -49,7 +50,12 @@ pub(crate) enum SupervisorMsg {
 
 /// Requests from [`SupervisorRef`], each with its reply port.
 pub(crate) enum Request {
-    StartChild(ChildSpec, oneshot::Sender<Result<ActorId, SupervisorError>>),
+    /// Boxed: a spec is large, and every message to a supervisor would
+    /// otherwise be as large.
+    StartChild(
+        Box<ChildSpec>,
+        oneshot::Sender<Result<ActorId, SupervisorError>>,
+    ),
     TerminateChild(ChildId, oneshot::Sender<Result<(), SupervisorError>>),
     RestartChild(ChildId, oneshot::Sender<Result<ActorId, SupervisorError>>),
     DeleteChild(ChildId, oneshot::Sender<Result<(), SupervisorError>>),
@@ -104,6 +110,7 @@ impl ChildStart for SupervisorStart {
         system: &'a ActorSystem,
         name: Arc<str>,
         watcher: Arc<dyn LifecycleWatcher>,
+        _recycled: Option<DockKey>,
     ) -> BoxFuture<'a, Result<StartedChild, ExitReason>> {
         Box::pin(async move {
             let name = self.spec.name.clone().unwrap_or(name);
@@ -113,6 +120,7 @@ impl ChildStart for SupervisorStart {
                 control: supervisor.actor.control(),
                 handle: Arc::new(supervisor),
                 probe: None,
+                dock: None,
             })
         })
     }
@@ -141,6 +149,7 @@ pub(crate) async fn start_supervisor(
         root: watcher.is_none(),
         counted: false,
         stopping: false,
+        recycling: false,
     };
     let options = SpawnOptions {
         watcher,
@@ -192,15 +201,19 @@ struct Running {
     handle: Arc<dyn Any + Send + Sync>,
     watcher: Arc<ChildWatcher>,
     monitor: Option<AbortHandle>,
+    /// Its task, reusable for the replacement (workers only).
+    dock: Option<DockKey>,
 }
 
 impl Running {
-    /// Stops listening to this instance (its exit is handled by the caller).
-    fn detach(&self) {
+    /// Stops listening to this instance (its exit is handled by the
+    /// caller) and returns the key to its task.
+    fn detach(self) -> Option<DockKey> {
         self.watcher.detach();
         if let Some(monitor) = &self.monitor {
             monitor.abort();
         }
+        self.dock
     }
 }
 
@@ -209,6 +222,10 @@ struct Child {
     running: Option<Running>,
     /// Waiting for a delayed (backoff) or retried restart.
     pending: bool,
+    /// The task of the instance that just exited, for an immediate restart
+    /// to reuse; dropped (letting the task end) once the event that
+    /// stopped the instance is handled.
+    recycled: Option<DockKey>,
 }
 
 impl Child {
@@ -253,6 +270,8 @@ pub(crate) struct Supervisor {
     counted: bool,
     /// Stopping: no more restarts.
     stopping: bool,
+    /// Some child keeps the task of an instance that just stopped.
+    recycling: bool,
 }
 
 impl Actor for Supervisor {
@@ -280,6 +299,7 @@ impl Actor for Supervisor {
                 spec,
                 running: None,
                 pending: false,
+                recycled: None,
             });
             let at = self.children.len() - 1;
             if let Err(reason) = self.start_at(at, StartKind::First, ctx).await {
@@ -324,6 +344,7 @@ impl Actor for Supervisor {
             }
             SupervisorMsg::Request(request) => self.serve(request, ctx).await,
         }
+        self.release_recycled();
         Ok(())
     }
 
@@ -339,6 +360,26 @@ impl Actor for Supervisor {
 impl Supervisor {
     fn index_of(&self, id: &ChildId) -> Option<usize> {
         self.children.iter().position(|child| child.spec.id == *id)
+    }
+
+    /// Takes the instance running at `at` out of the child, keeping its task
+    /// for a restart within the event being handled.
+    fn take_running(&mut self, at: usize) -> Option<Running> {
+        let child = &mut self.children[at];
+        let running = child.running.take()?;
+        if running.dock.is_some() {
+            self.recycling = true;
+        }
+        Some(running)
+    }
+
+    /// Lets every kept task that no restart used end.
+    fn release_recycled(&mut self) {
+        if std::mem::take(&mut self.recycling) {
+            for child in &mut self.children {
+                child.recycled = None;
+            }
+        }
     }
 
     /// Where the child whose running instance is `actor` sits.
@@ -369,12 +410,18 @@ impl Supervisor {
         kind: StartKind,
         ctx: &ActorContext<SupervisorMsg>,
     ) -> Result<ActorId, ExitReason> {
+        let recycled = self.children[at].recycled.take();
         let child = &self.children[at];
         let watcher = ChildWatcher::new(ctx.myself().clone());
         let start = child
             .spec
             .start
-            .start(ctx.system(), child.spec.id.shared(), watcher.clone())
+            .start(
+                ctx.system(),
+                child.spec.id.shared(),
+                watcher.clone(),
+                recycled,
+            )
             .await;
         let instance = match start {
             Ok(instance) => instance,
@@ -401,6 +448,7 @@ impl Supervisor {
             handle: instance.handle,
             watcher,
             monitor,
+            dock: instance.dock,
         });
         child.pending = false;
         let child = child.spec.id.clone();
@@ -431,13 +479,14 @@ impl Supervisor {
     /// Stops the child at `at` by its shutdown spec (if it is running) and
     /// reports the exit.
     async fn stop_at(&mut self, at: usize) {
-        let child = &mut self.children[at];
-        let Some(running) = child.running.take() else {
+        let Some(running) = self.take_running(at) else {
             return;
         };
-        running.detach();
-        let reason = shutdown(&*running.control, child.spec.options.shutdown).await;
-        self.publish_exit(at, running.actor, reason);
+        let (actor, control) = (running.actor, running.control.clone());
+        let dock = running.detach();
+        let reason = shutdown(&*control, self.children[at].spec.options.shutdown).await;
+        self.children[at].recycled = dock;
+        self.publish_exit(at, actor, reason);
     }
 
     /// Stops every child, last started first.
@@ -458,8 +507,8 @@ impl Supervisor {
         let Some(at) = self.running_index(actor) else {
             return; // an instance this supervisor already stopped or replaced
         };
-        if let Some(running) = self.children[at].running.take() {
-            running.detach();
+        if let Some(running) = self.take_running(at) {
+            self.children[at].recycled = running.detach();
         }
         let restarts = self.restarts_after(at, &reason);
         self.publish_exit(at, actor, reason);
@@ -601,7 +650,7 @@ impl Supervisor {
     async fn serve(&mut self, request: Request, ctx: &mut ActorContext<SupervisorMsg>) {
         match request {
             Request::StartChild(spec, reply) => {
-                let _ = reply.send(self.start_child(spec, ctx).await);
+                let _ = reply.send(self.start_child(*spec, ctx).await);
             }
             Request::TerminateChild(id, reply) => {
                 let _ = reply.send(self.terminate_child(&id).await);
@@ -641,6 +690,7 @@ impl Supervisor {
             spec,
             running: None,
             pending: false,
+            recycled: None,
         });
         let at = self.children.len() - 1;
         match self.start_at(at, StartKind::First, ctx).await {
@@ -715,12 +765,14 @@ impl Drop for Supervisor {
     fn drop(&mut self) {
         for child in self.children.iter_mut().rev() {
             if let Some(running) = child.running.take() {
-                running.detach();
-                running.control.kill();
+                let control = running.control.clone();
+                let actor = running.actor;
+                drop(running.detach());
+                control.kill();
                 self.events.bus.publish(SupervisionEvent::ChildExited {
                     supervisor: self.events.supervisor,
                     child: child.spec.id.clone(),
-                    actor: running.actor,
+                    actor,
                     reason: ExitReason::Killed,
                 });
             }
