@@ -5,7 +5,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering, fence};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
@@ -100,6 +100,9 @@ pub(crate) struct ActorCell<M: Message> {
     current_envelope: AtomicU64,
     exit: OnceLock<ExitReason>,
     exited: Notify,
+    /// Calls inside `wait_for_exit`: with none, the exit skips `exited`
+    /// (whose wake-up takes a lock even with nobody waiting).
+    exit_waiters: AtomicU32,
     /// Its task's abort handle: set when the task starts running it, taken
     /// back when a supervised worker's task moves on to a replacement.
     abort: Mutex<Option<AbortHandle>>,
@@ -137,6 +140,7 @@ impl<M: Message> ActorCell<M> {
             current_envelope: AtomicU64::new(0),
             exit: OnceLock::new(),
             exited: Notify::new(),
+            exit_waiters: AtomicU32::new(0),
             abort: Mutex::new(None),
             watcher,
         }
@@ -216,7 +220,12 @@ impl<M: Message> ActorCell<M> {
     /// a system that no longer counts it.
     pub(crate) fn mark_stopped(&self) {
         self.set_state(ActorState::Stopped);
-        self.exited.notify_waiters();
+        // Pairs with the fence in `wait_for_exit`: either the waiter sees
+        // `Stopped`, or this sees the waiter.
+        fence(Ordering::SeqCst);
+        if self.exit_waiters.load(Ordering::SeqCst) > 0 {
+            self.exited.notify_waiters();
+        }
     }
 
     pub(crate) fn exit_reason(&self) -> Option<ExitReason> {
@@ -229,6 +238,9 @@ impl<M: Message> ActorCell<M> {
     }
 
     pub(crate) async fn wait_for_exit(&self) -> ExitReason {
+        self.exit_waiters.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        let _waiting = ExitWaiter(&self.exit_waiters);
         loop {
             let exited = self.exited.notified();
             tokio::pin!(exited);
@@ -240,6 +252,15 @@ impl<M: Message> ActorCell<M> {
             }
             exited.await;
         }
+    }
+}
+
+/// Counts one call inside `wait_for_exit`, however it ends.
+struct ExitWaiter<'a>(&'a AtomicU32);
+
+impl Drop for ExitWaiter<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -335,5 +356,41 @@ mod tests {
         cell.mark_stopped();
         assert_eq!(waiter.await.unwrap(), ExitReason::Killed);
         assert_eq!(cell.state(), ActorState::Stopped);
+    }
+
+    /// The exit racing a waiter that is just starting to wait, many times
+    /// over on two worker threads: the waiter always wakes, whichever
+    /// side comes first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_waiter_racing_the_exit_always_wakes() {
+        let shared = shared();
+        for round in 0..2_000 {
+            let cell = Arc::new(ActorCell::<u64>::new(
+                ActorId::next(),
+                None,
+                MailboxConfig::unbounded(),
+                shared.clone(),
+                None,
+            ));
+            let waiter = tokio::spawn({
+                let cell = cell.clone();
+                async move { cell.wait_for_exit().await }
+            });
+            let stopper = tokio::spawn({
+                let cell = cell.clone();
+                async move {
+                    cell.record_exit(ExitReason::Normal);
+                    cell.mark_stopped();
+                }
+            });
+            stopper.await.unwrap();
+            let woke = tokio::time::timeout(std::time::Duration::from_secs(30), waiter).await;
+            assert_eq!(
+                woke.map(Result::unwrap).ok(),
+                Some(ExitReason::Normal),
+                "round {round}: the waiter never woke"
+            );
+            assert_eq!(cell.exit_waiters.load(Ordering::SeqCst), 0);
+        }
     }
 }

@@ -314,8 +314,9 @@ type Inbox<'a, M> = MailboxReceiver<'a, Delivery<M>>;
 /// How the message loop ended.
 enum LoopExit {
     Stop(ExitReason),
-    /// `on_error` chose `Restart` after this error.
-    Restart(String),
+    /// `on_error` chose `Restart` (an actor nobody supervises restarts in
+    /// place).
+    Restart,
 }
 
 /// The actor's task: the lifecycle loop, from `pre_start` (unless it already
@@ -353,15 +354,10 @@ async fn run<A, F>(
             .catch_unwind()
             .await
         {
-            // A supervised actor is restarted by its supervisor, which applies
-            // its strategy and counts the restart: it exits abnormally.
-            Ok(LoopExit::Restart(error)) if exit.cell.is_supervised() => LoopExit::Stop(
-                ExitReason::Error(format!("restart requested after: {error}")),
-            ),
             Ok(loop_exit) => loop_exit,
             Err(panic) => LoopExit::Stop(exit.panicked(panic)),
         };
-        let restarting = matches!(loop_exit, LoopExit::Restart(_));
+        let restarting = matches!(loop_exit, LoopExit::Restart);
         if restarting {
             exit.cell.set_state(ActorState::Restarting);
         } else {
@@ -370,7 +366,7 @@ async fn run<A, F>(
         }
         let mut reason = match loop_exit {
             LoopExit::Stop(reason) => reason,
-            LoopExit::Restart(_) => ExitReason::Normal,
+            LoopExit::Restart => ExitReason::Normal,
         };
         match AssertUnwindSafe(actor.post_stop(&ctx)).catch_unwind().await {
             Ok(Ok(())) => {}
@@ -489,17 +485,73 @@ async fn serve<A: Actor>(
             Some(span) => in_span(actor.handle_message(message, ctx), *span).await,
         };
         if let Err(error) = handled {
-            let text = error.to_string();
+            let text = ErrorText::new(&error, ctx.myself().cell().is_supervised());
             match actor.on_error(error, ctx).await {
                 ErrorAction::Resume => {}
-                ErrorAction::Restart => return LoopExit::Restart(text),
+                ErrorAction::Restart => {
+                    return match text.into_restart_request() {
+                        // Its supervisor restarts it (applying its strategy
+                        // and counting the restart): it exits abnormally.
+                        Some(reason) => LoopExit::Stop(ExitReason::Error(reason)),
+                        None => LoopExit::Restart,
+                    };
+                }
                 ErrorAction::Stop => {
-                    tracing::info!(actor = %ctx.id(), error = %text, "actor stops after an error");
+                    let error = text.error();
+                    tracing::info!(actor = %ctx.id(), %error, "actor stops after an error");
                     return LoopExit::Stop(ExitReason::Normal);
                 }
-                ErrorAction::Escalate => return LoopExit::Stop(ExitReason::Escalated(text)),
+                ErrorAction::Escalate => {
+                    return LoopExit::Stop(ExitReason::Escalated(text.into_error()));
+                }
             }
         }
+    }
+}
+
+/// What a supervised actor's exit reason says before the error, when its
+/// `on_error` asked for a restart.
+const RESTART_REQUESTED: &str = "restart requested after: ";
+
+/// A handler error's text, formatted once, before `on_error` consumes the
+/// error. For a supervised actor it starts with [`RESTART_REQUESTED`]
+/// already (a requested restart makes that text its exit reason); the
+/// other uses skip it.
+struct ErrorText {
+    text: String,
+    /// Bytes of prefix in `text`.
+    prefix: usize,
+}
+
+impl ErrorText {
+    fn new(error: &dyn std::fmt::Display, supervised: bool) -> Self {
+        if supervised {
+            Self {
+                text: format!("{RESTART_REQUESTED}{error}"),
+                prefix: RESTART_REQUESTED.len(),
+            }
+        } else {
+            Self {
+                text: error.to_string(),
+                prefix: 0,
+            }
+        }
+    }
+
+    /// The error's own text.
+    fn error(&self) -> &str {
+        &self.text[self.prefix..]
+    }
+
+    fn into_error(mut self) -> String {
+        self.text.drain(..self.prefix);
+        self.text
+    }
+
+    /// The exit reason's text of a supervised actor that asked for a
+    /// restart; `None` for an actor nobody supervises.
+    fn into_restart_request(self) -> Option<String> {
+        (self.prefix > 0).then_some(self.text)
     }
 }
 
