@@ -124,10 +124,12 @@ pub(crate) async fn start_worker<A: Actor>(
 ) -> Result<(ActorRef<A::Message>, DockKey), ExitReason> {
     let reused = recycled.as_ref().and_then(DockKey::dock::<A>);
     let dock = reused.clone().unwrap_or_else(Dock::new);
-    let prepared = prepare_actor(system, options, actor, Docked(dock))
+    let mut prepared = prepare_actor(system, options, actor, Docked(dock))
         .map_err(|error| ExitReason::Error(error.to_string()))?;
     let myself = prepared.myself().clone();
-    let prepared = prepared.pre_start_in_place().await?;
+    if let Err(reason) = prepared.pre_start_here().await {
+        return Err(prepared.abandon(reason));
+    }
     let key = match (recycled, reused) {
         (Some(key), Some(dock)) => match dock.hand(key, prepared) {
             Ok(()) => dock.key(),
@@ -222,30 +224,36 @@ impl<A: Actor, F: Rebuild<A>> Prepared<A, F> {
     /// Runs the actor's `pre_start` here, then spawns its task. On failure
     /// the actor has exited, with the returned reason; its watcher is not
     /// told (the caller has the reason).
-    async fn start(self) -> Result<(), ExitReason> {
-        self.pre_start_in_place().await?.launch();
+    async fn start(mut self) -> Result<(), ExitReason> {
+        if let Err(reason) = self.pre_start_here().await {
+            return Err(self.abandon(reason));
+        }
+        self.launch();
         Ok(())
     }
 
-    /// Runs the actor's `pre_start` here; the started actor still needs a
-    /// task. On failure as [`start`](Self::start).
-    async fn pre_start_in_place(mut self) -> Result<Self, ExitReason> {
-        match pre_start(&mut self.actor, &mut self.ctx, &self.exit).await {
-            Ok(()) => Ok(self),
-            Err(reason) => {
-                let Prepared {
-                    actor,
-                    ctx,
-                    mut exit,
-                    ..
-                } = self;
-                drop(ctx);
-                drop(actor);
-                exit.tell_watcher = false;
-                exit.finish(reason.clone());
-                Err(reason)
-            }
-        }
+    /// Runs the actor's `pre_start` here (by reference: moving a prepared
+    /// actor in and out of the future costs more than the start itself).
+    /// An actor that started still needs a task; one that failed, to be
+    /// [`abandon`](Self::abandon)ed.
+    async fn pre_start_here(&mut self) -> Result<(), ExitReason> {
+        pre_start(&mut self.actor, &mut self.ctx, &self.exit).await
+    }
+
+    /// Ends an actor whose in-place `pre_start` failed with `reason`,
+    /// without telling its watcher (the caller has the reason).
+    fn abandon(self, reason: ExitReason) -> ExitReason {
+        let Prepared {
+            actor,
+            ctx,
+            mut exit,
+            ..
+        } = self;
+        drop(ctx);
+        drop(actor);
+        exit.tell_watcher = false;
+        exit.finish(reason.clone());
+        reason
     }
 
     /// Spawns the actor's task, which starts it unless [`start`](Self::start)
