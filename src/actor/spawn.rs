@@ -9,9 +9,8 @@ use futures::FutureExt;
 use std::future::Future;
 use std::pin::Pin;
 
-use tracing::{Instrument, Span};
-
 use tokio::task::AbortHandle;
+use tracing::{Instrument, Span};
 
 use super::cell::{ActorCell, ActorControl, Delivery, LifecycleWatcher};
 use super::dock::{Dock, DockKey, Docked};

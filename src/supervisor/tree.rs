@@ -207,13 +207,13 @@ struct Running {
 
 impl Running {
     /// Stops listening to this instance (its exit is handled by the
-    /// caller) and returns the key to its task.
-    fn detach(self) -> Option<DockKey> {
+    /// caller) and hands over the key to its task.
+    fn detach(&mut self) -> Option<DockKey> {
         self.watcher.detach();
         if let Some(monitor) = &self.monitor {
             monitor.abort();
         }
-        self.dock
+        self.dock.take()
     }
 }
 
@@ -479,14 +479,13 @@ impl Supervisor {
     /// Stops the child at `at` by its shutdown spec (if it is running) and
     /// reports the exit.
     async fn stop_at(&mut self, at: usize) {
-        let Some(running) = self.take_running(at) else {
+        let Some(mut running) = self.take_running(at) else {
             return;
         };
-        let (actor, control) = (running.actor, running.control.clone());
         let dock = running.detach();
-        let reason = shutdown(&*control, self.children[at].spec.options.shutdown).await;
+        let reason = shutdown(&*running.control, self.children[at].spec.options.shutdown).await;
         self.children[at].recycled = dock;
-        self.publish_exit(at, actor, reason);
+        self.publish_exit(at, running.actor, reason);
     }
 
     /// Stops every child, last started first.
@@ -507,7 +506,7 @@ impl Supervisor {
         let Some(at) = self.running_index(actor) else {
             return; // an instance this supervisor already stopped or replaced
         };
-        if let Some(running) = self.take_running(at) {
+        if let Some(mut running) = self.take_running(at) {
             self.children[at].recycled = running.detach();
         }
         let restarts = self.restarts_after(at, &reason);
@@ -764,15 +763,15 @@ impl Drop for Supervisor {
     /// dropped) takes its children with it, like a linked OTP supervisor.
     fn drop(&mut self) {
         for child in self.children.iter_mut().rev() {
-            if let Some(running) = child.running.take() {
-                let control = running.control.clone();
-                let actor = running.actor;
+            if let Some(mut running) = child.running.take() {
+                // The key goes first: the killed instance's task must not
+                // wait for a replacement.
                 drop(running.detach());
-                control.kill();
+                running.control.kill();
                 self.events.bus.publish(SupervisionEvent::ChildExited {
                     supervisor: self.events.supervisor,
                     child: child.spec.id.clone(),
-                    actor,
+                    actor: running.actor,
                     reason: ExitReason::Killed,
                 });
             }
