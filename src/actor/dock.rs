@@ -12,9 +12,8 @@
 //! waiting task end.
 
 use std::any::Any;
-use std::future::poll_fn;
 use std::sync::Arc;
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 
 use parking_lot::Mutex;
 use tokio::task::AbortHandle;
@@ -119,25 +118,25 @@ impl<A: Actor> Dock<A> {
     /// The next instance to run, or `None` when the task should end. The
     /// task is `Serving` again when this returns an instance, `Gone` when
     /// it returns none.
-    pub(crate) async fn successor(&self) -> Option<Prepared<A, Docked<A>>> {
-        poll_fn(|cx| {
-            let mut state = self.state.lock();
-            match std::mem::replace(&mut state.berth, Berth::Gone) {
-                Berth::Waiting { abort, mut waker } => {
-                    if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                        waker = Some(cx.waker().clone());
-                    }
-                    state.berth = Berth::Waiting { abort, waker };
-                    Poll::Pending
+    pub(crate) fn poll_successor(
+        &self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Prepared<A, Docked<A>>>> {
+        let mut state = self.state.lock();
+        match std::mem::replace(&mut state.berth, Berth::Gone) {
+            Berth::Waiting { abort, mut waker } => {
+                if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    waker = Some(cx.waker().clone());
                 }
-                Berth::Handed(next) => {
-                    state.berth = Berth::Serving;
-                    Poll::Ready(Some(next))
-                }
-                Berth::Serving | Berth::Closed | Berth::Gone => Poll::Ready(None),
+                state.berth = Berth::Waiting { abort, waker };
+                Poll::Pending
             }
-        })
-        .await
+            Berth::Handed(next) => {
+                state.berth = Berth::Serving;
+                Poll::Ready(Some(next))
+            }
+            Berth::Serving | Berth::Closed | Berth::Gone => Poll::Ready(None),
+        }
     }
 
     /// The task has ended: nothing can be handed to it any more. A
