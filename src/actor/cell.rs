@@ -77,6 +77,8 @@ pub(crate) trait ActorControl: Send + Sync {
     /// leaves it to that supervisor, which stops its children in order).
     fn is_supervised(&self) -> bool;
     fn wait_for_exit(&self) -> Pin<Box<dyn Future<Output = ExitReason> + Send + '_>>;
+    /// Takes its task's abort handle (see [`ActorCell::take_abort_handle`]).
+    fn take_abort_handle(&self) -> Option<AbortHandle>;
 }
 
 /// Told when a supervised actor has exited; how supervisors learn about
@@ -283,6 +285,10 @@ impl<M: Message> ActorControl for ActorCell<M> {
 
     fn is_closed(&self) -> bool {
         self.mailbox.is_closed()
+    }
+
+    fn take_abort_handle(&self) -> Option<AbortHandle> {
+        ActorCell::take_abort_handle(self)
     }
 
     fn kill(&self) {

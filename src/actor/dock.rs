@@ -7,9 +7,11 @@
 //! The replacement is still a new actor, as OTP requires: a new id, cell and
 //! mailbox, and its own `pre_start` (run by the supervisor, like every
 //! child start). Only the task that carries it is reused. The supervisor
-//! holds a [`DockKey`] for each running instance; a key dropped unused (no
-//! restart, a restart after a backoff delay, a failed start) lets the
-//! waiting task end.
+//! holds a [`DockKey`] for each running instance and hands a replacement
+//! over only after that instance has exited, moving the task's abort handle
+//! from the old instance to the new one, so that killing the old one can no
+//! longer reach the task. A key dropped unused (no restart, a restart after
+//! a backoff delay, a failed start) lets the task end.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -19,9 +21,11 @@ use parking_lot::Mutex;
 use tokio::task::AbortHandle;
 
 use super::Actor;
-use super::cell::ActorCell;
-use super::spawn::{Prepared, Rebuild};
-use crate::message::Message;
+use super::cell::ActorControl;
+use super::spawn::{NoFactory, Prepared};
+
+/// A replacement instance, started and ready to run.
+pub(crate) type Replacement<A> = Prepared<A, NoFactory>;
 
 /// Where one worker task waits between instances.
 pub(crate) struct Dock<A: Actor> {
@@ -35,17 +39,12 @@ struct DockState<A: Actor> {
 }
 
 enum Berth<A: Actor> {
-    /// The task runs an instance.
+    /// The task runs an instance (or is finishing one that has exited).
     Serving,
-    /// The instance has exited; the task waits for a replacement.
-    Waiting {
-        /// The task's abort handle, taken from the exited instance's cell
-        /// (killing that stale handle must not kill the replacement).
-        abort: Option<AbortHandle>,
-        waker: Option<Waker>,
-    },
-    /// A replacement, started and waiting to be run.
-    Handed(Prepared<A, Docked<A>>),
+    /// The task has finished its instance and waits for a replacement.
+    Waiting(Option<Waker>),
+    /// A replacement, to run once the task has finished its instance.
+    Handed(Replacement<A>),
     /// No replacement will come: the task ends after its instance.
     Closed,
     /// The task has ended (finished, killed, or its runtime shut down).
@@ -67,47 +66,34 @@ impl<A: Actor> Dock<A> {
         DockKey {
             generation: self.state.lock().generation,
             dock: Some(self.clone()),
+            task: None,
         }
     }
 
-    /// The exiting instance's task starts waiting (unless its key was
-    /// dropped). Called before the instance's watcher hears of the exit,
-    /// so a supervisor that restarts it always finds the task waiting.
-    fn park<M: Message>(&self, cell: &ActorCell<M>) {
-        let mut state = self.state.lock();
-        if matches!(state.berth, Berth::Serving) {
-            state.berth = Berth::Waiting {
-                abort: cell.take_abort_handle(),
-                waker: None,
-            };
-        }
-    }
-
-    /// Gives `replacement` to the task waiting for the instance `key`
-    /// names. Returns the replacement if the task is not waiting for it
-    /// (it was killed meanwhile, or the key is stale): start it in a task
-    /// of its own.
+    /// Gives `replacement` to the task of the exited instance `key` names.
+    /// Returns the replacement if that task cannot take it (it was killed
+    /// meanwhile, or the key is stale): start it in a task of its own.
     pub(crate) fn hand(
         &self,
-        key: DockKey,
-        replacement: Prepared<A, Docked<A>>,
-    ) -> Result<(), Prepared<A, Docked<A>>> {
+        mut key: DockKey,
+        replacement: Replacement<A>,
+    ) -> Result<(), Replacement<A>> {
         let mut state = self.state.lock();
         if state.generation != key.generation {
             return Err(replacement);
         }
-        let Berth::Waiting { abort, waker } = &mut state.berth else {
-            return Err(replacement);
+        let waker = match &mut state.berth {
+            Berth::Serving => None,
+            Berth::Waiting(waker) => waker.take(),
+            Berth::Handed(_) | Berth::Closed | Berth::Gone => return Err(replacement),
         };
-        if let Some(abort) = abort.take() {
-            replacement.adopt_task(abort);
+        if let Some(task) = key.task.take() {
+            replacement.adopt_task(task);
         }
-        let waker = waker.take();
         state.generation += 1;
         state.berth = Berth::Handed(replacement);
         drop(state);
         // Used: the key must not close the dock when it goes.
-        let mut key = key;
         key.dock = None;
         if let Some(waker) = waker {
             waker.wake();
@@ -115,27 +101,28 @@ impl<A: Actor> Dock<A> {
         Ok(())
     }
 
-    /// The next instance to run, or `None` when the task should end. The
-    /// task is `Serving` again when this returns an instance, `Gone` when
-    /// it returns none.
-    pub(crate) fn poll_successor(
-        &self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Prepared<A, Docked<A>>>> {
+    /// The next instance to run once the task has finished its current
+    /// one, or `None` when the task should end. The task is `Serving` again
+    /// when this returns an instance, `Gone` when it returns none.
+    pub(crate) fn poll_successor(&self, cx: &mut Context<'_>) -> Poll<Option<Replacement<A>>> {
         let mut state = self.state.lock();
         match std::mem::replace(&mut state.berth, Berth::Gone) {
-            Berth::Waiting { abort, mut waker } => {
+            Berth::Serving => {
+                state.berth = Berth::Waiting(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+            Berth::Waiting(mut waker) => {
                 if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                     waker = Some(cx.waker().clone());
                 }
-                state.berth = Berth::Waiting { abort, waker };
+                state.berth = Berth::Waiting(waker);
                 Poll::Pending
             }
             Berth::Handed(next) => {
                 state.berth = Berth::Serving;
                 Poll::Ready(Some(next))
             }
-            Berth::Serving | Berth::Closed | Berth::Gone => Poll::Ready(None),
+            Berth::Closed | Berth::Gone => Poll::Ready(None),
         }
     }
 
@@ -162,7 +149,7 @@ impl<A: Actor> Berthing for Dock<A> {
         }
         match &mut state.berth {
             Berth::Serving => state.berth = Berth::Closed,
-            Berth::Waiting { waker, .. } => {
+            Berth::Waiting(waker) => {
                 let waker = waker.take();
                 state.berth = Berth::Closed;
                 drop(state);
@@ -181,9 +168,18 @@ impl<A: Actor> Berthing for Dock<A> {
 pub(crate) struct DockKey {
     dock: Option<Arc<dyn Berthing>>,
     generation: u64,
+    /// The task's abort handle, taken from the instance once it has exited.
+    task: Option<AbortHandle>,
 }
 
 impl DockKey {
+    /// Takes the task's abort handle from `instance`, which has exited: from
+    /// now on killing that instance cannot reach the task, and a
+    /// replacement handed to the task takes the handle over.
+    pub(crate) fn take_task_from(&mut self, instance: &dyn ActorControl) {
+        self.task = instance.take_abort_handle();
+    }
+
     /// The dock, if it belongs to an `A` task.
     pub(crate) fn dock<A: Actor>(&self) -> Option<Arc<Dock<A>>> {
         let dock: Arc<dyn Any + Send + Sync> = self.dock.clone()?;
@@ -196,19 +192,5 @@ impl Drop for DockKey {
         if let Some(dock) = self.dock.take() {
             dock.close(self.generation);
         }
-    }
-}
-
-/// The factory parameter of a docked worker's task: no rebuilding in place
-/// (its supervisor starts replacements), and a dock to wait at on exit.
-pub(crate) struct Docked<A: Actor>(pub(crate) Arc<Dock<A>>);
-
-impl<A: Actor> Rebuild<A> for Docked<A> {
-    fn rebuild(&mut self) -> Option<A> {
-        None
-    }
-
-    fn before_exit<M: Message>(&mut self, cell: &ActorCell<M>) {
-        self.0.park(cell);
     }
 }

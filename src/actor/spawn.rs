@@ -14,7 +14,7 @@ use tokio::task::AbortHandle;
 use tracing::{Instrument, Span};
 
 use super::cell::{ActorCell, ActorControl, Delivery, LifecycleWatcher};
-use super::dock::{Dock, DockKey, Docked};
+use super::dock::{Dock, DockKey, Replacement};
 use super::lifecycle::panic_text;
 use super::{Actor, ActorContext, ActorRef, ActorState, ErrorAction, ExitReason};
 use crate::mailbox::{DeadLetterReason, MailboxConfig, MailboxReceiver, Received, SystemSignal};
@@ -27,10 +27,6 @@ use crate::util::ActorId;
 pub(crate) trait Rebuild<A>: Send + 'static {
     /// A fresh actor, or `None` if this actor cannot be rebuilt.
     fn rebuild(&mut self) -> Option<A>;
-
-    /// Called as the instance exits, before its watcher hears of it (a
-    /// docked task gets ready to run a replacement, see [`super::dock`]).
-    fn before_exit<M: Message>(&mut self, _cell: &ActorCell<M>) {}
 }
 
 /// Spawned from an instance: no way to build another (and no bytes spent).
@@ -122,30 +118,20 @@ pub(crate) async fn start_worker<A: Actor>(
     actor: A,
     recycled: Option<DockKey>,
 ) -> Result<(ActorRef<A::Message>, DockKey), ExitReason> {
-    let reused = recycled.as_ref().and_then(DockKey::dock::<A>);
-    let dock = reused.clone().unwrap_or_else(Dock::new);
-    let mut prepared = prepare_actor(system, options, actor, Docked(dock))
+    let mut prepared = prepare_actor(system, options, actor, NoFactory)
         .map_err(|error| ExitReason::Error(error.to_string()))?;
     let myself = prepared.myself().clone();
     if let Err(reason) = prepared.pre_start_here().await {
         return Err(prepared.abandon(reason));
     }
+    let reused = recycled.as_ref().and_then(DockKey::dock::<A>);
     let key = match (recycled, reused) {
         (Some(key), Some(dock)) => match dock.hand(key, prepared) {
             Ok(()) => dock.key(),
             // Its task was killed meanwhile: a task of its own.
-            Err(mut prepared) => {
-                let fresh = Dock::new();
-                prepared.factory = Docked(fresh.clone());
-                prepared.launch_docked();
-                fresh.key()
-            }
+            Err(prepared) => prepared.launch_docked(),
         },
-        _ => {
-            let key = prepared.factory.0.key();
-            prepared.launch_docked();
-            key
-        }
+        _ => prepared.launch_docked(),
     };
     Ok((myself, key))
 }
@@ -278,14 +264,17 @@ impl<A: Actor, F: Rebuild<A>> Prepared<A, F> {
     }
 }
 
-impl<A: Actor> Prepared<A, Docked<A>> {
+impl<A: Actor> Replacement<A> {
     /// Spawns a task that runs this actor and then, while its supervisor
-    /// hands it replacements, those.
-    fn launch_docked(self) {
+    /// hands it replacements, those; returns the key to that task.
+    fn launch_docked(self) -> DockKey {
+        let dock = Dock::new();
+        let key = dock.key();
         let cell = self.exit.cell.clone();
         let system = self.exit.system.clone();
-        let task = system.runtime().spawn(run_docked(self));
+        let task = system.runtime().spawn(run_docked(self, dock));
         cell.set_abort_handle(task.abort_handle());
+        key
     }
 }
 
@@ -308,9 +297,12 @@ pin_project_lite::pin_project! {
 }
 
 /// The task of a docked worker whose first instance is `first`.
-fn run_docked<A: Actor>(first: Prepared<A, Docked<A>>) -> impl Future<Output = ()> + Send {
+fn run_docked<A: Actor>(
+    first: Replacement<A>,
+    dock: Arc<Dock<A>>,
+) -> impl Future<Output = ()> + Send {
     RunDocked {
-        departure: Departure(first.factory.0.clone()),
+        departure: Departure(dock),
         lifecycle: Some(first.run()),
         next_lifecycle: Prepared::run,
     }
@@ -320,7 +312,7 @@ impl<A, L, N> Future for RunDocked<A, L, N>
 where
     A: Actor,
     L: Future<Output = ()>,
-    N: Fn(Prepared<A, Docked<A>>) -> L,
+    N: Fn(Replacement<A>) -> L,
 {
     type Output = ();
 
@@ -447,7 +439,6 @@ async fn run<A, F>(
     drop(inbox);
     drop(ctx);
     drop(actor);
-    factory.before_exit(&exit.cell);
     exit.finish(reason);
 }
 

@@ -482,8 +482,11 @@ impl Supervisor {
         let Some(mut running) = self.take_running(at) else {
             return;
         };
-        let dock = running.detach();
+        let mut dock = running.detach();
         let reason = shutdown(&*running.control, self.children[at].spec.options.shutdown).await;
+        if let Some(key) = &mut dock {
+            key.take_task_from(&*running.control);
+        }
         self.children[at].recycled = dock;
         self.publish_exit(at, running.actor, reason);
     }
@@ -507,7 +510,11 @@ impl Supervisor {
             return; // an instance this supervisor already stopped or replaced
         };
         if let Some(mut running) = self.take_running(at) {
-            self.children[at].recycled = running.detach();
+            let mut dock = running.detach();
+            if let Some(key) = &mut dock {
+                key.take_task_from(&*running.control);
+            }
+            self.children[at].recycled = dock;
         }
         let restarts = self.restarts_after(at, &reason);
         self.publish_exit(at, actor, reason);

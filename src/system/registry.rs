@@ -83,6 +83,9 @@ mod tests {
         ) -> std::pin::Pin<Box<dyn Future<Output = crate::actor::ExitReason> + Send + '_>> {
             Box::pin(std::future::pending())
         }
+        fn take_abort_handle(&self) -> Option<tokio::task::AbortHandle> {
+            None
+        }
     }
 
     #[test]
