@@ -679,3 +679,45 @@ impl<M: Message> Drop for ExitGuard<M> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use super::*;
+    use crate::system::SystemConfig;
+
+    /// A word of state, like most small actors.
+    struct Counter(u64);
+
+    impl Actor for Counter {
+        type Message = u64;
+        type Error = Infallible;
+        async fn handle_message(
+            &mut self,
+            n: u64,
+            _: &mut ActorContext<u64>,
+        ) -> Result<(), Infallible> {
+            self.0 += n;
+            Ok(())
+        }
+    }
+
+    /// tokio allocates a task in 128-byte steps: a docked worker's task
+    /// may add only its dock and the between-instances tag to the plain
+    /// lifecycle, or every supervised actor would pay another step.
+    #[tokio::test]
+    async fn a_docked_task_adds_at_most_two_words_to_the_lifecycle() {
+        let system = ActorSystem::new(SystemConfig::default()).unwrap();
+        let prepare = || {
+            let options = SpawnOptions::new(None, MailboxConfig::unbounded());
+            prepare_actor(&system, options, Counter(0), NoFactory).unwrap()
+        };
+        let plain = std::mem::size_of_val(&prepare().run());
+        let docked = std::mem::size_of_val(&run_docked(prepare(), Dock::new()));
+        assert!(
+            docked <= plain + 16,
+            "docked task {docked} B, plain lifecycle {plain} B"
+        );
+    }
+}
