@@ -108,32 +108,19 @@ where
     Ok(myself)
 }
 
-/// Starts a supervised worker like [`start_actor`], in the task of the
-/// exited instance `recycled` names if that task waits for a replacement
-/// (see [`super::dock`]), else in a new one. Returns the new instance and
-/// the key to its task.
-pub(crate) async fn start_worker<A: Actor>(
+/// Builds a supervised worker's cell and registers it; its supervisor then
+/// runs its `pre_start` in place ([`Prepared::pre_start_here`]) and gives
+/// it a task ([`Replacement::run_in`]). Three steps rather than one `async
+/// fn`: moving the spawn options into a future and out again stalled the
+/// store buffer (a two-word name written as words, read back as one
+/// 16-byte move) on every restart.
+pub(crate) fn prepare_worker<A: Actor>(
     system: &ActorSystem,
     options: SpawnOptions,
     actor: A,
-    recycled: Option<DockKey>,
-) -> Result<(ActorRef<A::Message>, DockKey), ExitReason> {
-    let mut prepared = prepare_actor(system, options, actor, NoFactory)
-        .map_err(|error| ExitReason::Error(error.to_string()))?;
-    let myself = prepared.myself().clone();
-    if let Err(reason) = prepared.pre_start_here().await {
-        return Err(prepared.abandon(reason));
-    }
-    let reused = recycled.as_ref().and_then(DockKey::dock::<A>);
-    let key = match (recycled, reused) {
-        (Some(key), Some(dock)) => match dock.hand(key, prepared) {
-            Ok(()) => dock.key(),
-            // Its task was killed meanwhile: a task of its own.
-            Err(prepared) => prepared.launch_docked(),
-        },
-        _ => prepared.launch_docked(),
-    };
-    Ok((myself, key))
+) -> Result<Replacement<A>, ExitReason> {
+    prepare_actor(system, options, actor, NoFactory)
+        .map_err(|error| ExitReason::Error(error.to_string()))
 }
 
 /// Builds `actor`'s cell and registers it, without running anything yet.
@@ -203,7 +190,7 @@ pub(crate) struct Prepared<A: Actor, F> {
 
 impl<A: Actor, F: Rebuild<A>> Prepared<A, F> {
     /// The actor's handle.
-    fn myself(&self) -> &ActorRef<A::Message> {
+    pub(crate) fn myself(&self) -> &ActorRef<A::Message> {
         self.ctx.myself()
     }
 
@@ -222,13 +209,13 @@ impl<A: Actor, F: Rebuild<A>> Prepared<A, F> {
     /// actor in and out of the future costs more than the start itself).
     /// An actor that started still needs a task; one that failed, to be
     /// [`abandon`](Self::abandon)ed.
-    async fn pre_start_here(&mut self) -> Result<(), ExitReason> {
+    pub(crate) async fn pre_start_here(&mut self) -> Result<(), ExitReason> {
         pre_start(&mut self.actor, &mut self.ctx, &self.exit).await
     }
 
     /// Ends an actor whose in-place `pre_start` failed with `reason`,
     /// without telling its watcher (the caller has the reason).
-    fn abandon(self, reason: ExitReason) -> ExitReason {
+    pub(crate) fn abandon(self, reason: ExitReason) -> ExitReason {
         let Prepared {
             actor,
             ctx,
@@ -265,6 +252,21 @@ impl<A: Actor, F: Rebuild<A>> Prepared<A, F> {
 }
 
 impl<A: Actor> Replacement<A> {
+    /// Gives this started worker a task: the task of the exited instance
+    /// `recycled` names if that task can take it (see [`super::dock`]),
+    /// else a new one. Returns the key to its task.
+    pub(crate) fn run_in(self, recycled: Option<DockKey>) -> DockKey {
+        let reused = recycled.as_ref().and_then(DockKey::dock::<A>);
+        match (recycled, reused) {
+            (Some(key), Some(dock)) => match dock.hand(key, self) {
+                Ok(()) => dock.key(),
+                // Its task was killed meanwhile: a task of its own.
+                Err(started) => started.launch_docked(),
+            },
+            _ => self.launch_docked(),
+        }
+    }
+
     /// Spawns a task that runs this actor and then, while its supervisor
     /// hands it replacements, those; returns the key to that task.
     fn launch_docked(self) -> DockKey {

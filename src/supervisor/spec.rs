@@ -19,7 +19,7 @@ use super::{Backoff, HealthCheck, RestartType, SupervisionStrategy};
 use crate::actor::cell::LifecycleWatcher;
 use crate::actor::dock::DockKey;
 use crate::actor::lifecycle::panic_text;
-use crate::actor::spawn::{SpawnOptions, start_worker};
+use crate::actor::spawn::{SpawnOptions, prepare_worker};
 use crate::actor::{Actor, ActorRef, ExitReason};
 use crate::mailbox::MailboxConfig;
 use crate::system::ActorSystem;
@@ -361,7 +361,12 @@ impl<A: Actor> ChildStart for WorkerStart<A> {
                 register: self.register.clone(),
                 ..SpawnOptions::new(Some(name), mailbox)
             };
-            let (actor_ref, dock) = start_worker(system, options, actor, recycled).await?;
+            let mut worker = prepare_worker(system, options, actor)?;
+            if let Err(reason) = worker.pre_start_here().await {
+                return Err(worker.abandon(reason));
+            }
+            let actor_ref = worker.myself().clone();
+            let dock = worker.run_in(recycled);
             let probe = self.probe.clone().map(|probe| {
                 let target = actor_ref.clone();
                 Box::new(move || probe(target.clone())) as BoundProbe
