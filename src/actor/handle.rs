@@ -101,6 +101,18 @@ impl<M: Message> ActorRef<M> {
         &self.cell
     }
 
+    /// The handle as a type-erased value (its cell: no allocation), for
+    /// lookups that recover it with [`from_any`](Self::from_any).
+    pub(crate) fn into_any(self) -> Arc<dyn std::any::Any + Send + Sync> {
+        self.cell
+    }
+
+    /// The handle [`into_any`](Self::into_any) erased, if `any` is one to
+    /// an actor taking `M`.
+    pub(crate) fn from_any(any: Arc<dyn std::any::Any + Send + Sync>) -> Option<Self> {
+        any.downcast::<ActorCell<M>>().ok().map(Self::from_cell)
+    }
+
     pub(crate) fn control(&self) -> Arc<dyn ActorControl> {
         self.cell.clone()
     }

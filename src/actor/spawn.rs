@@ -2,6 +2,7 @@
 //! lifecycle loop `pre_start → handle messages → post_stop`, with restarts,
 //! panic capture and the final accounting of every queued message.
 
+use std::fmt::Write as _;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
@@ -564,8 +565,13 @@ struct ErrorText {
 impl ErrorText {
     fn new(error: &dyn std::fmt::Display, supervised: bool) -> Self {
         if supervised {
+            // Room for the prefix and a typical error up front: `format!`
+            // would guess no capacity here and grow the string twice.
+            let mut text = String::with_capacity(RESTART_REQUESTED.len() + 64);
+            text.push_str(RESTART_REQUESTED);
+            let _ = write!(text, "{error}");
             Self {
-                text: format!("{RESTART_REQUESTED}{error}"),
+                text,
                 prefix: RESTART_REQUESTED.len(),
             }
         } else {

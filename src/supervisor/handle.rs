@@ -154,10 +154,7 @@ impl SupervisorRef {
         &self,
         id: impl Into<ChildId>,
     ) -> Result<Option<ActorRef<M>>, SupervisorError> {
-        Ok(self
-            .lookup(id.into())
-            .await?
-            .and_then(|handle| handle.downcast_ref::<ActorRef<M>>().cloned()))
+        Ok(self.lookup(id.into()).await?.and_then(ActorRef::from_any))
     }
 
     /// The current instance of a nested supervisor child.
@@ -168,7 +165,8 @@ impl SupervisorRef {
         Ok(self
             .lookup(id.into())
             .await?
-            .and_then(|handle| handle.downcast_ref::<SupervisorRef>().cloned()))
+            .and_then(ActorRef::from_any)
+            .map(|actor| SupervisorRef { actor }))
     }
 
     async fn lookup(

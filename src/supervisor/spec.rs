@@ -373,7 +373,7 @@ impl<A: Actor> ChildStart for WorkerStart<A> {
             });
             Ok(StartedChild {
                 control: actor_ref.control(),
-                handle: Arc::new(actor_ref),
+                handle: actor_ref.into_any(),
                 probe,
                 dock: Some(dock),
             })

@@ -38,7 +38,8 @@ pub(crate) trait ChildStart: Send + Sync {
 pub(crate) struct StartedChild {
     /// Stop, kill, wait for it.
     pub(crate) control: Arc<dyn ActorControl>,
-    /// Its typed handle (`ActorRef<M>` or `SupervisorRef`), for lookups.
+    /// Its handle, type-erased (`ActorRef::into_any`: the cell itself), for
+    /// lookups.
     pub(crate) handle: Arc<dyn Any + Send + Sync>,
     /// Its health probe, when the spec asked for one.
     pub(crate) probe: Option<BoundProbe>,

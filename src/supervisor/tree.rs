@@ -118,7 +118,7 @@ impl ChildStart for SupervisorStart {
                 start_supervisor(system, self.spec.clone(), name, Some(watcher)).await?;
             Ok(StartedChild {
                 control: supervisor.actor.control(),
-                handle: Arc::new(supervisor),
+                handle: supervisor.actor.into_any(),
                 probe: None,
                 dock: None,
             })
