@@ -9,7 +9,7 @@
 use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -159,32 +159,33 @@ pub(crate) async fn start_supervisor(
     Ok(SupervisorRef { actor })
 }
 
-/// Tells a supervisor when one child instance exits.
+/// Tells a supervisor when an instance of one child exits. One per child,
+/// shared by its successive instances (each exit names its instance).
 pub(crate) struct ChildWatcher {
     supervisor: ActorRef<SupervisorMsg>,
-    /// Set when the supervisor stops the instance itself and will not need
-    /// to hear about its exit.
-    detached: AtomicBool,
+    /// The instance the supervisor stopped itself and will not need to
+    /// hear about (raw id; 0: none).
+    detached: AtomicU64,
 }
 
 impl ChildWatcher {
     fn new(supervisor: ActorRef<SupervisorMsg>) -> Arc<Self> {
         Arc::new(Self {
             supervisor,
-            detached: AtomicBool::new(false),
+            detached: AtomicU64::new(0),
         })
     }
 
-    /// Stops listening to the instance's exit (the supervisor stopped it
+    /// Stops listening to the exit of `actor` (the supervisor stopped it
     /// itself and handles that).
-    fn detach(&self) {
-        self.detached.store(true, Ordering::Release);
+    fn detach(&self, actor: ActorId) {
+        self.detached.store(actor.as_u64(), Ordering::Release);
     }
 }
 
 impl LifecycleWatcher for ChildWatcher {
     fn exited(&self, actor: ActorId, reason: &ExitReason) {
-        if self.detached.load(Ordering::Acquire) {
+        if self.detached.load(Ordering::Acquire) == actor.as_u64() {
             return;
         }
         let _ = self.supervisor.try_tell(SupervisorMsg::Exited {
@@ -209,7 +210,7 @@ impl Running {
     /// Stops listening to this instance (its exit is handled by the
     /// caller) and hands over the key to its task.
     fn detach(&mut self) -> Option<DockKey> {
-        self.watcher.detach();
+        self.watcher.detach(self.actor);
         if let Some(monitor) = &self.monitor {
             monitor.abort();
         }
@@ -226,6 +227,8 @@ struct Child {
     /// to reuse; dropped (letting the task end) once the event that
     /// stopped the instance is handled.
     recycled: Option<DockKey>,
+    /// Hears of its instances' exits; made at the first start.
+    watcher: Option<Arc<ChildWatcher>>,
 }
 
 impl Child {
@@ -300,6 +303,7 @@ impl Actor for Supervisor {
                 running: None,
                 pending: false,
                 recycled: None,
+                watcher: None,
             });
             let at = self.children.len() - 1;
             if let Err(reason) = self.start_at(at, StartKind::First, ctx).await {
@@ -410,9 +414,13 @@ impl Supervisor {
         kind: StartKind,
         ctx: &ActorContext<SupervisorMsg>,
     ) -> Result<ActorId, ExitReason> {
-        let recycled = self.children[at].recycled.take();
+        let child = &mut self.children[at];
+        let recycled = child.recycled.take();
+        let watcher = child
+            .watcher
+            .get_or_insert_with(|| ChildWatcher::new(ctx.myself().clone()))
+            .clone();
         let child = &self.children[at];
-        let watcher = ChildWatcher::new(ctx.myself().clone());
         let start = child
             .spec
             .start
@@ -697,6 +705,7 @@ impl Supervisor {
             running: None,
             pending: false,
             recycled: None,
+            watcher: None,
         });
         let at = self.children.len() - 1;
         match self.start_at(at, StartKind::First, ctx).await {
@@ -876,26 +885,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_watcher_reports_an_exit_only_while_attached() {
+    async fn a_watcher_reports_every_instance_but_the_one_detached() {
         let system = system();
         let supervisor = system.spawn(Parked).unwrap();
-        let actor = ActorId::next();
+        let (stopped, replacement) = (ActorId::next(), ActorId::next());
 
         let watcher = ChildWatcher::new(supervisor.clone());
-        watcher.detach();
-        watcher.exited(actor, &ExitReason::Killed);
+        watcher.detach(stopped);
+        watcher.exited(stopped, &ExitReason::Killed);
         assert_eq!(
             supervisor.mailbox_len(),
             0,
-            "a detached instance is not reported"
+            "the detached instance is not reported"
         );
 
-        let watcher = ChildWatcher::new(supervisor.clone());
-        watcher.exited(actor, &ExitReason::Killed);
+        watcher.exited(replacement, &ExitReason::Killed);
         assert_eq!(
             supervisor.mailbox_len(),
             1,
-            "an attached instance is reported"
+            "a later instance of the same child is reported"
         );
     }
 }
