@@ -292,13 +292,18 @@ impl<M: Message> ActorControl for ActorCell<M> {
     }
 
     fn kill(&self) {
-        match &*self.abort.lock() {
+        // Taken, not just used: whoever moves the task on to a replacement
+        // takes the handle under the same lock, so either this kill reaches
+        // the task while it still carries this actor (and the task is not
+        // reused), or it finds no handle and cannot reach the replacement.
+        let task = self.abort.lock().take();
+        match task {
             Some(handle) => handle.abort(),
             // No task yet: the actor is in a first `pre_start` run by its
             // supervisor, or in the instant between spawning the task and
-            // storing its handle. Or no task any more: the actor has exited
-            // and its task runs a replacement. Fall back to the fastest
-            // graceful stop.
+            // storing its handle. Or no task any more: it was killed already,
+            // or it has exited and its task runs a replacement. Fall back to
+            // the fastest graceful stop.
             None => {
                 self.mailbox.signal(SystemSignal::Shutdown);
             }

@@ -72,7 +72,8 @@ impl<A: Actor> Dock<A> {
 
     /// Gives `replacement` to the task of the exited instance `key` names.
     /// Returns the replacement if that task cannot take it (it was killed
-    /// meanwhile, or the key is stale): start it in a task of its own.
+    /// meanwhile — the kill took its abort handle — or the key is stale):
+    /// start it in a task of its own.
     pub(crate) fn hand(
         &self,
         mut key: DockKey,
@@ -82,14 +83,17 @@ impl<A: Actor> Dock<A> {
         if state.generation != key.generation {
             return Err(replacement);
         }
+        // No abort handle: a kill of the exited instance took it, and the
+        // task may be aborting — it must not carry the replacement.
+        let Some(task) = key.task.take() else {
+            return Err(replacement);
+        };
         let waker = match &mut state.berth {
             Berth::Serving => None,
             Berth::Waiting(waker) => waker.take(),
             Berth::Handed(_) | Berth::Closed | Berth::Gone => return Err(replacement),
         };
-        if let Some(task) = key.task.take() {
-            replacement.adopt_task(task);
-        }
+        replacement.adopt_task(task);
         state.generation += 1;
         state.berth = Berth::Handed(replacement);
         drop(state);
