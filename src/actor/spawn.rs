@@ -261,7 +261,8 @@ impl<A: Actor> Replacement<A> {
         match (recycled, reused) {
             (Some(key), Some(dock)) => match dock.hand(key, self) {
                 Ok(()) => dock.key(),
-                // Its task was killed meanwhile: a task of its own.
+                // That task cannot take it (it was killed meanwhile, or is
+                // being killed): a task of its own.
                 Err(started) => started.launch_docked(),
             },
             _ => self.launch_docked(),
@@ -288,8 +289,7 @@ pin_project_lite::pin_project! {
     /// looping over instances held a second one and a prepared instance,
     /// ≈250 bytes more per task).
     struct RunDocked<A: Actor, L, N> {
-        // The instance running; `None` between instances (in the
-        // lifecycle future's niche: no extra byte).
+        // The instance running; `None` between instances.
         #[pin]
         lifecycle: Option<L>,
         // Makes the lifecycle of the next instance (`Prepared::run`, a
