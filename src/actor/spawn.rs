@@ -92,30 +92,25 @@ where
 /// `pre_start` runs here, in the caller's task, and only an actor that
 /// started gets a task of its own (see [`Prepared::start`]). On failure, the
 /// exit reason of an actor that never ran.
-pub(crate) async fn start_actor<A, F>(
+pub(crate) async fn start_actor<A: Actor>(
     system: &ActorSystem,
     options: SpawnOptions,
     actor: A,
-    factory: F,
-) -> Result<ActorRef<A::Message>, ExitReason>
-where
-    A: Actor,
-    F: Rebuild<A>,
-{
-    let prepared = prepare_actor(system, options, actor, factory)
-        .map_err(|error| ExitReason::Error(error.to_string()))?;
+) -> Result<ActorRef<A::Message>, ExitReason> {
+    let prepared = prepare_in_place(system, options, actor)?;
     let myself = prepared.myself().clone();
     prepared.start().await?;
     Ok(myself)
 }
 
-/// Builds a supervised worker's cell and registers it; its supervisor then
-/// runs its `pre_start` in place ([`Prepared::pre_start_here`]) and gives
-/// it a task ([`Replacement::run_in`]). Three steps rather than one `async
-/// fn`: moving the spawn options into a future and out again stalled the
-/// store buffer (a two-word name written as words, read back as one
-/// 16-byte move) on every restart.
-pub(crate) fn prepare_worker<A: Actor>(
+/// Builds the cell of an actor to be started in place and registers it; a
+/// failure is the exit reason of an actor that never ran. A supervised
+/// worker is then started in three steps rather than one `async fn`:
+/// [`Prepared::pre_start_here`], then [`Replacement::run_in`] (moving the
+/// spawn options into a future and out again stalled the store buffer — a
+/// two-word name written as words, read back as one 16-byte move — on every
+/// restart).
+pub(crate) fn prepare_in_place<A: Actor>(
     system: &ActorSystem,
     options: SpawnOptions,
     actor: A,
@@ -233,10 +228,18 @@ impl<A: Actor, F: Rebuild<A>> Prepared<A, F> {
     /// Spawns the actor's task, which starts it unless [`start`](Self::start)
     /// already did.
     fn launch(self) {
+        self.launch_as(Self::run);
+    }
+
+    /// Spawns a task running `task` of this actor, which aborting the
+    /// actor aborts.
+    fn launch_as<L>(self, task: impl FnOnce(Self) -> L)
+    where
+        L: Future<Output = ()> + Send + 'static,
+    {
         let cell = self.exit.cell.clone();
         let system = self.exit.system.clone();
-        let lifecycle = run(self.actor, self.factory, self.ctx, self.exit);
-        let task = system.runtime().spawn(lifecycle);
+        let task = system.runtime().spawn(task(self));
         cell.set_abort_handle(task.abort_handle());
     }
 
@@ -274,10 +277,7 @@ impl<A: Actor> Replacement<A> {
     fn launch_docked(self) -> DockKey {
         let dock = Dock::new();
         let key = dock.key();
-        let cell = self.exit.cell.clone();
-        let system = self.exit.system.clone();
-        let task = system.runtime().spawn(run_docked(self, dock));
-        cell.set_abort_handle(task.abort_handle());
+        self.launch_as(|started| run_docked(started, dock));
         key
     }
 }

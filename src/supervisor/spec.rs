@@ -19,7 +19,7 @@ use super::{Backoff, HealthCheck, RestartType, SupervisionStrategy};
 use crate::actor::cell::LifecycleWatcher;
 use crate::actor::dock::DockKey;
 use crate::actor::lifecycle::panic_text;
-use crate::actor::spawn::{SpawnOptions, prepare_worker};
+use crate::actor::spawn::{SpawnOptions, prepare_in_place};
 use crate::actor::{Actor, ActorRef, ExitReason};
 use crate::mailbox::MailboxConfig;
 use crate::system::ActorSystem;
@@ -361,7 +361,7 @@ impl<A: Actor> ChildStart for WorkerStart<A> {
                 register: self.register.clone(),
                 ..SpawnOptions::new(Some(name), mailbox)
             };
-            let mut worker = prepare_worker(system, options, actor)?;
+            let mut worker = prepare_in_place(system, options, actor)?;
             if let Err(reason) = worker.pre_start_here().await {
                 return Err(worker.abandon(reason));
             }

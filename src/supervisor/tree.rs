@@ -26,7 +26,7 @@ use super::{
 };
 use crate::actor::cell::{ActorControl, LifecycleWatcher};
 use crate::actor::dock::DockKey;
-use crate::actor::spawn::{NoFactory, SpawnOptions, start_actor};
+use crate::actor::spawn::{SpawnOptions, start_actor};
 use crate::actor::{Actor, ActorContext, ActorRef, ExitReason};
 use crate::mailbox::{MailboxConfig, SystemSignal};
 use crate::message::Message;
@@ -155,7 +155,7 @@ pub(crate) async fn start_supervisor(
         watcher,
         ..SpawnOptions::new(Some(name), MailboxConfig::unbounded())
     };
-    let actor = start_actor(system, options, supervisor, NoFactory).await?;
+    let actor = start_actor(system, options, supervisor).await?;
     Ok(SupervisorRef { actor })
 }
 
@@ -366,15 +366,15 @@ impl Supervisor {
         self.children.iter().position(|child| child.spec.id == *id)
     }
 
-    /// Takes the instance running at `at` out of the child, keeping its task
-    /// for a restart within the event being handled.
-    fn take_running(&mut self, at: usize) -> Option<Running> {
-        let child = &mut self.children[at];
-        let running = child.running.take()?;
-        if running.dock.is_some() {
+    /// Keeps the task of `running`, the exited instance of the child at
+    /// `at`, for a restart within the event being handled (see
+    /// [`crate::actor::dock`]).
+    fn keep_task(&mut self, at: usize, running: &Running, dock: Option<DockKey>) {
+        if let Some(mut key) = dock {
+            key.take_task_from(&*running.control);
+            self.children[at].recycled = Some(key);
             self.recycling = true;
         }
-        Some(running)
     }
 
     /// Lets every kept task that no restart used end.
@@ -487,15 +487,12 @@ impl Supervisor {
     /// Stops the child at `at` by its shutdown spec (if it is running) and
     /// reports the exit.
     async fn stop_at(&mut self, at: usize) {
-        let Some(mut running) = self.take_running(at) else {
+        let Some(mut running) = self.children[at].running.take() else {
             return;
         };
-        let mut dock = running.detach();
+        let dock = running.detach();
         let reason = shutdown(&*running.control, self.children[at].spec.options.shutdown).await;
-        if let Some(key) = &mut dock {
-            key.take_task_from(&*running.control);
-        }
-        self.children[at].recycled = dock;
+        self.keep_task(at, &running, dock);
         self.publish_exit(at, running.actor, reason);
     }
 
@@ -517,12 +514,9 @@ impl Supervisor {
         let Some(at) = self.running_index(actor) else {
             return; // an instance this supervisor already stopped or replaced
         };
-        if let Some(mut running) = self.take_running(at) {
-            let mut dock = running.detach();
-            if let Some(key) = &mut dock {
-                key.take_task_from(&*running.control);
-            }
-            self.children[at].recycled = dock;
+        if let Some(mut running) = self.children[at].running.take() {
+            let dock = running.detach();
+            self.keep_task(at, &running, dock);
         }
         let restarts = self.restarts_after(at, &reason);
         self.publish_exit(at, actor, reason);
