@@ -18,7 +18,7 @@ use super::cell::{ActorCell, ActorControl, Delivery, LifecycleWatcher};
 use super::dock::{Dock, DockKey, Replacement};
 use super::lifecycle::panic_text;
 use super::{Actor, ActorContext, ActorRef, ActorState, ErrorAction, ExitReason};
-use crate::mailbox::{DeadLetterReason, MailboxConfig, MailboxReceiver, Received, SystemSignal};
+use crate::mailbox::{DeadLetterReason, MailboxConfig, MailboxReceiver, Ready, SystemSignal};
 use crate::message::Message;
 use crate::system::registry::Slot;
 use crate::system::{ActorSystem, SystemError};
@@ -482,8 +482,13 @@ async fn serve<A: Actor>(
         // relaxed load otherwise); for an envelope it hangs off the sender's,
         // so it is made while the envelope still holds that span.
         let mut traced = None;
-        let message = match inbox.recv().await {
-            Received::Item(Delivery::Tell(message)) => {
+        match std::future::poll_fn(|cx| inbox.poll_ready(cx)).await {
+            Ready::Item => {}
+            Ready::Signal(SystemSignal::Stop) => return LoopExit::Stop(ExitReason::Normal),
+            Ready::Signal(SystemSignal::Shutdown) => return LoopExit::Stop(ExitReason::Shutdown),
+        }
+        let message = match inbox.take_claimed() {
+            Delivery::Tell(message) => {
                 if in_envelope {
                     in_envelope = false;
                     ctx.myself().cell().set_current_envelope(None);
@@ -493,7 +498,7 @@ async fn serve<A: Actor>(
                 }
                 message
             }
-            Received::Item(Delivery::Envelope(envelope)) => {
+            Delivery::Envelope(envelope) => {
                 if envelope.is_expired() {
                     ctx.myself()
                         .cell()
@@ -506,10 +511,6 @@ async fn serve<A: Actor>(
                     traced = Some(handler_span(ctx, envelope.span.id()));
                 }
                 envelope.payload
-            }
-            Received::Signal(SystemSignal::Stop) => return LoopExit::Stop(ExitReason::Normal),
-            Received::Signal(SystemSignal::Shutdown) => {
-                return LoopExit::Stop(ExitReason::Shutdown);
             }
         };
         ctx.handled += 1;

@@ -31,5 +31,6 @@ pub use backpressure::Backpressure;
 pub use config::{MailboxConfig, MailboxKind};
 pub use dead_letter::{DeadLetter, DeadLetterOffice, DeadLetterReason, DeadLetterStream};
 pub use lanes::MailboxItem;
+pub(crate) use queue::Ready;
 pub use queue::{Mailbox, MailboxReceiver, PushError, Pushed, Received, Recv};
 pub use signal::SystemSignal;

@@ -2,10 +2,10 @@
 //! optional capacity with backpressure, and optional priority order.
 //!
 //! # How it works
-//! One atomic word holds the number of queued user items and three flags
-//! (closed, receiver parked, receiver being woken); a separate byte holds
-//! the pending system signals, so the receiver's per-message check of the
-//! system lane reads a line that senders do not write. A sender *reserves*
+//! One atomic word holds the number of queued user items and two flags
+//! (closed, receiver parked); a separate byte holds the pending system
+//! signals, so the receiver's per-message check of the system lane reads a
+//! word that senders do not write. A sender *reserves*
 //! a slot by a compare-and-swap on that word (which also fails fast when
 //! the mailbox is closed or full) and then pushes onto a lock-free queue.
 //! The receiver *claims* an item by decrementing the count, then pops it
@@ -19,12 +19,17 @@
 //! The receiver's waker sits in a plain slot guarded by the state word
 //! rather than in an `AtomicWaker`, which would cost two atomic
 //! read-modify-writes and a waker clone on every park and two more on every
-//! wake. A parking receiver writes the slot only while neither `PARKED` nor
-//! `WAKING` is set (and only when the waker changed: a task's waker rarely
-//! does), then sets `PARKED`. The one sender whose compare-and-swap clears
-//! `PARKED` sets `WAKING` in the same step, wakes the waker by reference
-//! and clears `WAKING`. So the slot is never written while a sender reads
-//! it, and a park costs one atomic operation.
+//! wake. A parking receiver sets `PARKED` in the state word; the one
+//! sender (or signal) whose compare-and-swap clears it wakes the waker by
+//! reference and then *resolves* the park by bumping a counter with a plain
+//! release store: one party resolves each park, and the receiver parks
+//! again only once the last park is resolved, so there is never more than
+//! one writer and no locked instruction is needed (a locked one, right
+//! after the wake's stores, costs a store-buffer drain on every message of
+//! a hop-by-hop workload). The receiver writes the slot only when every
+//! park is resolved and only when the waker changed (a task's waker rarely
+//! does). So the slot is never written while a sender reads it, and a park
+//! costs one atomic read-modify-write.
 
 use std::cell::UnsafeCell;
 use std::fmt;
@@ -32,7 +37,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{
     AtomicBool, AtomicU8, AtomicU64, AtomicUsize,
-    Ordering::{Relaxed, SeqCst},
+    Ordering::{Acquire, Relaxed, Release, SeqCst},
 };
 use std::task::{Context, Poll, Waker};
 
@@ -44,23 +49,10 @@ use super::lanes::Lanes;
 use super::{Backpressure, MailboxConfig, MailboxItem, MailboxKind, SystemSignal};
 use crate::util::once_box::OnceBox;
 
-const CLOSED: usize = 0b0001;
-const PARKED: usize = 0b0010;
-/// A sender is waking the receiver through the waker slot.
-const WAKING: usize = 0b0100;
-const ONE: usize = 0b1000;
-const LEN_SHIFT: u32 = 3;
-
-/// `state` after a sender (or signal) has taken the parked flag: `PARKED`
-/// becomes `WAKING` if it was set.
-#[inline]
-const fn unpark(state: usize) -> usize {
-    if state & PARKED != 0 {
-        (state & !PARKED) | WAKING
-    } else {
-        state
-    }
-}
+const CLOSED: usize = 0b01;
+const PARKED: usize = 0b10;
+const ONE: usize = 0b100;
+const LEN_SHIFT: u32 = 2;
 
 #[inline]
 const fn len_of(state: usize) -> usize {
@@ -81,6 +73,14 @@ pub enum Received<T> {
     Signal(SystemSignal),
     /// A user message.
     Item(T),
+}
+
+/// What a receiver found ready: a signal, or a user item it has claimed
+/// but not yet taken out of the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ready {
+    Signal(SystemSignal),
+    Item,
 }
 
 /// A push that was accepted.
@@ -124,13 +124,13 @@ impl<T> fmt::Debug for PushError<T> {
     }
 }
 
-/// The receiver's waker, guarded by the mailbox's `PARKED` and `WAKING`
-/// flags (see the module docs) instead of a lock of its own.
+/// The receiver's waker, guarded by the mailbox's `PARKED` flag and park
+/// counters (see the module docs) instead of a lock of its own.
 struct WakerSlot(UnsafeCell<Option<Waker>>);
 
 // SAFETY: the waker is `Send + Sync`; the slot is written only by the
 // receiver while no sender can read it, and read only by the one sender
-// holding `WAKING`, per the protocol in the module docs.
+// resolving the current park, per the protocol in the module docs.
 unsafe impl Sync for WakerSlot {}
 
 /// A mailbox: many senders, one receiver.
@@ -176,6 +176,10 @@ pub struct Mailbox<T> {
     /// Bounded with `DropOldest`: senders may claim (evict) items too.
     senders_evict: bool,
     kind: MailboxKind,
+    /// Parks resolved so far (see [`resolve_park`](Self::resolve_park)).
+    resolved_parks: AtomicUsize,
+    /// Parks made so far; written only by the receiver.
+    parks: AtomicUsize,
     receiver_taken: AtomicBool,
     blocked_senders: AtomicUsize,
     dropped: AtomicU64,
@@ -252,6 +256,8 @@ impl<T: MailboxItem> Mailbox<T> {
             backpressure: config.backpressure,
             signals: AtomicU8::new(0),
             claimed: AtomicUsize::new(0),
+            resolved_parks: AtomicUsize::new(0),
+            parks: AtomicUsize::new(0),
             receiver_taken: AtomicBool::new(false),
             senders_may_block: capacity != usize::MAX && config.backpressure == Backpressure::Block,
             senders_evict: capacity != usize::MAX
@@ -286,7 +292,7 @@ impl<T: MailboxItem> Mailbox<T> {
             }
             match self
                 .state
-                .compare_exchange_weak(state, unpark(state + ONE), SeqCst, SeqCst)
+                .compare_exchange_weak(state, (state + ONE) & !PARKED, SeqCst, SeqCst)
             {
                 Ok(_) => break full,
                 Err(actual) => state = actual,
@@ -351,7 +357,7 @@ impl<T: MailboxItem> Mailbox<T> {
         while state & PARKED != 0 {
             match self
                 .state
-                .compare_exchange_weak(state, unpark(state), SeqCst, SeqCst)
+                .compare_exchange_weak(state, state & !PARKED, SeqCst, SeqCst)
             {
                 Ok(_) => {
                     self.wake_receiver();
@@ -363,15 +369,49 @@ impl<T: MailboxItem> Mailbox<T> {
         true
     }
 
-    /// Wakes the parked receiver; called only by whoever moved `PARKED` to
-    /// `WAKING` (see the module docs).
+    /// Wakes the parked receiver; called only by whoever cleared `PARKED`
+    /// (see the module docs).
     fn wake_receiver(&self) {
-        // SAFETY: `WAKING` is set, so the receiver does not write the slot
-        // until it is cleared below.
+        // SAFETY: this caller resolves the current park, and the receiver
+        // does not write the slot until it is resolved, below.
         if let Some(waker) = unsafe { &*self.rx_waker.0.get() } {
             waker.wake_by_ref();
         }
-        self.state.fetch_and(!WAKING, SeqCst);
+        self.resolve_park();
+    }
+
+    /// Records that the current park is resolved: its waker was woken (or
+    /// the receiver took the park back) and nobody reads the slot for it
+    /// any more. Exactly one party resolves each park, and a receiver parks
+    /// again only after the last park is resolved, so this is never called
+    /// twice at once: a load and a release store count without a locked
+    /// instruction, which after a wake would wait for the wake's stores to
+    /// drain.
+    fn resolve_park(&self) {
+        // The previous resolution happened before the receiver parked, and
+        // that park before this call took it (SeqCst on `state`), so this
+        // load sees it.
+        let resolved = self.resolved_parks.load(Relaxed);
+        self.resolved_parks.store(resolved.wrapping_add(1), Release);
+    }
+
+    /// Receiver only, after setting `PARKED`: counts the park.
+    fn count_park(&self) {
+        let parks = self.parks.load(Relaxed);
+        self.parks.store(parks.wrapping_add(1), Relaxed);
+    }
+
+    /// Receiver only: waits until every park is resolved, so that no sender
+    /// reads the waker slot. Only a sender still inside `wake_by_ref` can
+    /// hold it up, for nanoseconds.
+    fn wait_for_waker(&self) {
+        let parks = self.parks.load(Relaxed);
+        if self.resolved_parks.load(Acquire) != parks {
+            let backoff = Backoff::new();
+            while self.resolved_parks.load(Acquire) != parks {
+                backoff.snooze();
+            }
+        }
     }
 
     /// Closes the mailbox: every later push fails with [`PushError::Closed`]
@@ -458,20 +498,7 @@ impl<'a, T: MailboxItem> MailboxReceiver<'a, T> {
     /// next user item. `None` when both lanes are empty.
     #[inline]
     pub fn try_recv(&mut self) -> Option<Received<T>> {
-        let mailbox = self.mailbox;
-        if mailbox.signals.load(SeqCst) != 0
-            && let Some(signal) = mailbox.take_signal()
-        {
-            return Some(Received::Signal(signal));
-        }
-        if !self.claim() {
-            return None;
-        }
-        let item = self.pop_claimed();
-        if mailbox.senders_may_block && mailbox.blocked_senders.load(SeqCst) > 0 {
-            mailbox.room.notify_one();
-        }
-        Some(Received::Item(item))
+        self.try_ready().map(|ready| self.take(ready))
     }
 
     /// Waits for the next item.
@@ -482,40 +509,83 @@ impl<'a, T: MailboxItem> MailboxReceiver<'a, T> {
     /// Polls for the next item, registering `cx`'s waker when both lanes are empty.
     #[inline]
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Received<T>> {
-        match self.try_recv() {
-            Some(received) => Poll::Ready(received),
+        self.poll_ready(cx).map(|ready| self.take(ready))
+    }
+
+    /// Polls for the next item like [`poll_recv`](Self::poll_recv), but
+    /// leaves a user item in the queue, claimed: the caller must take it
+    /// with [`take_claimed`](Self::take_claimed) before anything else
+    /// touches this receiver. The actor loop reads the message straight from
+    /// its slot this way, instead of moving it through every layer of
+    /// `Poll<Received<Delivery<M>>>` (each move of a small enum mixes
+    /// 8- and 16-byte copies that stall store-to-load forwarding).
+    #[inline]
+    pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Ready> {
+        match self.try_ready() {
+            Some(ready) => Poll::Ready(ready),
             None => self.park(cx),
         }
+    }
+
+    /// A pending signal, else a claimed user item; `None` when both lanes
+    /// are empty.
+    #[inline(always)]
+    fn try_ready(&mut self) -> Option<Ready> {
+        let mailbox = self.mailbox;
+        if mailbox.signals.load(SeqCst) != 0
+            && let Some(signal) = mailbox.take_signal()
+        {
+            return Some(Ready::Signal(signal));
+        }
+        self.claim().then_some(Ready::Item)
+    }
+
+    /// What `ready` stands for, with a claimed item taken out of the queue.
+    #[inline(always)]
+    fn take(&mut self, ready: Ready) -> Received<T> {
+        match ready {
+            Ready::Signal(signal) => Received::Signal(signal),
+            Ready::Item => Received::Item(self.take_claimed()),
+        }
+    }
+
+    /// Takes the item that [`poll_ready`](Self::poll_ready) claimed, and
+    /// lets a sender waiting for room try again.
+    #[inline(always)]
+    pub(crate) fn take_claimed(&mut self) -> T {
+        let mailbox = self.mailbox;
+        let item = self.pop_claimed();
+        if mailbox.senders_may_block && mailbox.blocked_senders.load(SeqCst) > 0 {
+            mailbox.room.notify_one();
+        }
+        item
     }
 
     /// Registers `cx`'s waker and marks the mailbox parked, unless an item
     /// or signal arrived meanwhile. Out of line: the message loop's fast
     /// path (an item waiting) stays small.
     #[inline(never)]
-    fn park(&mut self, cx: &mut Context<'_>) -> Poll<Received<T>> {
+    fn park(&mut self, cx: &mut Context<'_>) -> Poll<Ready> {
         let mailbox = self.mailbox;
         let mut state = mailbox.state.load(SeqCst);
-        // Own the waker slot: no sender may be reading it (`WAKING`) or
-        // about to (`PARKED`, left by an earlier poll: take it back).
-        let backoff = Backoff::new();
-        loop {
-            if state & WAKING != 0 {
-                backoff.snooze();
-                state = mailbox.state.load(SeqCst);
-            } else if state & PARKED != 0 {
-                match mailbox
-                    .state
-                    .compare_exchange_weak(state, state & !PARKED, SeqCst, SeqCst)
-                {
-                    Ok(_) => state &= !PARKED,
-                    Err(actual) => state = actual,
+        // Own the waker slot: take back a `PARKED` left by an earlier poll
+        // (no sender may start reading the slot then), and wait for the
+        // sender that took the last park to finish reading it.
+        while state & PARKED != 0 {
+            match mailbox
+                .state
+                .compare_exchange_weak(state, state & !PARKED, SeqCst, SeqCst)
+            {
+                Ok(_) => {
+                    mailbox.resolve_park();
+                    state &= !PARKED;
                 }
-            } else {
-                break;
+                Err(actual) => state = actual,
             }
         }
-        // SAFETY: neither `PARKED` nor `WAKING` is set and only this
-        // receiver sets `PARKED`, so no sender touches the slot now.
+        mailbox.wait_for_waker();
+        // SAFETY: every park is resolved and only this receiver parks, so
+        // no sender touches the slot now.
         let slot = unsafe { &mut *mailbox.rx_waker.0.get() };
         match slot {
             Some(waker) if waker.will_wake(cx.waker()) => {}
@@ -523,26 +593,31 @@ impl<'a, T: MailboxItem> MailboxReceiver<'a, T> {
         }
         loop {
             if len_of(state) > 0 || mailbox.signals.load(SeqCst) != 0 {
-                if let Some(received) = self.try_recv() {
-                    return Poll::Ready(received);
+                if let Some(ready) = self.try_ready() {
+                    return Poll::Ready(ready);
                 }
                 state = mailbox.state.load(SeqCst);
                 continue;
-            }
-            // Parked already (by the signal case below), or a sender is
-            // waking the waker just stored: either way a wake will come.
-            // (Never set `PARKED` while `WAKING` is: one waker at a time.)
-            if state & (PARKED | WAKING) != 0 {
-                return Poll::Pending;
             }
             match mailbox
                 .state
                 .compare_exchange_weak(state, state | PARKED, SeqCst, SeqCst)
             {
-                // A signal queued just before we parked cleared no PARKED
-                // bit, so look once more (both sides are SeqCst).
-                Ok(_) if mailbox.signals.load(SeqCst) != 0 => state |= PARKED,
-                Ok(_) => return Poll::Pending,
+                Ok(_) => {
+                    mailbox.count_park();
+                    // A signal queued just before we parked cleared no
+                    // `PARKED` bit, so look once more (both sides are
+                    // SeqCst). Nothing else can be missed: the park saw no
+                    // user item, and every later push sees `PARKED`. The
+                    // park stands either way: a sender may take it (a
+                    // spurious wake) or the next park takes it back.
+                    if mailbox.signals.load(SeqCst) != 0
+                        && let Some(ready) = self.try_ready()
+                    {
+                        return Poll::Ready(ready);
+                    }
+                    return Poll::Pending;
+                }
                 Err(actual) => state = actual,
             }
         }
