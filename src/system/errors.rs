@@ -25,12 +25,30 @@ pub enum SendErrorKind {
 /// }
 /// # }
 /// ```
-#[derive(Debug, thiserror::Error)]
-#[error("{}", describe_send(*.kind, *.actor))]
-pub struct SendError<M> {
+///
+/// The error is one pointer wide (its parts are boxed, allocated only when a
+/// send fails), so `Result<(), SendError<M>>` — the output of every `tell`
+/// — is one word whatever the message's size, and a successful send moves
+/// nothing else around.
+#[derive(thiserror::Error)]
+#[error("{}", describe_send(self.0.kind, self.0.actor))]
+pub struct SendError<M>(Box<Undelivered<M>>);
+
+/// What a [`SendError`] holds.
+struct Undelivered<M> {
     kind: SendErrorKind,
     actor: ActorId,
     message: M,
+}
+
+impl<M: fmt::Debug> fmt::Debug for SendError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendError")
+            .field("kind", &self.0.kind)
+            .field("actor", &self.0.actor)
+            .field("message", &self.0.message)
+            .finish()
+    }
 }
 
 fn describe_send(kind: SendErrorKind, actor: ActorId) -> String {
@@ -47,41 +65,43 @@ fn describe_send(kind: SendErrorKind, actor: ActorId) -> String {
 }
 
 impl<M> SendError<M> {
+    #[cold]
     pub(crate) fn new(kind: SendErrorKind, actor: ActorId, message: M) -> Self {
-        Self {
+        Self(Box::new(Undelivered {
             kind,
             actor,
             message,
-        }
+        }))
     }
 
     /// The same error around `f(message)`.
     pub(crate) fn map_message<T>(self, f: impl FnOnce(M) -> T) -> SendError<T> {
-        SendError {
-            kind: self.kind,
-            actor: self.actor,
-            message: f(self.message),
-        }
+        let Undelivered {
+            kind,
+            actor,
+            message,
+        } = *self.0;
+        SendError::new(kind, actor, f(message))
     }
 
     /// What went wrong.
     pub fn kind(&self) -> SendErrorKind {
-        self.kind
+        self.0.kind
     }
 
     /// The intended recipient.
     pub fn actor(&self) -> ActorId {
-        self.actor
+        self.0.actor
     }
 
     /// The message that was not delivered.
     pub fn message(&self) -> &M {
-        &self.message
+        &self.0.message
     }
 
     /// Takes the undelivered message back.
     pub fn into_message(self) -> M {
-        self.message
+        self.0.message
     }
 }
 
