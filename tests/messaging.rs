@@ -637,3 +637,77 @@ async fn stopping_the_root_shuts_down_a_chain_of_descendants() {
     }
     within(system.all_stopped()).await;
 }
+
+// ---------------------------------------------------------------------------
+// Ownership: the actor loop moves each message out of its mailbox slot in
+// place (no copy through a returned value); every message must be dropped
+// exactly once, whatever the lanes.
+// ---------------------------------------------------------------------------
+
+#[derive(Debug)]
+enum Owned {
+    Keep(Arc<()>),
+    Handled(ReplyTo<u64>),
+}
+
+impl Message for Owned {
+    const MESSAGE_TYPE: &'static str = "it.owned";
+}
+
+struct Dropper(u64);
+
+impl Actor for Dropper {
+    type Message = Owned;
+    type Error = std::convert::Infallible;
+    async fn handle_message(
+        &mut self,
+        message: Owned,
+        _: &mut ActorContext<Owned>,
+    ) -> Result<(), Self::Error> {
+        match message {
+            Owned::Keep(token) => {
+                self.0 += 1;
+                drop(token);
+            }
+            Owned::Handled(reply) => {
+                let _ = reply.reply(self.0);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_message_is_dropped_exactly_once_whatever_the_lanes() {
+    let system = system();
+    let mailboxes = [
+        MailboxConfig::unbounded(),
+        MailboxConfig::bounded(4, Backpressure::Block),
+        MailboxConfig::bounded(10_000, Backpressure::DropOldest),
+        MailboxConfig::unbounded().with_kind(MailboxKind::Priority),
+    ];
+    for mailbox in mailboxes {
+        let token = Arc::new(());
+        let actor = system
+            .spawn_builder()
+            .mailbox(mailbox)
+            .spawn(Dropper(0))
+            .unwrap();
+        for i in 0..500 {
+            if i % 5 == 0 {
+                let envelope = MessageEnvelope::new(actor.id().into(), Owned::Keep(token.clone()));
+                actor.tell_envelope(envelope).await.unwrap();
+            } else {
+                actor.tell(Owned::Keep(token.clone())).await.unwrap();
+            }
+        }
+        let handled = actor.ask(Owned::Handled, PATIENCE).await.unwrap();
+        assert_eq!(handled, 500, "{mailbox:?}");
+        assert_eq!(
+            Arc::strong_count(&token),
+            1,
+            "{mailbox:?}: a message leaked"
+        );
+        actor.stop();
+    }
+}

@@ -1,5 +1,8 @@
 //! Storage of the user lane: one lock-free queue, or one per priority.
 
+use std::mem::MaybeUninit;
+use std::ptr;
+
 use crossbeam_queue::SegQueue;
 
 use super::mpsc::MpscQueue;
@@ -63,6 +66,23 @@ impl<T: MailboxItem> Lanes<T> {
             Lanes::Fifo(q) => Some(unsafe { q.pop() }),
             Lanes::SharedFifo(q) => q.pop(),
             Lanes::Priority(qs) => qs.iter().rev().find_map(SegQueue::pop),
+        }
+    }
+
+    /// [`pop_next`](Self::pop_next), leaving a FIFO item in its slot (see
+    /// [`MpscQueue::pop_in_place`]); an item of the other lanes is moved to
+    /// `staging`. Returns where the item is, for the caller to move it out
+    /// exactly once before the next pop.
+    ///
+    /// # Safety
+    /// As for [`pop_next`](Self::pop_next).
+    #[inline(always)]
+    pub(crate) unsafe fn pop_next_in_place(&self, staging: &mut MaybeUninit<T>) -> Option<*mut T> {
+        match self {
+            // SAFETY: forwarded from this function's contract.
+            Lanes::Fifo(q) => Some(unsafe { q.pop_in_place() }),
+            // SAFETY: as above.
+            _ => unsafe { self.pop_next() }.map(|item| ptr::from_mut(staging.write(item))),
         }
     }
 

@@ -265,11 +265,25 @@ impl<T> MpscQueue<T> {
     /// in flight.
     ///
     /// # Safety
+    /// As for [`pop_in_place`](Self::pop_in_place).
+    #[inline]
+    pub(crate) unsafe fn pop(&self) -> T {
+        // SAFETY: forwarded; the item is read once, here.
+        unsafe { self.pop_in_place().read() }
+    }
+
+    /// Removes the oldest item like [`pop`](Self::pop), but leaves its
+    /// value in the slot and returns where it is: the caller moves it out
+    /// (`ptr::read`) exactly once, before the next pop, which may free the
+    /// slot's block. Reading a message straight from its slot spares the
+    /// copies a returned value makes on its way to where it is used.
+    ///
+    /// # Safety
     /// Only one thread may pop at a time (single consumer), and only after a
     /// push of this item has at least begun (the caller claimed it from a
     /// count that producers increment before pushing).
     #[inline]
-    pub(crate) unsafe fn pop(&self) -> T {
+    pub(crate) unsafe fn pop_in_place(&self) -> *mut T {
         // SAFETY: single consumer, per the contract.
         let cursor = unsafe { &mut *self.cursor.get() };
         // SAFETY: `head_block` is never freed while it is the cursor's block.
@@ -285,8 +299,8 @@ impl<T> MpscQueue<T> {
             }
         }
         cursor.head += 1;
-        // SAFETY: `ready` says the value was written; it is read once, here.
-        unsafe { (*slot.value.get()).assume_init_read() }
+        // `ready` says the value was written; the caller reads it once.
+        slot.value.get().cast::<T>()
     }
 
     /// Moves the cursor to the next block (waiting for a producer to link
