@@ -19,15 +19,15 @@
 //! The receiver's waker sits in a plain slot guarded by the state word
 //! rather than in an `AtomicWaker`, which would cost two atomic
 //! read-modify-writes and a waker clone on every park and two more on every
-//! wake. A parking receiver sets `PARKED` in the state word; the one
-//! sender (or signal) whose compare-and-swap clears it wakes the waker by
-//! reference and then *resolves* the park by bumping a counter with a plain
-//! release store: one party resolves each park, and the receiver parks
-//! again only once the last park is resolved, so there is never more than
-//! one writer and no locked instruction is needed (a locked one, right
+//! wake. A parking receiver clears a `waker_free` flag and sets `PARKED`
+//! in the state word; the one sender (or signal) whose compare-and-swap
+//! clears `PARKED` wakes the waker by reference and then *resolves* the
+//! park by setting `waker_free` with a plain release store. One party
+//! resolves each park and the receiver parks again only once the last park
+//! is resolved, so no locked instruction is needed (a locked one, right
 //! after the wake's stores, costs a store-buffer drain on every message of
-//! a hop-by-hop workload). The receiver writes the slot only when every
-//! park is resolved and only when the waker changed (a task's waker rarely
+//! a hop-by-hop workload). The receiver writes the slot only while no park
+//! is outstanding and only when the waker changed (a task's waker rarely
 //! does). So the slot is never written while a sender reads it, and a park
 //! costs one atomic read-modify-write.
 
@@ -178,10 +178,9 @@ pub struct Mailbox<T> {
     /// Bounded with `DropOldest`: senders may claim (evict) items too.
     senders_evict: bool,
     kind: MailboxKind,
-    /// Parks resolved so far (see [`resolve_park`](Self::resolve_park)).
-    resolved_parks: AtomicUsize,
-    /// Parks made so far; written only by the receiver.
-    parks: AtomicUsize,
+    /// No park is outstanding, so no sender reads the waker slot (see
+    /// [`resolve_park`](Self::resolve_park)).
+    waker_free: AtomicBool,
     receiver_taken: AtomicBool,
     blocked_senders: AtomicUsize,
     dropped: AtomicU64,
@@ -258,8 +257,7 @@ impl<T: MailboxItem> Mailbox<T> {
             backpressure: config.backpressure,
             signals: AtomicU8::new(0),
             claimed: AtomicUsize::new(0),
-            resolved_parks: AtomicUsize::new(0),
-            parks: AtomicUsize::new(0),
+            waker_free: AtomicBool::new(true),
             receiver_taken: AtomicBool::new(false),
             senders_may_block: capacity != usize::MAX && config.backpressure == Backpressure::Block,
             senders_evict: capacity != usize::MAX
@@ -385,32 +383,20 @@ impl<T: MailboxItem> Mailbox<T> {
     /// Records that the current park is resolved: its waker was woken (or
     /// the receiver took the park back) and nobody reads the slot for it
     /// any more. Exactly one party resolves each park, and a receiver parks
-    /// again only after the last park is resolved, so this is never called
-    /// twice at once: a load and a release store count without a locked
-    /// instruction, which after a wake would wait for the wake's stores to
-    /// drain.
+    /// again only once the last park is resolved, so a plain release store
+    /// does it: no locked instruction, which after a wake would wait for the
+    /// wake's stores to drain.
     fn resolve_park(&self) {
-        // The previous resolution happened before the receiver parked, and
-        // that park before this call took it (SeqCst on `state`), so this
-        // load sees it.
-        let resolved = self.resolved_parks.load(Relaxed);
-        self.resolved_parks.store(resolved.wrapping_add(1), Release);
+        self.waker_free.store(true, Release);
     }
 
-    /// Receiver only, after setting `PARKED`: counts the park.
-    fn count_park(&self) {
-        let parks = self.parks.load(Relaxed);
-        self.parks.store(parks.wrapping_add(1), Relaxed);
-    }
-
-    /// Receiver only: waits until every park is resolved, so that no sender
-    /// reads the waker slot. Only a sender still inside `wake_by_ref` can
-    /// hold it up, for nanoseconds.
+    /// Receiver only: waits until the last park is resolved, so that no
+    /// sender reads the waker slot. Only a sender still inside
+    /// `wake_by_ref` can hold it up, for nanoseconds.
     fn wait_for_waker(&self) {
-        let parks = self.parks.load(Relaxed);
-        if self.resolved_parks.load(Acquire) != parks {
+        if !self.waker_free.load(Acquire) {
             let backoff = Backoff::new();
-            while self.resolved_parks.load(Acquire) != parks {
+            while !self.waker_free.load(Acquire) {
                 backoff.snooze();
             }
         }
@@ -606,7 +592,7 @@ impl<'a, T: MailboxItem> MailboxReceiver<'a, T> {
             }
         }
         mailbox.wait_for_waker();
-        // SAFETY: every park is resolved and only this receiver parks, so
+        // SAFETY: no park is outstanding and only this receiver parks, so
         // no sender touches the slot now.
         let slot = unsafe { &mut *mailbox.rx_waker.0.get() };
         match slot {
@@ -621,12 +607,14 @@ impl<'a, T: MailboxItem> MailboxReceiver<'a, T> {
                 state = mailbox.state.load(SeqCst);
                 continue;
             }
+            // Outstanding from the moment `PARKED` is set (the SeqCst
+            // compare-and-swap publishes this store with it).
+            mailbox.waker_free.store(false, Relaxed);
             match mailbox
                 .state
                 .compare_exchange_weak(state, state | PARKED, SeqCst, SeqCst)
             {
                 Ok(_) => {
-                    mailbox.count_park();
                     // A signal queued just before we parked cleared no
                     // `PARKED` bit, so look once more (both sides are
                     // SeqCst). Nothing else can be missed: the park saw no
@@ -640,7 +628,10 @@ impl<'a, T: MailboxItem> MailboxReceiver<'a, T> {
                     }
                     return Poll::Pending;
                 }
-                Err(actual) => state = actual,
+                Err(actual) => {
+                    mailbox.waker_free.store(true, Relaxed);
+                    state = actual;
+                }
             }
         }
     }
