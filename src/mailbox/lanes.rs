@@ -24,7 +24,7 @@ pub(crate) enum Lanes<T> {
     Fifo(MpscQueue<T>),
     /// FIFO with `DropOldest`: senders pop victims too, so the queue must
     /// allow several consumers.
-    SharedFifo(SegQueue<T>),
+    SharedFifo(Box<SegQueue<T>>),
     /// Indexed by `MessagePriority::index()`; senders may pop victims.
     Priority(Box<[SegQueue<T>; MessagePriority::COUNT]>),
 }
@@ -38,7 +38,7 @@ impl<T: MailboxItem> Lanes<T> {
             MailboxKind::Fifo
                 if config.capacity.is_some() && config.backpressure == Backpressure::DropOldest =>
             {
-                Lanes::SharedFifo(SegQueue::new())
+                Lanes::SharedFifo(Box::new(SegQueue::new()))
             }
             MailboxKind::Fifo => Lanes::Fifo(MpscQueue::new()),
         }
@@ -135,8 +135,14 @@ mod tests {
     }
 
     #[test]
-    fn each_half_of_the_single_consumer_queue_sits_on_its_own_cache_lines() {
-        assert!(std::mem::align_of::<Lanes<P>>() >= 128);
+    fn lanes_are_six_words_whatever_the_item() {
+        // Allocated for every actor that receives a message: keep it small
+        // (see `MpscQueue`).
+        assert_eq!(std::mem::size_of::<Lanes<P>>(), 6 * size_of::<usize>());
+        assert_eq!(
+            std::mem::size_of::<Lanes<[u8; 4096]>>(),
+            6 * size_of::<usize>()
+        );
     }
 
     #[test]

@@ -21,7 +21,6 @@
 pub mod backpressure;
 pub mod config;
 pub mod dead_letter;
-mod lane_pool;
 pub mod lanes;
 mod mpsc;
 pub mod queue;

@@ -46,7 +46,6 @@ use std::task::{Context, Poll, Waker};
 use crossbeam_utils::Backoff;
 use tokio::sync::Notify;
 
-use super::lane_pool::LanePool;
 use super::lanes::Lanes;
 use super::{Backpressure, MailboxConfig, MailboxItem, MailboxKind, SystemSignal};
 use crate::util::once_box::OnceBox;
@@ -166,7 +165,7 @@ pub struct Mailbox<T> {
     claimed: AtomicUsize,
     /// Allocated on the first push: an actor that is never sent anything
     /// pays one pointer for its user lane.
-    lanes: OnceBox<Lanes<T>, LanePool>,
+    lanes: OnceBox<Lanes<T>>,
     capacity: usize,
     rx_waker: WakerSlot,
     /// The system lane: one bit per pending [`SystemSignal`]. Read by the

@@ -6,69 +6,33 @@ use std::marker::PhantomData;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicPtr, Ordering};
 
-/// Where a [`OnceBox`] keeps its value: [`Global`] (a plain `Box`) unless a
-/// value has a better place, such as the mailbox's lane pool.
-///
-/// # Safety
-/// [`store`](Self::store) must return a pointer to a live, properly aligned
-/// `T` that nothing else uses until it is handed to
-/// [`discard`](Self::discard): `OnceBox` gives out shared references to it.
-pub(crate) unsafe trait Storage<T> {
-    /// Moves `value` into memory of its own.
-    fn store(value: T) -> NonNull<T>;
-
-    /// Drops the value and gives its memory back.
-    ///
-    /// # Safety
-    /// `value` came from [`store`](Self::store) of the same storage and is
-    /// not used again.
-    unsafe fn discard(value: NonNull<T>);
-}
-
-/// The global allocator, through `Box`.
-pub(crate) struct Global;
-
-// SAFETY: a leaked `Box` is live, aligned and owned until `discard`.
-unsafe impl<T> Storage<T> for Global {
-    fn store(value: T) -> NonNull<T> {
-        NonNull::from(Box::leak(Box::new(value)))
-    }
-
-    unsafe fn discard(value: NonNull<T>) {
-        // SAFETY: per the contract, it came from `Box::leak` in `store`.
-        drop(unsafe { Box::from_raw(value.as_ptr()) });
-    }
-}
-
-/// A lazily allocated `T` (kept by the storage `S`, a `Box` by default) that
-/// any thread may initialise; if two race, one allocation wins and the other
-/// is dropped.
-pub(crate) struct OnceBox<T, S: Storage<T> = Global> {
+/// A lazily allocated `T` that any thread may initialise; if two race, one
+/// allocation wins and the other is dropped.
+pub(crate) struct OnceBox<T> {
     ptr: AtomicPtr<T>,
-    storage: PhantomData<S>,
+    /// Owns a `Box<T>` (for drop check and auto traits).
+    owns: PhantomData<Box<T>>,
 }
 
 // SAFETY: the box is shared by reference after publication (hence `T: Sync`)
-// and may be created on one thread and dropped on another (hence `T: Send`);
-// `S` is only a marker type for its functions.
-unsafe impl<T: Send + Sync, S: Storage<T>> Send for OnceBox<T, S> {}
+// and may be created on one thread and dropped on another (hence `T: Send`).
+unsafe impl<T: Send + Sync> Send for OnceBox<T> {}
 // SAFETY: as above.
-unsafe impl<T: Send + Sync, S: Storage<T>> Sync for OnceBox<T, S> {}
+unsafe impl<T: Send + Sync> Sync for OnceBox<T> {}
 
-impl<T, S: Storage<T>> OnceBox<T, S> {
+impl<T> OnceBox<T> {
     pub(crate) const fn new() -> Self {
         Self {
             ptr: AtomicPtr::new(ptr::null_mut()),
-            storage: PhantomData,
+            owns: PhantomData,
         }
     }
 
     /// The value, if it has been created.
     #[inline]
     pub(crate) fn get(&self) -> Option<&T> {
-        // SAFETY: a non-null pointer was published by `init` from
-        // `S::store` (live and unshared, per `Storage`'s contract) and is
-        // discarded only in `drop` (which needs `&mut self`).
+        // SAFETY: a non-null pointer was published by `init` from a leaked
+        // `Box` and is freed only in `drop` (which needs `&mut self`).
         unsafe { self.ptr.load(Ordering::Acquire).as_ref() }
     }
 
@@ -83,7 +47,7 @@ impl<T, S: Storage<T>> OnceBox<T, S> {
 
     #[cold]
     fn init(&self, init: impl FnOnce() -> T) -> &T {
-        let fresh = S::store(init());
+        let fresh = NonNull::from(Box::leak(Box::new(init())));
         match self.ptr.compare_exchange(
             ptr::null_mut(),
             fresh.as_ptr(),
@@ -93,9 +57,10 @@ impl<T, S: Storage<T>> OnceBox<T, S> {
             // SAFETY: just published; lives until `drop`.
             Ok(_) => unsafe { fresh.as_ref() },
             Err(winner) => {
-                // SAFETY: `fresh` was never shared; `winner` is published.
+                // SAFETY: `fresh` was never shared (its `Box` is taken back);
+                // `winner` is published and lives until `drop`.
                 unsafe {
-                    S::discard(fresh);
+                    drop(Box::from_raw(fresh.as_ptr()));
                     &*winner
                 }
             }
@@ -103,11 +68,12 @@ impl<T, S: Storage<T>> OnceBox<T, S> {
     }
 }
 
-impl<T, S: Storage<T>> Drop for OnceBox<T, S> {
+impl<T> Drop for OnceBox<T> {
     fn drop(&mut self) {
-        if let Some(value) = NonNull::new(*self.ptr.get_mut()) {
-            // SAFETY: exclusive access; the pointer came from `S::store`.
-            unsafe { S::discard(value) };
+        let value = *self.ptr.get_mut();
+        if !value.is_null() {
+            // SAFETY: exclusive access; the pointer came from `Box::leak`.
+            drop(unsafe { Box::from_raw(value) });
         }
     }
 }
@@ -128,7 +94,7 @@ mod tests {
         }
         for _ in 0..100 {
             let drops = Arc::new(AtomicUsize::new(0));
-            let cell = Arc::new(OnceBox::<_>::new());
+            let cell = Arc::new(OnceBox::new());
             let seen: Vec<usize> = (0..4)
                 .map(|i| {
                     let cell = cell.clone();
@@ -148,7 +114,7 @@ mod tests {
 
     #[test]
     fn get_is_none_until_initialised() {
-        let cell = OnceBox::<_>::new();
+        let cell = OnceBox::new();
         assert!(cell.get().is_none());
         assert_eq!(*cell.get_or_init(|| 5), 5);
         assert_eq!(cell.get(), Some(&5));
