@@ -353,19 +353,29 @@ impl<T: MailboxItem> Mailbox<T> {
             return false;
         }
         let mut state = self.state.load(SeqCst);
-        while state & PARKED != 0 {
-            match self
-                .state
-                .compare_exchange_weak(state, state & !PARKED, SeqCst, SeqCst)
-            {
-                Ok(_) => {
-                    self.wake_receiver();
-                    break;
-                }
-                Err(actual) => state = actual,
-            }
+        if self.take_park(&mut state) {
+            self.wake_receiver();
         }
         true
+    }
+
+    /// Clears `PARKED` if it is set, starting from `state` (a recent load,
+    /// updated to the word as this call leaves it). `true` if this call
+    /// cleared it: the caller then resolves that park.
+    fn take_park(&self, state: &mut usize) -> bool {
+        while *state & PARKED != 0 {
+            match self
+                .state
+                .compare_exchange_weak(*state, *state & !PARKED, SeqCst, SeqCst)
+            {
+                Ok(_) => {
+                    *state &= !PARKED;
+                    return true;
+                }
+                Err(actual) => *state = actual,
+            }
+        }
+        false
     }
 
     /// Wakes the parked receiver; called only by whoever cleared `PARKED`
@@ -578,17 +588,8 @@ impl<'a, T: MailboxItem> MailboxReceiver<'a, T> {
         // Own the waker slot: take back a `PARKED` left by an earlier poll
         // (no sender may start reading the slot then), and wait for the
         // sender that took the last park to finish reading it.
-        while state & PARKED != 0 {
-            match mailbox
-                .state
-                .compare_exchange_weak(state, state & !PARKED, SeqCst, SeqCst)
-            {
-                Ok(_) => {
-                    mailbox.resolve_park();
-                    state &= !PARKED;
-                }
-                Err(actual) => state = actual,
-            }
+        if mailbox.take_park(&mut state) {
+            mailbox.resolve_park();
         }
         mailbox.wait_for_waker();
         // SAFETY: no park is outstanding and only this receiver parks, so
