@@ -125,8 +125,8 @@ impl<T> fmt::Debug for PushError<T> {
     }
 }
 
-/// The receiver's waker, guarded by the mailbox's `PARKED` flag and park
-/// counters (see the module docs) instead of a lock of its own.
+/// The receiver's waker, guarded by the mailbox's `PARKED` and
+/// `waker_free` flags (see the module docs) instead of a lock of its own.
 struct WakerSlot(UnsafeCell<Option<Waker>>);
 
 // SAFETY: the waker is `Send + Sync`; the slot is written only by the
@@ -511,8 +511,8 @@ impl<'a, T: MailboxItem> MailboxReceiver<'a, T> {
 
     /// Polls for the next item like [`poll_recv`](Self::poll_recv), but
     /// leaves a user item in the queue, claimed: the caller must take it
-    /// with [`take_claimed`](Self::take_claimed) before anything else
-    /// touches this receiver. The actor loop reads the message straight from
+    /// with [`take_claimed_in_place`](Self::take_claimed_in_place) before
+    /// anything else touches this receiver. The actor loop reads the message straight from
     /// its slot this way, instead of moving it through every layer of
     /// `Poll<Received<Delivery<M>>>` (each move of a small enum mixes
     /// 8- and 16-byte copies that stall store-to-load forwarding).
