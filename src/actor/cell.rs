@@ -148,6 +148,28 @@ impl<M: Message> ActorCell<M> {
         }
     }
 
+    /// [`new`](Self::new), built straight into its shared allocation:
+    /// `Arc::new` builds the cell on the stack first and copies it over,
+    /// hundreds of bytes moved in pieces that stall store-to-load
+    /// forwarding on every spawn and restart.
+    pub(crate) fn new_shared(
+        id: ActorId,
+        name: Option<Arc<str>>,
+        mailbox: MailboxConfig,
+        shared: Arc<SystemShared>,
+        watcher: Option<Arc<dyn LifecycleWatcher>>,
+    ) -> Arc<Self> {
+        let mut cell = Arc::<Self>::new_uninit();
+        match Arc::get_mut(&mut cell) {
+            Some(slot) => {
+                slot.write(Self::new(id, name, mailbox, shared, watcher));
+            }
+            None => unreachable!("a fresh Arc has one owner"),
+        }
+        // SAFETY: written just above.
+        unsafe { cell.assume_init() }
+    }
+
     pub(crate) fn state(&self) -> ActorState {
         ActorState::from_u8(self.state.load(Ordering::Acquire))
     }

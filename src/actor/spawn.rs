@@ -136,13 +136,13 @@ where
         .mailbox
         .validate()
         .map_err(SystemError::InvalidMailbox)?;
-    let cell = Arc::new(ActorCell::new(
+    let cell = ActorCell::new_shared(
         ActorId::next(),
         options.name,
         options.mailbox,
         system.shared(),
         options.watcher,
-    ));
+    );
     let myself = ActorRef::from_cell(cell.clone());
     if let Some(name) = options.register {
         system.registry().register_name(name, &myself)?;
