@@ -765,7 +765,7 @@ mod tests {
             page: Page,
             _: &mut ActorContext<Page>,
         ) -> Result<(), Infallible> {
-            std::hint::black_box(&page);
+            std::hint::black_box(&page.0);
             Ok(())
         }
     }
