@@ -125,34 +125,11 @@ impl<M: Message> fmt::Debug for ActorCell<M> {
 }
 
 impl<M: Message> ActorCell<M> {
+    /// A new cell, built straight into its shared allocation: `Arc::new`
+    /// would build it on the stack first and copy it over, hundreds of
+    /// bytes moved in pieces that stall store-to-load forwarding on every
+    /// spawn and restart.
     pub(crate) fn new(
-        id: ActorId,
-        name: Option<Arc<str>>,
-        mailbox: MailboxConfig,
-        shared: Arc<SystemShared>,
-        watcher: Option<Arc<dyn LifecycleWatcher>>,
-    ) -> Self {
-        Self {
-            mailbox: Mailbox::new(mailbox),
-            id,
-            name,
-            shared,
-            state: AtomicU8::new(ActorState::Starting.to_u8()),
-            registered: AtomicBool::new(false),
-            current_envelope: AtomicU64::new(0),
-            exit: OnceLock::new(),
-            exited: Notify::new(),
-            exit_waiters: AtomicU32::new(0),
-            abort: Mutex::new(None),
-            watcher,
-        }
-    }
-
-    /// [`new`](Self::new), built straight into its shared allocation:
-    /// `Arc::new` builds the cell on the stack first and copies it over,
-    /// hundreds of bytes moved in pieces that stall store-to-load
-    /// forwarding on every spawn and restart.
-    pub(crate) fn new_shared(
         id: ActorId,
         name: Option<Arc<str>>,
         mailbox: MailboxConfig,
@@ -162,7 +139,20 @@ impl<M: Message> ActorCell<M> {
         let mut cell = Arc::<Self>::new_uninit();
         match Arc::get_mut(&mut cell) {
             Some(slot) => {
-                slot.write(Self::new(id, name, mailbox, shared, watcher));
+                slot.write(Self {
+                    mailbox: Mailbox::new(mailbox),
+                    id,
+                    name,
+                    shared,
+                    state: AtomicU8::new(ActorState::Starting.to_u8()),
+                    registered: AtomicBool::new(false),
+                    current_envelope: AtomicU64::new(0),
+                    exit: OnceLock::new(),
+                    exited: Notify::new(),
+                    exit_waiters: AtomicU32::new(0),
+                    abort: Mutex::new(None),
+                    watcher,
+                });
             }
             None => unreachable!("a fresh Arc has one owner"),
         }
@@ -370,13 +360,13 @@ mod tests {
 
     #[tokio::test]
     async fn exit_is_published_once_and_wakes_waiters() {
-        let cell = Arc::new(ActorCell::<u64>::new(
+        let cell = ActorCell::<u64>::new(
             ActorId::next(),
             None,
             MailboxConfig::unbounded(),
             shared(),
             None,
-        ));
+        );
         let waiter = tokio::spawn({
             let cell = cell.clone();
             async move { cell.wait_for_exit().await }
@@ -398,13 +388,13 @@ mod tests {
     async fn a_waiter_racing_the_exit_always_wakes() {
         let shared = shared();
         for round in 0..2_000 {
-            let cell = Arc::new(ActorCell::<u64>::new(
+            let cell = ActorCell::<u64>::new(
                 ActorId::next(),
                 None,
                 MailboxConfig::unbounded(),
                 shared.clone(),
                 None,
-            ));
+            );
             let waiter = tokio::spawn({
                 let cell = cell.clone();
                 async move { cell.wait_for_exit().await }

@@ -136,7 +136,7 @@ where
         .mailbox
         .validate()
         .map_err(SystemError::InvalidMailbox)?;
-    let cell = ActorCell::new_shared(
+    let cell = ActorCell::new(
         ActorId::next(),
         options.name,
         options.mailbox,
