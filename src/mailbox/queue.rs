@@ -565,13 +565,7 @@ impl<'a, T: MailboxItem> MailboxReceiver<'a, T> {
     #[inline(always)]
     pub(crate) fn take_claimed_in_place(&mut self, staging: &mut MaybeUninit<T>) -> *mut T {
         let mailbox = self.mailbox;
-        // SAFETY: this receiver is the only one (`receiver_taken`), and the
-        // item was claimed from the count just before.
-        let item = match mailbox.lanes.get() {
-            Some(lanes) => unsafe { lanes.pop_next_in_place(staging) },
-            None => None,
-        }
-        .unwrap_or_else(|| ptr::from_mut(staging.write(self.pop_claimed_in_flight())));
+        let item = self.pop_claimed_in_place(staging);
         if mailbox.senders_may_block && mailbox.blocked_senders.load(SeqCst) > 0 {
             mailbox.room.notify_one();
         }
@@ -690,14 +684,23 @@ impl<'a, T: MailboxItem> MailboxReceiver<'a, T> {
     /// thread; it lands within a few instructions, so back off until it does.
     #[inline(always)]
     fn pop_claimed(&mut self) -> T {
-        if let Some(lanes) = self.mailbox.lanes.get() {
-            // SAFETY: this receiver is the only one (`receiver_taken`), and
-            // the item was claimed from the count just before.
-            if let Some(item) = unsafe { lanes.pop_next() } {
-                return item;
-            }
+        let mut staging = MaybeUninit::uninit();
+        // SAFETY: the item is read once, here, before any other pop.
+        unsafe { self.pop_claimed_in_place(&mut staging).read() }
+    }
+
+    /// [`pop_claimed`](Self::pop_claimed), leaving the item in its queue
+    /// slot or in `staging` (see [`Lanes::pop_next_in_place`]); the caller
+    /// moves it out exactly once, before the next pop.
+    #[inline(always)]
+    fn pop_claimed_in_place(&mut self, staging: &mut MaybeUninit<T>) -> *mut T {
+        // SAFETY: this receiver is the only one (`receiver_taken`), and the
+        // item was claimed from the count just before.
+        match self.mailbox.lanes.get() {
+            Some(lanes) => unsafe { lanes.pop_next_in_place(staging) },
+            None => None,
         }
-        self.pop_claimed_in_flight()
+        .unwrap_or_else(|| ptr::from_mut(staging.write(self.pop_claimed_in_flight())))
     }
 
     /// [`pop_claimed`](Self::pop_claimed) for an item whose push has not
