@@ -336,16 +336,21 @@ mod tests {
         ))
     }
 
-    #[tokio::test]
-    async fn drain_records_every_queued_message() {
-        let shared = shared();
-        let cell = ActorCell::<u64>::new(
+    /// An unsupervised cell with an unbounded mailbox.
+    fn unbounded_cell(shared: &Arc<SystemShared>) -> Arc<ActorCell<u64>> {
+        ActorCell::new(
             ActorId::next(),
             None,
             MailboxConfig::unbounded(),
             shared.clone(),
             None,
-        );
+        )
+    }
+
+    #[tokio::test]
+    async fn drain_records_every_queued_message() {
+        let shared = shared();
+        let cell = unbounded_cell(&shared);
         for i in 0..3 {
             let _ = cell.mailbox.try_push(Delivery::Tell(i));
         }
@@ -360,13 +365,7 @@ mod tests {
 
     #[tokio::test]
     async fn exit_is_published_once_and_wakes_waiters() {
-        let cell = ActorCell::<u64>::new(
-            ActorId::next(),
-            None,
-            MailboxConfig::unbounded(),
-            shared(),
-            None,
-        );
+        let cell = unbounded_cell(&shared());
         let waiter = tokio::spawn({
             let cell = cell.clone();
             async move { cell.wait_for_exit().await }
@@ -388,13 +387,7 @@ mod tests {
     async fn a_waiter_racing_the_exit_always_wakes() {
         let shared = shared();
         for round in 0..2_000 {
-            let cell = ActorCell::<u64>::new(
-                ActorId::next(),
-                None,
-                MailboxConfig::unbounded(),
-                shared.clone(),
-                None,
-            );
+            let cell = unbounded_cell(&shared);
             let waiter = tokio::spawn({
                 let cell = cell.clone();
                 async move { cell.wait_for_exit().await }

@@ -232,6 +232,17 @@ struct Child {
 }
 
 impl Child {
+    /// A child not started yet.
+    fn new(spec: ChildSpec) -> Self {
+        Self {
+            spec,
+            running: None,
+            pending: false,
+            recycled: None,
+            watcher: None,
+        }
+    }
+
     fn status(&self) -> ChildStatus {
         match (&self.running, self.pending) {
             (Some(_), _) => ChildStatus::Running,
@@ -298,13 +309,7 @@ impl Actor for Supervisor {
             }
         }
         for spec in specs {
-            self.children.push(Child {
-                spec,
-                running: None,
-                pending: false,
-                recycled: None,
-                watcher: None,
-            });
+            self.children.push(Child::new(spec));
             let at = self.children.len() - 1;
             if let Err(reason) = self.start_at(at, StartKind::First, ctx).await {
                 // As OTP: a supervisor whose child cannot start does not
@@ -694,13 +699,7 @@ impl Supervisor {
             return Err(SupervisorError::DuplicateChild { child: spec.id });
         }
         let id = spec.id.clone();
-        self.children.push(Child {
-            spec,
-            running: None,
-            pending: false,
-            recycled: None,
-            watcher: None,
-        });
+        self.children.push(Child::new(spec));
         let at = self.children.len() - 1;
         match self.start_at(at, StartKind::First, ctx).await {
             Ok(actor) => Ok(actor),
