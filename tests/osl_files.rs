@@ -10,7 +10,6 @@
 #![cfg(all(unix, feature = "osl"))]
 
 use std::fmt::Debug;
-use std::io::Write as _;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -1040,42 +1039,222 @@ async fn a_file_over_max_output_bytes_is_not_read() {
     sandbox.assert_denied(result, Operation::FileRead, &big, "reader", limit);
 }
 
+/// A FIFO in a grant is refused at once for `Read`, `Write` and `Append`
+/// (nothing writes to it: a reader that opened it would wait forever, and
+/// with it the actor and the process's exit), each refusal is recorded, and
+/// the actor goes on serving. Its metadata is still readable.
 #[tokio::test]
-async fn the_read_limit_holds_when_the_size_is_not_known_in_advance() {
-    let sandbox = Sandbox::new("limit-fifo");
-    let files = sandbox.files(&small_reads(&sandbox, 16), "reader");
-    // A FIFO reports size 0 and yields whatever is written into it.
+async fn a_fifo_is_refused_at_once_and_the_actor_goes_on() {
+    let sandbox = Sandbox::new("fifo");
+    let files = sandbox.files(&sandbox.read_write(), "reader");
     let fifo = sandbox.granted.join("stream");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .expect("mkfifo runs");
-    assert!(made.success());
-    let writer = {
-        let fifo = fifo.clone();
-        // Blocks until the actor opens the FIFO to read; a reader that
-        // closes early only makes the write fail, which is ignored.
-        std::thread::spawn(move || {
-            let mut pipe = std::fs::OpenOptions::new()
-                .write(true)
-                .open(&fifo)
-                .expect("FIFO opens");
-            let _ = pipe.write_all(&[b'x'; 64]);
-        })
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let not_regular = DenyRule::NotRegularFile {
+        kind: "a FIFO".into(),
     };
 
-    let result = files.read(&fifo).await;
+    let read = files.read(&fifo).await;
+    sandbox.assert_denied(read, Operation::FileRead, &fifo, "reader", not_regular);
+    // Opening a FIFO for writing with no reader fails at once (O_NONBLOCK).
+    let fifo_or_socket = DenyRule::NotRegularFile {
+        kind: "a FIFO or socket".into(),
+    };
+    let written = files.write(&fifo, b"x").await;
     sandbox.assert_denied(
-        result,
-        Operation::FileRead,
+        written,
+        Operation::FileWrite,
         &fifo,
         "reader",
-        DenyRule::Limit {
-            name: "max_output_bytes",
-            value: 16,
-        },
+        fifo_or_socket.clone(),
     );
-    writer.join().expect("writer done");
+    let appended = files.append(&fifo, b"x").await;
+    sandbox.assert_denied(
+        appended,
+        Operation::FileAppend,
+        &fifo,
+        "reader",
+        fifo_or_socket,
+    );
+    assert!(!files.metadata(&fifo).await.unwrap().is_dir);
+
+    let plain = sandbox.granted.join("plain.txt");
+    std::fs::write(&plain, b"still serving").unwrap();
+    assert_eq!(files.read(&plain).await.unwrap(), b"still serving");
+    assert_eq!(sandbox.records().len(), 5, "{:#?}", sandbox.records());
+}
+
+/// A hard link inside the grant to a file outside it reaches the outside
+/// file's data, which no path check can see: a regular file with more than
+/// one link is refused for reading, writing, appending and metadata. The
+/// link itself may be removed (that removes only the inside name).
+#[tokio::test]
+async fn a_hard_link_to_a_file_outside_the_grant_is_refused() {
+    let sandbox = Sandbox::new("hard-link");
+    let files = sandbox.files(&sandbox.read_write(), "linker");
+    let secret = sandbox.outside.join("secret.txt");
+    let link = sandbox.granted.join("innocent.txt");
+    std::fs::hard_link(&secret, &link).unwrap();
+    let two_links = DenyRule::HardLinked { links: 2 };
+
+    let read = files.read(&link).await;
+    sandbox.assert_denied(
+        read,
+        Operation::FileRead,
+        &link,
+        "linker",
+        two_links.clone(),
+    );
+    let meta = files.metadata(&link).await;
+    sandbox.assert_denied(
+        meta,
+        Operation::Metadata,
+        &link,
+        "linker",
+        two_links.clone(),
+    );
+    let appended = files.append(&link, b"tampered").await;
+    sandbox.assert_denied(
+        appended,
+        Operation::FileAppend,
+        &link,
+        "linker",
+        two_links.clone(),
+    );
+    let written = files.write(&link, b"tampered").await;
+    sandbox.assert_denied(written, Operation::FileWrite, &link, "linker", two_links);
+    assert_eq!(std::fs::read(&secret).unwrap(), OUTSIDE_SECRET);
+
+    files.remove(&link).await.unwrap();
+    assert!(!link.exists());
+    assert_eq!(std::fs::read(&secret).unwrap(), OUTSIDE_SECRET);
+}
+
+// ---------------------------------------------------------------------------
+// Races with another local process
+// ---------------------------------------------------------------------------
+
+/// Swaps two entries of `dir` back and forth (`renameat2(RENAME_EXCHANGE)`)
+/// until dropped: another local process racing the layer's checks.
+struct Swapper {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u64>>,
+}
+
+impl Swapper {
+    fn start(a: PathBuf, b: PathBuf) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut swaps = 0;
+            while !stopping.load(Ordering::Relaxed) {
+                nix::fcntl::renameat2(
+                    nix::fcntl::AT_FDCWD,
+                    &a,
+                    nix::fcntl::AT_FDCWD,
+                    &b,
+                    nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+                )
+                .expect("exchange");
+                swaps += 1;
+            }
+            swaps
+        });
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops swapping; how many swaps were made.
+    fn finish(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for Swapper {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// While another thread keeps exchanging a granted directory `d` with a
+/// symlink to the outside (and a granted file with a symlink to an outside
+/// file), every operation lands inside the grant or is refused: the outside
+/// secret is never read or listed, nothing is created, overwritten or removed
+/// outside. Rounds are a fixed count (a few seconds at most).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_swapped_for_a_symlink_mid_operation_never_leads_out() {
+    const ROUNDS: usize = 400;
+    let sandbox = Sandbox::new("swap-race");
+    let files = sandbox.files(&sandbox.read_write(), "racer");
+    let (granted, outside) = (&sandbox.granted, &sandbox.outside);
+    let inside_dir = granted.join("d");
+    let link = granted.join("link");
+    std::fs::create_dir(&inside_dir).unwrap();
+    std::fs::write(inside_dir.join("secret.txt"), b"inside").unwrap();
+    symlink(outside, &link).unwrap();
+    let victim_outside = outside.join("victim");
+    std::fs::write(&victim_outside, b"keep me").unwrap();
+    // A granted file exchanged with a symlink to an outside file.
+    let file = granted.join("file.txt");
+    let file_link = granted.join("file-link");
+    let target_outside = outside.join("target.txt");
+    std::fs::write(&file, b"inside file").unwrap();
+    std::fs::write(&target_outside, b"untouched").unwrap();
+    symlink(&target_outside, &file_link).unwrap();
+
+    // The real `d`, whatever its name is at the moment.
+    let d = nix::fcntl::open(
+        &inside_dir,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY,
+        nix::sys::stat::Mode::empty(),
+    )
+    .unwrap();
+    let dir_swapper = Swapper::start(inside_dir.clone(), link.clone());
+    let file_swapper = Swapper::start(file.clone(), file_link.clone());
+    let mut allowed = 0;
+    for round in 0..ROUNDS {
+        let _ = files.write(inside_dir.join("written"), b"w").await;
+        if let Ok(data) = files.read(inside_dir.join("secret.txt")).await {
+            assert_ne!(data, OUTSIDE_SECRET, "round {round}: read an outside file");
+            allowed += 1;
+        }
+        let _ = files.create_dir(inside_dir.join("made")).await;
+        // Something to remove inside `d`, for the next remove.
+        drop(nix::fcntl::openat(
+            &d,
+            "victim",
+            nix::fcntl::OFlag::O_CREAT | nix::fcntl::OFlag::O_WRONLY,
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        ));
+        let _ = files.remove(inside_dir.join("victim")).await;
+        if let Ok(listed) = files.list(&inside_dir).await {
+            assert!(
+                !listed.iter().any(|e| e.name == "target.txt"),
+                "round {round}: listed the outside directory: {listed:?}"
+            );
+        }
+        let _ = files.write(&file, b"overwritten").await;
+    }
+    let (dir_swaps, file_swaps) = (dir_swapper.finish(), file_swapper.finish());
+    assert!(dir_swaps > 0 && file_swaps > 0);
+    assert!(allowed > 0, "some reads landed while `d` was a directory");
+
+    let mut left_outside: Vec<String> = std::fs::read_dir(outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left_outside.sort();
+    assert_eq!(left_outside, ["secret.txt", "target.txt", "victim"]);
+    assert_eq!(
+        std::fs::read(outside.join("secret.txt")).unwrap(),
+        OUTSIDE_SECRET
+    );
+    assert_eq!(std::fs::read(&victim_outside).unwrap(), b"keep me");
+    assert_eq!(std::fs::read(&target_outside).unwrap(), b"untouched");
+    // Every operation was recorded once: six per round.
+    assert_eq!(sandbox.records().len(), ROUNDS * 6);
 }
 
 // ---------------------------------------------------------------------------
@@ -1248,6 +1427,7 @@ async fn the_json_lines_log_has_one_parsable_line_per_operation_and_no_contents(
             Outcome::Succeeded => "succeeded",
             Outcome::Denied(_) => "denied",
             Outcome::Failed(_) => "failed",
+            Outcome::Cancelled(_) => "cancelled",
         };
         assert_eq!(raw["outcome"]["status"], status, "line {number}: {line}");
         parsed.push(record);
@@ -1308,6 +1488,7 @@ async fn every_operation_allowed_denied_or_failed_yields_exactly_one_record() {
             Outcome::Succeeded => "succeeded",
             Outcome::Denied(_) => "denied",
             Outcome::Failed(_) => "failed",
+            Outcome::Cancelled(_) => "cancelled",
         };
         assert_eq!(actual, status, "{record:?}");
     };

@@ -207,7 +207,7 @@ async fn run_reports_output_exit_code_and_pid() {
     let dir = scratch("run");
     let (osl, memory) = layer(
         SecurityPolicy::deny_all()
-            .grant(Grant::program("sh"))
+            .grant(Grant::program("sh").allow_env(["GREETING"]))
             .grant(Grant::read(&dir)),
     );
     let system = system();
@@ -233,7 +233,8 @@ async fn run_reports_output_exit_code_and_pid() {
     assert_recorded(
         &memory,
         Operation::ProcessSpawn,
-        &format!("sh -c {script} name first arg *"),
+        // Arguments that need it are quoted: argv boundaries stay visible.
+        &format!("sh -c {script:?} name \"first arg\" *"),
         &Outcome::Succeeded,
     );
     assert!(
@@ -249,7 +250,8 @@ async fn run_reports_output_exit_code_and_pid() {
 #[tokio::test]
 async fn the_child_gets_only_the_environment_given() {
     assert!(std::env::var_os("PATH").is_some(), "the parent has a PATH");
-    let (osl, _) = layer(SecurityPolicy::deny_all().grant(Grant::program("env")));
+    let (osl, _) =
+        layer(SecurityPolicy::deny_all().grant(Grant::program("env").allow_env(["ALPHA", "BETA"])));
     let system = system();
     let actor = system
         .spawn(osl.process_actor(SecurityContext::new("env")))

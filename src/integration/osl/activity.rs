@@ -1,7 +1,9 @@
 //! The activity log: one [`ActivityRecord`] per operation, allowed or
-//! denied, handed to every configured [`ActivitySink`] (`tracing`, a
-//! JSON-lines file, memory). Records name the operation and its target, never
-//! file contents, data sent or environment values.
+//! denied, completed, failed or cut short, handed to every configured
+//! [`ActivitySink`] (`tracing`, a JSON-lines file, memory). Records name the
+//! operation and its target, never file contents, data sent or environment
+//! values. Text renderings escape control characters, so no field can forge
+//! a line.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -108,6 +110,9 @@ pub enum Outcome {
     Denied(String),
     /// Allowed, but it failed; why.
     Failed(String),
+    /// Started, then cut short before its outcome was known: its actor
+    /// stopped, was killed or restarted, or its connection was closed.
+    Cancelled(String),
 }
 
 /// One operation, allowed or denied.
@@ -128,20 +133,72 @@ pub struct ActivityRecord {
 }
 
 impl fmt::Display for ActivityRecord {
+    /// One line: control characters in any field are escaped, so a path or
+    /// argument cannot start a forged line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "{} {} {} {}: ",
             self.at.format("%H:%M:%S%.3f"),
-            self.principal,
+            escape_control(&self.principal),
             self.operation,
-            self.target
+            escape_control(&self.target)
         )?;
         match &self.outcome {
             Outcome::Succeeded => write!(f, "ok in {} µs", self.duration_us),
-            Outcome::Denied(rule) => write!(f, "DENIED ({rule})"),
-            Outcome::Failed(why) => write!(f, "failed ({why})"),
+            Outcome::Denied(rule) => write!(f, "DENIED ({})", escape_control(rule)),
+            Outcome::Failed(why) => write!(f, "failed ({})", escape_control(why)),
+            Outcome::Cancelled(why) => write!(f, "cancelled ({})", escape_control(why)),
         }
+    }
+}
+
+/// `path` as one unambiguous line for a log: backslashes doubled, control
+/// characters escaped (`\n`, `\u{1b}`), bytes that are not UTF-8 written as
+/// `\xNN`. Ordinary paths come out as they are.
+///
+/// ```
+/// use std::ffi::OsStr;
+/// use std::os::unix::ffi::OsStrExt;
+/// use std::path::Path;
+/// use airssys_rt::integration::osl::escape_path;
+/// assert_eq!(escape_path(Path::new("/tmp/a b")), "/tmp/a b");
+/// assert_eq!(escape_path(Path::new("/tmp/x\nINFO")), "/tmp/x\\nINFO");
+/// assert_eq!(escape_path(Path::new(OsStr::from_bytes(b"/tmp/\xff"))), "/tmp/\\xff");
+/// ```
+pub fn escape_path(path: &std::path::Path) -> String {
+    use std::fmt::Write as _;
+    use std::os::unix::ffi::OsStrExt;
+    let mut escaped = String::new();
+    for chunk in path.as_os_str().as_bytes().utf8_chunks() {
+        for c in chunk.valid().chars() {
+            push_escaped(&mut escaped, c, true);
+        }
+        for byte in chunk.invalid() {
+            let _ = write!(escaped, "\\x{byte:02x}");
+        }
+    }
+    escaped
+}
+
+/// `text` with its control characters escaped (`\n`, `\t`, `\u{1b}`), so
+/// it stays on one line of a text log.
+pub(crate) fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        push_escaped(&mut escaped, c, false);
+    }
+    std::borrow::Cow::Owned(escaped)
+}
+
+fn push_escaped(into: &mut String, c: char, backslash: bool) {
+    match c {
+        '\\' if backslash => into.push_str("\\\\"),
+        c if c.is_control() => into.extend(c.escape_default()),
+        c => into.push(c),
     }
 }
 
@@ -158,22 +215,31 @@ pub trait ActivitySink: Send + Sync + 'static {
 pub struct TracingSink;
 
 impl ActivitySink for TracingSink {
+    /// Text fields are passed with their control characters escaped, so a
+    /// text subscriber prints each record on one line.
     fn record(&self, r: &ActivityRecord) {
+        let principal = escape_control(&r.principal);
+        let target = escape_control(&r.target);
         match &r.outcome {
             Outcome::Succeeded => tracing::info!(
                 target: "airssys_rt::osl",
-                principal = %r.principal, operation = %r.operation, target = %r.target,
+                principal = %principal, operation = %r.operation, target = %target,
                 duration_us = r.duration_us, "allowed"
             ),
             Outcome::Denied(rule) => tracing::warn!(
                 target: "airssys_rt::osl",
-                principal = %r.principal, operation = %r.operation, target = %r.target,
-                %rule, "denied"
+                principal = %principal, operation = %r.operation, target = %target,
+                rule = %escape_control(rule), "denied"
             ),
             Outcome::Failed(why) => tracing::warn!(
                 target: "airssys_rt::osl",
-                principal = %r.principal, operation = %r.operation, target = %r.target,
-                error = %why, "failed"
+                principal = %principal, operation = %r.operation, target = %target,
+                error = %escape_control(why), "failed"
+            ),
+            Outcome::Cancelled(why) => tracing::warn!(
+                target: "airssys_rt::osl",
+                principal = %principal, operation = %r.operation, target = %target,
+                reason = %escape_control(why), "cancelled"
             ),
         }
     }

@@ -1,12 +1,17 @@
-//! [`FileActor`]: file-system operations as messages, checked and logged.
+//! [`FileActor`]: file-system operations as messages, checked, confined by
+//! the kernel to what was checked, bounded in time, and logged.
 
-use std::path::PathBuf;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
+use nix::fcntl::OFlag;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{Access, Operation, Osl, OslError, SecurityContext};
+use super::activity::escape_path;
+use super::confine::{self, Refused};
+use super::{Access, DenyRule, Operation, Osl, OslError, SecurityContext};
 use crate::actor::{Actor, ActorContext, ReplyTo};
 use crate::message::Message;
 
@@ -15,7 +20,7 @@ use crate::message::Message;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum FileRequest {
-    /// Reads a whole file (at most `max_output_bytes`).
+    /// Reads a whole regular file (at most `max_output_bytes`).
     Read {
         /// The file.
         path: PathBuf,
@@ -47,7 +52,8 @@ pub enum FileRequest {
         /// Its entries.
         reply: ReplyTo<Result<Vec<DirEntryInfo>, OslError>>,
     },
-    /// Reads metadata (following symlinks).
+    /// Reads metadata (following symlinks). A regular file with more than
+    /// one hard link is refused, as for reads.
     Metadata {
         /// The path.
         path: PathBuf,
@@ -98,154 +104,196 @@ pub struct FileInfo {
 
 /// Performs [`FileRequest`]s as one [`SecurityContext`]. Make it with
 /// [`Osl::file_actor`].
+///
+/// Each request is checked against the policy and then performed on tokio's
+/// blocking pool, confined by the kernel to the checked path (see the
+/// `confine` module's docs: `openat2` with no symlinks), bounded by the
+/// policy's `max_duration`. Only regular files with one link are read,
+/// written or appended to.
 #[derive(Debug)]
 pub struct FileActor {
     osl: Osl,
-    context: SecurityContext,
+    context: Arc<SecurityContext>,
+}
+
+/// How a checked path is resolved.
+#[derive(Debug, Clone, Copy)]
+enum Resolve {
+    /// Every symlink followed, the last one too.
+    Follow,
+    /// The last component itself (a removal removes a link, not its target).
+    Entry,
 }
 
 impl FileActor {
     pub(crate) fn new(osl: Osl, context: SecurityContext) -> Self {
-        Self { osl, context }
+        Self {
+            osl,
+            context: Arc::new(context),
+        }
+    }
+
+    /// Checks `path` for `access` and runs `op` on the checked path, all on
+    /// the blocking pool (checking again if a symlink appeared in the path
+    /// meanwhile, see [`confine::checked`]); records the outcome.
+    async fn confined<T, F>(
+        &self,
+        operation: Operation,
+        path: PathBuf,
+        access: Access,
+        resolve: Resolve,
+        op: F,
+    ) -> Result<T, OslError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Path) -> Result<T, Refused> + Send + 'static,
+    {
+        let audit = self.osl.audit(&self.context, operation, escape_path(&path));
+        let limit = audit.limits().max_duration;
+        let (osl, context) = (self.osl.clone(), self.context.clone());
+        let job = tokio::task::spawn_blocking(move || {
+            let policy = osl.policy();
+            let check = || match resolve {
+                Resolve::Follow => policy.check_path(&context, access, &path),
+                Resolve::Entry => policy.check_entry(&context, access, &path),
+            };
+            confine::checked(check, op)
+        });
+        let result = match tokio::time::timeout(limit, job).await {
+            Ok(Ok(Ok(done))) => Ok(done),
+            Ok(Ok(Err(Refused::Denied(rule)))) => Err(audit.denied(rule)),
+            Ok(Ok(Err(Refused::Io(error)))) => Err(audit.io(&error)),
+            Ok(Err(panicked)) => Err(audit.io(&std::io::Error::other(panicked.to_string()))),
+            Err(_) => Err(OslError::TimedOut {
+                operation,
+                target: audit.target().to_owned(),
+                after: limit,
+            }),
+        };
+        audit.finish(result)
     }
 
     async fn read(&self, path: PathBuf) -> Result<Vec<u8>, OslError> {
-        let audit = self
-            .osl
-            .audit(&self.context, Operation::FileRead, path.display());
-        let result = async {
-            let resolved = audit.path(Access::Read, &path)?;
-            let limit = audit.limits().max_output_bytes as u64;
-            let too_big = || {
-                audit.denied(super::DenyRule::Limit {
-                    name: "max_output_bytes",
-                    value: limit,
-                })
-            };
-            let file = tokio::fs::File::open(&resolved)
-                .await
-                .map_err(|e| audit.io(&e))?;
-            let len = file.metadata().await.map_err(|e| audit.io(&e))?.len();
-            if len > limit {
-                return Err(too_big());
-            }
-            // The size is only a hint (a FIFO, a device, a file still
-            // growing): read one byte past the limit to tell.
-            let mut data = Vec::with_capacity(len as usize);
-            file.take(limit + 1)
-                .read_to_end(&mut data)
-                .await
-                .map_err(|e| audit.io(&e))?;
-            if data.len() as u64 > limit {
-                return Err(too_big());
-            }
-            Ok(data)
-        }
-        .await;
-        audit.finish(result)
+        let limit = self.osl.policy().current_limits().max_output_bytes as u64;
+        let too_big = move || {
+            Refused::Denied(DenyRule::Limit {
+                name: "max_output_bytes",
+                value: limit,
+            })
+        };
+        self.confined(
+            Operation::FileRead,
+            path,
+            Access::Read,
+            Resolve::Follow,
+            move |checked| {
+                let file = confine::open_regular(checked, OFlag::O_RDONLY)?;
+                let len = file.metadata()?.len();
+                if len > limit {
+                    return Err(too_big());
+                }
+                // The size is only a hint (the file may still grow): read one
+                // byte past the limit to tell.
+                let mut data = Vec::with_capacity(len as usize);
+                file.take(limit + 1).read_to_end(&mut data)?;
+                if data.len() as u64 > limit {
+                    return Err(too_big());
+                }
+                Ok(data)
+            },
+        )
+        .await
     }
 
     async fn write(&self, path: PathBuf, data: Vec<u8>, append: bool) -> Result<(), OslError> {
-        let operation = if append {
-            Operation::FileAppend
+        let (operation, mode) = if append {
+            (Operation::FileAppend, OFlag::O_APPEND)
         } else {
-            Operation::FileWrite
+            (Operation::FileWrite, OFlag::empty())
         };
-        let audit = self.osl.audit(&self.context, operation, path.display());
-        let result = async {
-            let resolved = audit.path(Access::Write, &path)?;
-            let mut file = tokio::fs::OpenOptions::new()
-                .create(true)
-                .write(true)
-                .append(append)
-                .truncate(!append)
-                .open(&resolved)
-                .await
-                .map_err(|e| audit.io(&e))?;
-            file.write_all(&data).await.map_err(|e| audit.io(&e))?;
-            file.flush().await.map_err(|e| audit.io(&e))
-        }
-        .await;
-        audit.finish(result)
+        self.confined(
+            operation,
+            path,
+            Access::Write,
+            Resolve::Follow,
+            move |checked| {
+                // Not O_TRUNC: what was opened is checked before it changes.
+                let mut file =
+                    confine::open_regular(checked, OFlag::O_WRONLY | OFlag::O_CREAT | mode)?;
+                if !append {
+                    file.set_len(0)?;
+                }
+                file.write_all(&data)?;
+                Ok(())
+            },
+        )
+        .await
     }
 
     async fn list(&self, path: PathBuf) -> Result<Vec<DirEntryInfo>, OslError> {
-        let audit = self
-            .osl
-            .audit(&self.context, Operation::ListDir, path.display());
-        let result = async {
-            let resolved = audit.path(Access::Read, &path)?;
-            let mut entries = tokio::fs::read_dir(&resolved)
-                .await
-                .map_err(|e| audit.io(&e))?;
-            let mut listed = Vec::new();
-            while let Some(entry) = entries.next_entry().await.map_err(|e| audit.io(&e))? {
-                let is_dir = entry.file_type().await.map_err(|e| audit.io(&e))?.is_dir();
-                listed.push(DirEntryInfo {
-                    name: entry.file_name().to_string_lossy().into_owned(),
-                    is_dir,
-                });
-            }
-            listed.sort_by(|a, b| a.name.cmp(&b.name));
-            Ok(listed)
-        }
-        .await;
-        audit.finish(result)
+        self.confined(
+            Operation::ListDir,
+            path,
+            Access::Read,
+            Resolve::Follow,
+            |checked| {
+                let mut dir = confine::open_dir(checked)?;
+                let mut listed: Vec<DirEntryInfo> = confine::entries(&mut dir)?
+                    .into_iter()
+                    .map(|(name, is_dir)| DirEntryInfo {
+                        name: String::from_utf8_lossy(&name).into_owned(),
+                        is_dir,
+                    })
+                    .collect();
+                listed.sort_by(|a, b| a.name.cmp(&b.name));
+                Ok(listed)
+            },
+        )
+        .await
     }
 
     async fn metadata(&self, path: PathBuf) -> Result<FileInfo, OslError> {
-        let audit = self
-            .osl
-            .audit(&self.context, Operation::Metadata, path.display());
-        let result = async {
-            let resolved = audit.path(Access::Read, &path)?;
-            let meta = tokio::fs::metadata(&resolved)
-                .await
-                .map_err(|e| audit.io(&e))?;
-            Ok(FileInfo {
-                len: meta.len(),
-                is_dir: meta.is_dir(),
-                read_only: meta.permissions().readonly(),
-                modified: meta.modified().ok(),
-            })
-        }
-        .await;
-        audit.finish(result)
+        self.confined(
+            Operation::Metadata,
+            path,
+            Access::Read,
+            Resolve::Follow,
+            |checked| {
+                let meta = confine::metadata(checked)?;
+                if meta.is_file() {
+                    confine::check_regular(&meta)?;
+                }
+                Ok(FileInfo {
+                    len: meta.len(),
+                    is_dir: meta.is_dir(),
+                    read_only: meta.permissions().readonly(),
+                    modified: meta.modified().ok(),
+                })
+            },
+        )
+        .await
     }
 
     async fn create_dir(&self, path: PathBuf) -> Result<(), OslError> {
-        let audit = self
-            .osl
-            .audit(&self.context, Operation::CreateDir, path.display());
-        let result = async {
-            let resolved = audit.path(Access::Write, &path)?;
-            tokio::fs::create_dir_all(&resolved)
-                .await
-                .map_err(|e| audit.io(&e))
-        }
-        .await;
-        audit.finish(result)
+        self.confined(
+            Operation::CreateDir,
+            path,
+            Access::Write,
+            Resolve::Follow,
+            confine::create_dir_all,
+        )
+        .await
     }
 
     async fn remove(&self, path: PathBuf) -> Result<(), OslError> {
-        let audit = self
-            .osl
-            .audit(&self.context, Operation::Remove, path.display());
-        let result = async {
-            // The entry itself: removing a symlink removes the link.
-            let resolved = audit.entry(Access::Write, &path)?;
-            let meta = tokio::fs::symlink_metadata(&resolved)
-                .await
-                .map_err(|e| audit.io(&e))?;
-            if meta.is_dir() {
-                tokio::fs::remove_dir(&resolved).await
-            } else {
-                tokio::fs::remove_file(&resolved).await
-            }
-            .map_err(|e| audit.io(&e))
-        }
-        .await;
-        audit.finish(result)
+        self.confined(
+            Operation::Remove,
+            path,
+            Access::Write,
+            Resolve::Entry,
+            confine::remove,
+        )
+        .await
     }
 }
 

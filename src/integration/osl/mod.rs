@@ -10,11 +10,15 @@
 //!   the actors: [`FileActor`], [`ProcessActor`], [`NetworkActor`]. Spawn
 //!   them, or supervise them like any worker.
 //! * The policy denies everything not granted. Paths are resolved (`..`,
-//!   symlinks) before they are compared with granted prefixes; programs are
-//!   resolved on `PATH` and compared by full path; hosts and ports by range.
-//! * Every operation, allowed or denied, yields one [`ActivityRecord`]
-//!   (time, principal, operation, target, outcome, duration) to every sink:
-//!   [`TracingSink`], [`JsonLinesSink`], [`MemorySink`], or your own.
+//!   symlinks) before they are compared with granted prefixes, and the
+//!   operation then opens exactly the checked path with the kernel following
+//!   no symlink (`openat2`), so a path swapped meanwhile cannot lead out.
+//!   Programs are granted by name or path (not by what they resolve to),
+//!   with an allow-list of environment keys; hosts and ports by range.
+//! * Every operation, allowed or denied, completed or cut short, yields one
+//!   [`ActivityRecord`] (time, principal, operation, target, outcome,
+//!   duration) to every sink: [`TracingSink`], [`JsonLinesSink`],
+//!   [`MemorySink`], or your own.
 //!
 //! ```
 //! use std::time::Duration;
@@ -43,20 +47,24 @@
 //! ```
 
 pub mod activity;
+mod confine;
 pub mod errors;
 pub mod file;
+mod launcher;
 pub mod network;
 pub mod process;
 pub mod security;
 
+use std::collections::HashMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
 
 pub use activity::{
     ActivityLog, ActivityRecord, ActivitySink, JsonLinesSink, MemorySink, Operation, Outcome,
-    TracingSink,
+    TracingSink, escape_path,
 };
 pub use errors::OslError;
 pub use file::{DirEntryInfo, FileActor, FileInfo, FileRequest};
@@ -66,7 +74,9 @@ pub use network::{
 pub use process::{
     OutputLine, ProcessActor, ProcessId, ProcessOutput, ProcessRequest, ProcessSpec, Stream,
 };
-pub use security::{Access, DenyRule, Grant, Limits, SecurityContext, SecurityPolicy};
+pub use security::{
+    Access, DenyRule, Grant, GrantedProgram, Limits, SecurityContext, SecurityPolicy,
+};
 
 use activity::micros;
 
@@ -80,7 +90,14 @@ pub struct Osl {
 struct Shared {
     policy: SecurityPolicy,
     log: ActivityLog,
-    open_connections: AtomicUsize,
+    connections: Mutex<OpenConnections>,
+}
+
+/// Open connections, in all and per principal.
+#[derive(Default)]
+struct OpenConnections {
+    total: usize,
+    by_principal: HashMap<String, usize>,
 }
 
 impl fmt::Debug for Osl {
@@ -99,7 +116,7 @@ impl Osl {
             shared: Arc::new(Shared {
                 policy,
                 log,
-                open_connections: AtomicUsize::new(0),
+                connections: Mutex::default(),
             }),
         }
     }
@@ -129,12 +146,23 @@ impl Osl {
         NetworkActor::new(self.clone(), context)
     }
 
-    /// Open connections right now.
+    /// Open connections right now, all principals together.
     pub fn open_connections(&self) -> usize {
-        self.shared.open_connections.load(Ordering::Acquire)
+        self.shared.connections.lock().total
     }
 
-    /// Starts auditing one operation.
+    /// Open connections of `principal` right now.
+    pub fn open_connections_of(&self, principal: &str) -> usize {
+        let connections = self.shared.connections.lock();
+        connections
+            .by_principal
+            .get(principal)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Starts auditing one operation on `target` (already escaped for the
+    /// log, see [`escape_path`]).
     pub(crate) fn audit<'a>(
         &'a self,
         context: &'a SecurityContext,
@@ -148,43 +176,65 @@ impl Osl {
             target: target.to_string(),
             at: crate::util::time::now(),
             started: std::time::Instant::now(),
+            recorded: false,
         }
     }
 
-    /// Takes one connection slot, or refuses at the `max_connections` limit.
-    pub(crate) fn open_connection(&self) -> Result<ConnectionSlot, DenyRule> {
-        let max = self.policy().current_limits().max_connections;
-        let taken = self.shared.open_connections.fetch_update(
-            Ordering::AcqRel,
-            Ordering::Acquire,
-            |open| (open < max).then_some(open + 1),
-        );
-        match taken {
-            Ok(_) => Ok(ConnectionSlot { osl: self.clone() }),
-            Err(_) => Err(DenyRule::Limit {
-                name: "max_connections",
-                value: max as u64,
-            }),
+    /// Takes one connection slot for `principal`, or refuses at the
+    /// `max_connections` (per principal) or `max_connections_total` limit.
+    pub(crate) fn open_connection(&self, principal: &str) -> Result<ConnectionSlot, DenyRule> {
+        let limits = self.policy().current_limits();
+        let mut connections = self.shared.connections.lock();
+        if connections.total >= limits.max_connections_total {
+            return Err(DenyRule::Limit {
+                name: "max_connections_total",
+                value: limits.max_connections_total as u64,
+            });
         }
+        let mine = connections
+            .by_principal
+            .entry(principal.to_owned())
+            .or_default();
+        if *mine >= limits.max_connections {
+            return Err(DenyRule::Limit {
+                name: "max_connections",
+                value: limits.max_connections as u64,
+            });
+        }
+        *mine += 1;
+        connections.total += 1;
+        Ok(ConnectionSlot {
+            osl: self.clone(),
+            principal: principal.to_owned(),
+        })
     }
 }
 
-/// One open connection counted against `max_connections`; freed on drop.
+/// One open connection counted against the connection limits; freed on
+/// drop.
 pub(crate) struct ConnectionSlot {
     osl: Osl,
+    principal: String,
 }
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        self.osl
-            .shared
-            .open_connections
-            .fetch_sub(1, Ordering::AcqRel);
+        let mut connections = self.osl.shared.connections.lock();
+        connections.total = connections.total.saturating_sub(1);
+        if let Some(mine) = connections.by_principal.get_mut(&self.principal) {
+            *mine = mine.saturating_sub(1);
+            if *mine == 0 {
+                connections.by_principal.remove(&self.principal);
+            }
+        }
     }
 }
 
 /// One operation being audited: checks go through it, and
-/// [`finish`](Self::finish) records the outcome.
+/// [`finish`](Self::finish) records the outcome. An audit dropped unfinished
+/// (its actor was stopped or killed mid-operation, its future dropped)
+/// records the operation as cancelled: every started operation yields
+/// exactly one record.
 pub(crate) struct Audit<'a> {
     osl: &'a Osl,
     context: &'a SecurityContext,
@@ -192,6 +242,7 @@ pub(crate) struct Audit<'a> {
     target: String,
     at: chrono::DateTime<chrono::Utc>,
     started: std::time::Instant,
+    recorded: bool,
 }
 
 impl Audit<'_> {
@@ -218,27 +269,15 @@ impl Audit<'_> {
         OslError::io(self.operation, &self.target, error)
     }
 
-    /// Checks `path` for `access`; the resolved path to use.
-    pub(crate) fn path(&self, access: Access, path: &Path) -> Result<PathBuf, OslError> {
+    /// Checks `program` with the environment keys the request sets.
+    pub(crate) fn program<'k>(
+        &self,
+        program: &Path,
+        env_keys: impl IntoIterator<Item = &'k str> + Clone,
+    ) -> Result<GrantedProgram, OslError> {
         self.osl
             .policy()
-            .check_path(self.context, access, path)
-            .map_err(|rule| self.denied(rule))
-    }
-
-    /// Checks the entry `path` itself (a final symlink not followed).
-    pub(crate) fn entry(&self, access: Access, path: &Path) -> Result<PathBuf, OslError> {
-        self.osl
-            .policy()
-            .check_entry(self.context, access, path)
-            .map_err(|rule| self.denied(rule))
-    }
-
-    /// Checks `program`; its resolved path.
-    pub(crate) fn program(&self, program: &Path) -> Result<PathBuf, OslError> {
-        self.osl
-            .policy()
-            .check_program(self.context, program)
+            .check_program(self.context, program, env_keys)
             .map_err(|rule| self.denied(rule))
     }
 
@@ -263,26 +302,43 @@ impl Audit<'_> {
             .map_err(|rule| self.denied(rule))
     }
 
-    /// Takes a connection slot.
+    /// Takes a connection slot for the audited principal.
     pub(crate) fn connection_slot(&self) -> Result<ConnectionSlot, OslError> {
-        self.osl.open_connection().map_err(|rule| self.denied(rule))
+        self.osl
+            .open_connection(self.context.principal())
+            .map_err(|rule| self.denied(rule))
     }
 
     /// Records how the operation ended and hands the result on.
-    pub(crate) fn finish<T>(self, result: Result<T, OslError>) -> Result<T, OslError> {
+    pub(crate) fn finish<T>(mut self, result: Result<T, OslError>) -> Result<T, OslError> {
         let outcome = match &result {
             Ok(_) => Outcome::Succeeded,
             Err(OslError::Denied { rule, .. }) => Outcome::Denied(rule.to_string()),
             Err(error) => Outcome::Failed(error.to_string()),
         };
+        self.record(outcome);
+        result
+    }
+
+    fn record(&mut self, outcome: Outcome) {
+        self.recorded = true;
         self.osl.log().record(&ActivityRecord {
             at: self.at,
             principal: self.context.principal().to_owned(),
             operation: self.operation,
-            target: self.target,
+            target: std::mem::take(&mut self.target),
             outcome,
             duration_us: micros(self.started.elapsed()),
         });
-        result
+    }
+}
+
+impl Drop for Audit<'_> {
+    fn drop(&mut self) {
+        if !self.recorded {
+            self.record(Outcome::Cancelled(
+                "cut short before it finished: its actor stopped, was killed or restarted, or the connection was closed".into(),
+            ));
+        }
     }
 }

@@ -6,7 +6,10 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::fs::File;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -17,7 +20,12 @@ use tokio::process::Command;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 
-use super::{Access, Operation, Osl, OslError, SecurityContext};
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+
+use super::activity::escape_path;
+use super::confine::{self, Refused};
+use super::{Access, GrantedProgram, Operation, Osl, OslError, SecurityContext, launcher};
 use crate::actor::{Actor, ActorContext, ActorRef, ReplyTo};
 use crate::message::Message;
 
@@ -87,7 +95,9 @@ impl ProcessSpec {
     }
 
     /// Sets an environment variable. The process gets only the variables
-    /// set here (its environment starts empty); values are never logged.
+    /// set here (its environment starts empty), and only those its program
+    /// grant allows ([`Grant::allow_env`](super::Grant::allow_env)); values
+    /// are never logged.
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.env.push((key.into(), value.into()));
         self
@@ -128,11 +138,28 @@ impl fmt::Debug for ProcessSpec {
 }
 
 impl fmt::Display for ProcessSpec {
-    /// The command line (no environment).
+    /// The command line (no environment), one unambiguous line: an argument
+    /// that is empty or holds spaces, quotes, backslashes or control
+    /// characters is quoted and escaped, so `echo "a b"` and `echo a b` read
+    /// differently and nothing can start a new line.
+    ///
+    /// ```
+    /// use airssys_rt::integration::osl::ProcessSpec;
+    /// assert_eq!(ProcessSpec::new("echo").args(["a b", "c"]).to_string(), r#"echo "a b" c"#);
+    /// assert_eq!(ProcessSpec::new("echo").arg("x\ny").to_string(), r#"echo "x\ny""#);
+    /// ```
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.program.display())?;
+        f.write_str(&escape_path(&self.program))?;
         for arg in &self.args {
-            write!(f, " {arg}")?;
+            let plain = !arg.is_empty()
+                && arg.chars().all(|c| {
+                    !c.is_whitespace() && !c.is_control() && !matches!(c, '"' | '\\' | '\'')
+                });
+            if plain {
+                write!(f, " {arg}")?;
+            } else {
+                write!(f, " {arg:?}")?;
+            }
         }
         Ok(())
     }
@@ -275,40 +302,32 @@ impl ProcessActor {
     }
 
     /// Checks and starts `spec`; a task watches it until it ends.
-    fn start(&mut self, spec: ProcessSpec) -> Result<(ProcessId, u32), OslError> {
+    async fn start(&mut self, spec: ProcessSpec) -> Result<(ProcessId, u32), OslError> {
         self.running
             .retain(|_, running| !running.awaited || running.finished.borrow().is_none());
         let audit = self
             .osl
             .audit(&self.context, Operation::ProcessSpawn, &spec);
         let limits = audit.limits();
-        let started = (|| {
-            let program = audit.program(&spec.program)?;
-            let mut command = Command::new(&program);
-            command
-                .args(&spec.args)
-                .env_clear()
-                .envs(spec.env.iter().map(|(k, v)| (k, v)))
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .kill_on_drop(true);
-            // The resolved path is what runs, under the name it was asked
-            // for: multi-call binaries (busybox, uutils) dispatch on argv[0].
-            #[cfg(unix)]
-            command.arg0(&spec.program);
-            // Its own process group, so a kill reaches what it started too.
-            #[cfg(unix)]
-            command.process_group(0);
-            if let Some(dir) = &spec.cwd {
-                command.current_dir(audit.path(Access::Read, dir)?);
+        let started = async {
+            let program = audit.program(&spec.program, spec.env.iter().map(|(k, _)| k.as_str()))?;
+            let (osl, context) = (self.osl.clone(), self.context.clone());
+            let launch = Launch {
+                program,
+                args: spec.args.clone(),
+                env: spec.env.clone(),
+                cwd: spec.cwd.clone(),
+            };
+            match launcher::run(move || launch.spawn(&osl, &context)).await {
+                Ok(Ok(started)) => Ok(started),
+                Ok(Err(Refused::Denied(rule))) => Err(audit.denied(rule)),
+                Ok(Err(Refused::Io(error))) | Err(error) => Err(audit.io(&error)),
             }
-            let child = command.spawn().map_err(|e| audit.io(&e))?;
-            let pid = child.id().unwrap_or(0);
-            Ok((child, pid))
-        })();
+        }
+        .await;
         let target = audit.target().to_owned();
-        let (child, pid) = audit.finish(started)?;
+        let (child, group) = audit.finish(started)?;
+        let pid = group.leader;
         let process = ProcessId::next();
         let timeout = spec
             .timeout
@@ -325,7 +344,7 @@ impl ProcessActor {
             stream_to: spec.stream_to,
         };
         self.tasks.spawn(async move {
-            let outcome = watch.run(child, killed).await;
+            let outcome = watch.run(child, group, killed).await;
             report.send_replace(Some(outcome));
         });
         self.running.insert(
@@ -392,11 +411,11 @@ impl Actor for ProcessActor {
         _: &mut ActorContext<ProcessRequest>,
     ) -> Result<(), Self::Error> {
         match request {
-            ProcessRequest::Run { spec, reply } => match self.start(spec) {
+            ProcessRequest::Run { spec, reply } => match self.start(spec).await {
                 Ok((process, _)) => self.wait(process, reply),
                 Err(error) => drop(reply.reply(Err(error))),
             },
-            ProcessRequest::Start { spec, reply } => drop(reply.reply(self.start(spec))),
+            ProcessRequest::Start { spec, reply } => drop(reply.reply(self.start(spec).await)),
             ProcessRequest::Wait { process, reply } => self.wait(process, reply),
             ProcessRequest::Kill { process, reply } => drop(reply.reply(self.kill(process))),
         }
@@ -411,6 +430,162 @@ impl Actor for ProcessActor {
             }
         }
         while self.tasks.join_next().await.is_some() {}
+        Ok(())
+    }
+}
+
+/// A checked request, ready to start on the launcher thread.
+struct Launch {
+    program: GrantedProgram,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    cwd: Option<PathBuf>,
+}
+
+impl Launch {
+    /// Opens the program file and the checked working directory, and starts
+    /// the program from the opened file. Runs on the launcher thread.
+    fn spawn(
+        self,
+        osl: &Osl,
+        context: &SecurityContext,
+    ) -> Result<(tokio::process::Child, Group), Refused> {
+        let cwd = match &self.cwd {
+            Some(dir) => Some(confine::checked(
+                || osl.policy().check_path(context, Access::Read, dir),
+                |checked| confine::open(checked, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()),
+            )?),
+            None => None,
+        };
+        let executable = Executable::open(&self.program.file)?;
+        let mut command = Command::new(executable.proc_path());
+        command
+            .arg0(&self.program.argv0)
+            .args(&self.args)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            // Its own process group, so a kill reaches what it started too.
+            .process_group(0);
+        let child_setup = ChildSetup {
+            parent: nix::unistd::getpid().as_raw(),
+            cwd: cwd.as_ref().map(AsRawFd::as_raw_fd),
+            keep_open: executable.is_script.then(|| executable.fd.as_raw_fd()),
+        };
+        // SAFETY: `ChildSetup::apply` makes only async-signal-safe system
+        // calls and does not allocate, as required between fork and exec;
+        // the descriptors it names (`cwd`, `executable`) stay open until
+        // `spawn` returns, after the exec.
+        unsafe {
+            command.pre_exec(move || child_setup.apply());
+        }
+        let child = command.spawn()?;
+        let group = Group {
+            leader: child.id().unwrap_or(0),
+        };
+        Ok((child, group))
+    }
+}
+
+/// The program file, opened once: the child executes this very file
+/// (through `/proc/self/fd`), whatever the path names by then.
+struct Executable {
+    fd: File,
+    /// Starts with `#!`: its interpreter reopens it by the descriptor's
+    /// path, so the descriptor must stay open across the exec.
+    is_script: bool,
+}
+
+impl Executable {
+    fn open(path: &Path) -> Result<Self, Refused> {
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags((OFlag::O_NOCTTY | OFlag::O_NONBLOCK).bits())
+            .open(path);
+        match opened {
+            Ok(fd) => {
+                let mut magic = [0u8; 2];
+                let read = fd.read_at(&mut magic, 0).unwrap_or(0);
+                Ok(Self {
+                    is_script: read == 2 && magic == *b"#!",
+                    fd,
+                })
+            }
+            // Execute-only: not a script (an interpreter could not read it).
+            Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => Ok(Self {
+                fd: File::from(nix::fcntl::open(
+                    path,
+                    OFlag::O_PATH | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )?),
+                is_script: false,
+            }),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    fn proc_path(&self) -> String {
+        format!("/proc/self/fd/{}", self.fd.as_raw_fd())
+    }
+}
+
+/// What the child does between fork and exec.
+#[derive(Clone, Copy)]
+struct ChildSetup {
+    /// The host's pid: if the child's parent is already someone else, the
+    /// host died before the death signal was set.
+    parent: i32,
+    /// The checked working directory, opened.
+    cwd: Option<RawFd>,
+    /// A script's descriptor, kept open for its interpreter.
+    keep_open: Option<RawFd>,
+}
+
+impl ChildSetup {
+    /// Dies with the host (`PR_SET_PDEATHSIG`), enters the working
+    /// directory by its descriptor, and marks every descriptor above stderr
+    /// close-on-exec (`close_range`), so the program inherits none of the
+    /// host's files or sockets.
+    fn apply(self) -> std::io::Result<()> {
+        use nix::libc;
+        // SAFETY: plain system calls on integers and descriptors this
+        // process owns; no memory is shared or allocated.
+        unsafe {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() != self.parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            if let Some(dir) = self.cwd
+                && libc::fchdir(dir) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::close_range(
+                3,
+                libc::c_uint::MAX,
+                libc::CLOSE_RANGE_CLOEXEC as libc::c_int,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            if let Some(fd) = self.keep_open
+                && libc::fcntl(fd, libc::F_SETFD, 0) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
         Ok(())
     }
 }
@@ -461,15 +636,16 @@ struct Watch {
 }
 
 impl Watch {
+    /// Watches `child` until it ends; `group` kills its process group if
+    /// this task is dropped (its actor was killed) before the child is
+    /// reaped.
     async fn run(
         self,
         mut child: tokio::process::Child,
+        mut group: Group,
         mut killed: oneshot::Receiver<()>,
     ) -> Result<ProcessOutput, OslError> {
         let began = Instant::now();
-        // Kills the group if this task is dropped (its actor was killed)
-        // before the child is reaped.
-        let mut group = Group { leader: self.pid };
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
         let (mut out, mut err) = (Captured::default(), Captured::default());
         let (status, timed_out) = {
@@ -504,11 +680,13 @@ impl Watch {
             // Reaped: its pid (the group's id) may be reused from now on.
             group.leader = 0;
             // The readers end with the pipes; a grandchild holding a pipe
-            // open cannot hold the report past the deadline.
-            if !outputs_done && !timed_out {
+            // open cannot hold the report past the deadline, nor a stop
+            // (or kill) of the actor at all.
+            if !outputs_done && !timed_out && !kill_sent {
                 tokio::select! {
                     _ = &mut outputs => {}
                     _ = &mut deadline => {}
+                    _ = &mut killed => {}
                 }
             }
             (status, timed_out)
@@ -540,7 +718,9 @@ impl Watch {
 
     /// Reads a stream to its end, keeping at most `cap` bytes (the rest is
     /// read and dropped so the child never blocks on a full pipe), and
-    /// streams its lines if asked (each at most `cap` bytes).
+    /// streams its lines if asked: at most `cap` bytes of them in all, the
+    /// line the cap falls in cut there. A recipient whose mailbox is full
+    /// (and blocks) holds the reading, and so the child, back.
     async fn collect<R: AsyncRead + Unpin>(
         &self,
         stream: Option<R>,
@@ -551,6 +731,11 @@ impl Watch {
             return;
         };
         let mut line = Vec::new();
+        let mut stream_room = if self.stream_to.is_some() {
+            self.cap
+        } else {
+            0
+        };
         let mut chunk = vec![0u8; 8 * 1024];
         loop {
             let read = match stream.read(&mut chunk).await {
@@ -562,14 +747,16 @@ impl Watch {
             into.truncated |= bytes.len() > room;
             into.bytes
                 .extend_from_slice(&bytes[..bytes.len().min(room)]);
-            if self.stream_to.is_some() {
-                for piece in bytes.split_inclusive(|&b| b == b'\n') {
-                    let room = self.cap.saturating_sub(line.len());
-                    line.extend_from_slice(&piece[..piece.len().min(room)]);
-                    if piece.ends_with(b"\n") {
-                        self.send_line(&mut line, which).await;
-                    }
+            let streamed = &bytes[..bytes.len().min(stream_room)];
+            stream_room -= streamed.len();
+            for piece in streamed.split_inclusive(|&b| b == b'\n') {
+                line.extend_from_slice(piece);
+                if piece.ends_with(b"\n") {
+                    self.send_line(&mut line, which).await;
                 }
+            }
+            if stream_room == 0 && !line.is_empty() {
+                self.send_line(&mut line, which).await;
             }
         }
         if !line.is_empty() {

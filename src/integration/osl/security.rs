@@ -74,7 +74,7 @@ impl fmt::Display for Access {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Allows {
     Path(Access, PathBuf),
-    Program(PathBuf),
+    Program(ProgramGrant),
     Connect(String, RangeInclusive<u16>),
     Listen(RangeInclusive<u16>),
 }
@@ -104,11 +104,52 @@ impl Grant {
         ))
     }
 
-    /// Run `program` (an absolute path, or a name looked up on `PATH` now).
+    /// Run `program`: a bare name (looked up on `PATH` now) or a path.
+    ///
+    /// The grant admits requests for exactly that name or that path, not
+    /// other names or links that lead to the same file (multi-call binaries
+    /// such as `xz`/`xzcat` or busybox change behaviour by name). The
+    /// program runs under the granted name as `argv[0]`, from the file the
+    /// grant found, opened once and executed by its descriptor. Its
+    /// environment starts empty; the request may set only the keys allowed
+    /// with [`allow_env`](Self::allow_env).
+    ///
+    /// ```
+    /// use airssys_rt::integration::osl::{Grant, SecurityPolicy};
+    /// let policy = SecurityPolicy::deny_all()
+    ///     .grant(Grant::program("sort").allow_env(["LC_*", "TMPDIR"]));
+    /// assert_eq!(policy.grants().len(), 1);
+    /// ```
     pub fn program(program: impl AsRef<Path>) -> Self {
         let program = program.as_ref();
-        let resolved = find_program(program).unwrap_or_else(|| program.to_path_buf());
-        Self::new(Allows::Program(resolved))
+        let named = if is_bare_name(program) {
+            program.to_path_buf()
+        } else {
+            lexical_absolute(program)
+        };
+        Self::new(Allows::Program(ProgramGrant {
+            file: find_program(program),
+            named,
+            env: Vec::new(),
+        }))
+    }
+
+    /// For a [`program`](Self::program) grant: environment variables a
+    /// request may set, by exact name (`"LANG"`) or by prefix (`"LC_*"`).
+    /// A prefix never admits a loader key (`LD_*`, `DYLD_*`, `*_PRELOAD`,
+    /// `GCONV_PATH`, `GLIBC_TUNABLES`, ... : keys that make a program load
+    /// or run other code); name such a key exactly to allow it. Any other
+    /// key is refused with [`DenyRule::EnvNotAllowed`]. No effect on other
+    /// grants.
+    pub fn allow_env<I, S>(mut self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        if let Allows::Program(program) = &mut self.allows {
+            program.env.extend(keys.into_iter().map(Into::into));
+        }
+        self
     }
 
     /// Connect to `host` (a name or an IP address) on `ports`.
@@ -144,19 +185,25 @@ pub struct Limits {
     /// Bytes of stdout (and, separately, stderr) kept from a process; more
     /// is cut and reported as truncated. Also the largest file `Read` returns.
     pub max_output_bytes: usize,
-    /// Longest a process may run before it is killed.
+    /// Longest a process may run before it is killed, and longest a file
+    /// operation may take before it is reported as timed out.
     pub max_duration: Duration,
-    /// Open network connections (accepted and connected) at once.
+    /// Open network connections (accepted and connected) at once, per
+    /// principal: one principal's listener cannot use up another's.
     pub max_connections: usize,
+    /// Open network connections at once, all principals together.
+    pub max_connections_total: usize,
 }
 
 impl Default for Limits {
-    /// 1 MiB of output, 30 s per process, 64 connections.
+    /// 1 MiB of output, 30 s per process or file operation, 64 connections
+    /// per principal, 1024 in all.
     fn default() -> Self {
         Self {
             max_output_bytes: 1 << 20,
             max_duration: Duration::from_secs(30),
             max_connections: 64,
+            max_connections_total: 1024,
         }
     }
 }
@@ -176,6 +223,38 @@ pub enum DenyRule {
     PathEscapes {
         /// Where the path really leads.
         resolved: PathBuf,
+    },
+    /// A symlink appeared in the path between its check and its use, each
+    /// of the times it was checked again (another process is changing the
+    /// tree); nothing was done.
+    #[error(
+        "the path kept changing while in use (a symlink appeared between the check and the use); nothing was done"
+    )]
+    PathChanged,
+    /// Not a regular file (a FIFO, socket, device or directory): reading or
+    /// writing one could block or have side effects.
+    #[error("{kind} is not a regular file; only regular files are read, written or appended to")]
+    NotRegularFile {
+        /// What it is.
+        kind: String,
+    },
+    /// The file has more than one hard link: another name, possibly outside
+    /// every grant, reaches the same data, so a path grant cannot confine it.
+    #[error(
+        "the file has {links} hard links (another name, maybe outside every grant, reaches the same data); remove the extra links to use it"
+    )]
+    HardLinked {
+        /// Its link count.
+        links: u64,
+    },
+    /// The program grant does not allow the request to set this environment
+    /// variable.
+    #[error(
+        "environment variable {key} is not allowed for this program (allow it with Grant::program(..).allow_env([..]); loader keys such as LD_PRELOAD need their exact name)"
+    )]
+    EnvNotAllowed {
+        /// The refused key.
+        key: String,
     },
     /// A limit is reached.
     #[error("limit {name} = {value} reached")]
@@ -292,24 +371,51 @@ impl SecurityPolicy {
         Err(DenyRule::NoGrant(access.to_string()))
     }
 
-    /// Finds `program` (a path, or a name on `PATH`) and checks it is
-    /// granted; returns the program's resolved path.
-    pub fn check_program(
+    /// Checks that `program` (a bare name, or a path) is granted by that
+    /// very name or path, and that each of `env_keys` may be set for it;
+    /// returns what to run and under which `argv[0]`.
+    pub fn check_program<'k>(
         &self,
         context: &SecurityContext,
         program: &Path,
-    ) -> Result<PathBuf, DenyRule> {
-        let resolved = find_program(program).unwrap_or_else(|| lexical_absolute(program));
-        let granted = self
-            .grants
-            .iter()
-            .filter(|g| g.applies_to(context))
-            .any(|g| matches!(&g.allows, Allows::Program(allowed) if *allowed == resolved));
-        if granted {
-            Ok(resolved)
+        env_keys: impl IntoIterator<Item = &'k str> + Clone,
+    ) -> Result<GrantedProgram, DenyRule> {
+        let requested = if is_bare_name(program) {
+            program.to_path_buf()
         } else {
-            Err(DenyRule::NoGrant("program".into()))
+            lexical_absolute(program)
+        };
+        let mut refused_key = None;
+        for grant in self.grants.iter().filter(|g| g.applies_to(context)) {
+            let Allows::Program(granted) = &grant.allows else {
+                continue;
+            };
+            if granted.named != requested {
+                continue;
+            }
+            match env_keys
+                .clone()
+                .into_iter()
+                .find(|key| !granted.admits_env(key))
+            {
+                Some(key) => refused_key = Some(key.to_owned()),
+                None => {
+                    let file = granted
+                        .file
+                        .clone()
+                        .or_else(|| find_program(&granted.named))
+                        .unwrap_or_else(|| granted.named.clone());
+                    return Ok(GrantedProgram {
+                        file,
+                        argv0: granted.named.clone(),
+                    });
+                }
+            }
         }
+        Err(match refused_key {
+            Some(key) => DenyRule::EnvNotAllowed { key },
+            None => DenyRule::NoGrant("program".into()),
+        })
     }
 
     /// Checks a connection to `host` (as written, and as resolved to `ip`)
@@ -351,6 +457,74 @@ impl SecurityPolicy {
             Err(DenyRule::NoGrant("listen".into()))
         }
     }
+}
+
+/// A program grant: the name or path it admits, the file that runs, and the
+/// environment keys a request may set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ProgramGrant {
+    /// The bare name, or the path made absolute (not resolved).
+    named: PathBuf,
+    /// Where the name was found on `PATH` (or the path) when granted.
+    file: Option<PathBuf>,
+    /// Exact keys, or prefixes ending in `*`.
+    env: Vec<String>,
+}
+
+impl ProgramGrant {
+    fn admits_env(&self, key: &str) -> bool {
+        self.env
+            .iter()
+            .any(|allowed| match allowed.strip_suffix('*') {
+                Some(prefix) => key.starts_with(prefix) && !is_loader_key(key),
+                None => allowed == key,
+            })
+    }
+}
+
+/// Environment keys that make a program (its dynamic loader, libc, or an
+/// interpreter) load or run other code. A prefix in `allow_env` never admits
+/// them.
+fn is_loader_key(key: &str) -> bool {
+    const PREFIXES: [&str; 4] = ["LD_", "DYLD_", "MALLOC_", "BASH_FUNC_"];
+    const SUFFIXES: [&str; 2] = ["_PRELOAD", "_LIBRARY_PATH"];
+    const KEYS: [&str; 17] = [
+        "GCONV_PATH",
+        "GLIBC_TUNABLES",
+        "LOCPATH",
+        "NLSPATH",
+        "HOSTALIASES",
+        "RES_OPTIONS",
+        "LOCALDOMAIN",
+        "BASH_ENV",
+        "ENV",
+        "SHELLOPTS",
+        "PS4",
+        "IFS",
+        "PYTHONPATH",
+        "PYTHONSTARTUP",
+        "PERL5LIB",
+        "PERL5OPT",
+        "NODE_OPTIONS",
+    ];
+    PREFIXES.iter().any(|p| key.starts_with(p))
+        || SUFFIXES.iter().any(|s| key.ends_with(s))
+        || KEYS.contains(&key)
+}
+
+/// What a [`Grant::program`] runs for a request it admits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantedProgram {
+    /// The file to execute (opened once, executed by its descriptor).
+    pub file: PathBuf,
+    /// The name it runs under: the granted name or path.
+    pub argv0: PathBuf,
+}
+
+/// Whether `program` is a bare name (no directory part): looked up on
+/// `PATH`.
+fn is_bare_name(program: &Path) -> bool {
+    program.components().count() == 1 && !program.is_absolute()
 }
 
 /// `path` made absolute (against the working directory) with `.` and `..`
@@ -429,17 +603,18 @@ fn canonical_or_lexical(path: &Path) -> PathBuf {
     resolve(&absolute(path)).unwrap_or_else(|| lexical_absolute(path))
 }
 
-/// `program` resolved: a path with a separator is canonicalised; a bare name
-/// is looked up on `PATH`.
+/// The file `program` names: a path as written (made absolute), or a bare
+/// name found on `PATH`. Symlinks are not resolved: the name a link gives
+/// is the name the program runs under.
 fn find_program(program: &Path) -> Option<PathBuf> {
-    if program.components().count() > 1 || program.is_absolute() {
-        return std::fs::canonicalize(program).ok();
+    if !is_bare_name(program) {
+        return Some(lexical_absolute(program));
     }
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(program))
         .find(|candidate| candidate.is_file())
-        .and_then(|found| std::fs::canonicalize(found).ok())
+        .map(|found| lexical_absolute(&found))
 }
 
 #[cfg(test)]
@@ -466,7 +641,11 @@ mod tests {
             policy.check_path(&anyone(), Access::Read, Path::new("/tmp")),
             Err(DenyRule::NoGrant("read".into()))
         );
-        assert!(policy.check_program(&anyone(), Path::new("sh")).is_err());
+        assert!(
+            policy
+                .check_program(&anyone(), Path::new("sh"), [])
+                .is_err()
+        );
         assert!(policy.check_listen(&anyone(), 8080).is_err());
     }
 
