@@ -1544,3 +1544,96 @@ async fn every_operation_allowed_denied_or_failed_yields_exactly_one_record() {
     assert_eq!(seen, 21);
     assert_eq!(std::fs::read(&outside).unwrap(), OUTSIDE_SECRET);
 }
+
+/// Every field of every OS-layer tracing event, `name=value`, one string
+/// per event.
+#[derive(Clone, Default)]
+struct EventText(std::sync::Arc<parking_lot::Mutex<Vec<String>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for EventText {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Fields(String);
+        impl tracing::field::Visit for Fields {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn Debug) {
+                self.0.push_str(&format!(" {}={value:?}", field.name()));
+            }
+            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                self.0.push_str(&format!(" {}={value}", field.name()));
+            }
+        }
+        if event.metadata().target() != "airssys_rt::osl" {
+            return;
+        }
+        let mut fields = Fields(String::new());
+        event.record(&mut fields);
+        self.0.lock().push(fields.0);
+    }
+}
+
+/// A path or argument cannot forge a log line: control characters are
+/// escaped in the record's target, its `Display` and the `tracing` events;
+/// bytes that are not UTF-8 stay distinguishable from the replacement
+/// character; argument boundaries show.
+#[tokio::test]
+async fn paths_and_arguments_cannot_forge_log_lines() {
+    use std::os::unix::ffi::OsStrExt;
+    use tracing_subscriber::layer::SubscriberExt;
+    let events = EventText::default();
+    let _subscriber =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(events.clone()));
+    let sandbox = Sandbox::new("forge");
+    let osl = Osl::new(
+        SecurityPolicy::deny_all().grant(Grant::read(&sandbox.granted)),
+        ActivityLog::new()
+            .with_sink(sandbox.memory.clone())
+            .with_sink(airssys_rt::integration::osl::TracingSink),
+    );
+    let files = sandbox.files(&osl, "guest");
+    let forged = sandbox
+        .granted
+        .join("x\n12:00:00.000 admin file.read shadow: ok in 1 µs\r");
+    std::fs::write(&forged, b"data").unwrap();
+    assert_eq!(files.read(&forged).await.unwrap(), b"data");
+    let invalid = sandbox
+        .granted
+        .join(std::ffi::OsStr::from_bytes(b"name-\xff"));
+    let replacement = sandbox.granted.join("name-\u{fffd}");
+    let _ = files.read(&invalid).await;
+    let _ = files.read(&replacement).await;
+
+    let records = sandbox.records();
+    assert_eq!(records.len(), 3);
+    for record in &records {
+        let line = record.to_string();
+        assert!(!line.contains(['\n', '\r']), "{line:?}");
+        assert!(!record.target.contains(['\n', '\r']), "{record:?}");
+    }
+    assert!(
+        records[0]
+            .target
+            .ends_with("x\\n12:00:00.000 admin file.read shadow: ok in 1 µs\\r")
+    );
+    assert!(
+        records[1].target.ends_with("name-\\xff"),
+        "{:?}",
+        records[1].target
+    );
+    assert!(records[2].target.ends_with("name-\u{fffd}"));
+    let events = events.0.lock().clone();
+    assert_eq!(events.len(), 3, "{events:#?}");
+    assert!(
+        events.iter().all(|e| !e.contains(['\n', '\r'])),
+        "{events:#?}"
+    );
+
+    // Argument boundaries: `echo "a b"` is not `echo a b`.
+    use airssys_rt::integration::osl::ProcessSpec;
+    assert_ne!(
+        ProcessSpec::new("echo").arg("a b").to_string(),
+        ProcessSpec::new("echo").args(["a", "b"]).to_string()
+    );
+    assert_eq!(
+        ProcessSpec::new("echo").arg("x\nINFO").to_string(),
+        "echo \"x\\nINFO\""
+    );
+}

@@ -662,3 +662,114 @@ async fn close_ends_a_connection_that_is_receiving() {
     }
     system.shutdown(PATIENCE).await;
 }
+
+// ---------------------------------------------------------------------------
+// Limits per principal, and records of operations cut short
+// ---------------------------------------------------------------------------
+
+/// `max_connections` is per principal: inbound connections that fill one
+/// principal's slots (its listener's) leave another principal's connect
+/// alone; `max_connections_total` caps all of them together.
+#[tokio::test]
+async fn connection_limits_are_per_principal_with_a_total_cap() {
+    let (osl, memory) = layer(open_policy().limits(Limits {
+        max_connections: 2,
+        max_connections_total: 3,
+        ..Limits::default()
+    }));
+    let system = system();
+    let (_server, bound, mut accepted) = accepting_server(&system, &osl, Framing::Raw).await;
+    let _peers = [
+        tokio::net::TcpStream::connect(bound).await.unwrap(),
+        tokio::net::TcpStream::connect(bound).await.unwrap(),
+    ];
+    let _accepted = [
+        next_accepted(&mut accepted).await,
+        next_accepted(&mut accepted).await,
+    ];
+    // A third inbound one is over the server's own limit: closed at once.
+    let mut refused = tokio::net::TcpStream::connect(bound).await.unwrap();
+    let refused_at = refused.local_addr().unwrap();
+    let read = tokio::time::timeout(PATIENCE, refused.read(&mut [0u8; 1]))
+        .await
+        .expect("the refused socket is closed");
+    assert!(matches!(read, Ok(0)) || read.is_err(), "{read:?}");
+    let per_principal = DenyRule::Limit {
+        name: "max_connections",
+        value: 2,
+    };
+    assert_denial_recorded(
+        &memory,
+        Operation::Accept,
+        &format!("{refused_at} on {bound}"),
+        "server",
+        &per_principal,
+    );
+    assert_eq!(osl.open_connections_of("server"), 2);
+
+    // Another principal still has its own slots.
+    let target = StdListener::bind((LOOPBACK, 0)).unwrap();
+    let port = target.local_addr().unwrap().port();
+    let client = system
+        .spawn(osl.network_actor(SecurityContext::new("client")))
+        .unwrap();
+    let _connection = connect(&client, "127.0.0.1", port, Framing::Raw)
+        .await
+        .expect("the server's connections do not use the client's slots");
+    assert_eq!(osl.open_connections_of("client"), 1);
+    assert_eq!(osl.open_connections(), 3);
+
+    // The total is reached: a third principal is refused by it.
+    let other = system
+        .spawn(osl.network_actor(SecurityContext::new("other")))
+        .unwrap();
+    assert_eq!(
+        rule_of(connect(&other, "127.0.0.1", port, Framing::Raw).await),
+        DenyRule::Limit {
+            name: "max_connections_total",
+            value: 3
+        }
+    );
+    system.shutdown(PATIENCE).await;
+}
+
+/// A `Receive` cut short by `Connection::close` (its actor killed while it
+/// waits for data) still yields its one record, as cancelled: every started
+/// operation is recorded.
+#[tokio::test]
+async fn receives_cut_short_by_close_are_recorded_as_cancelled() {
+    const CLOSES: usize = 10;
+    let (osl, memory) = layer(open_policy());
+    let system = system();
+    let (_server, bound, mut accepted) =
+        accepting_server(&system, &osl, Framing::LengthDelimited).await;
+    let client = system
+        .spawn(osl.network_actor(SecurityContext::new("client")))
+        .unwrap();
+    for _ in 0..CLOSES {
+        let connection = connect(&client, "127.0.0.1", bound.port(), Framing::LengthDelimited)
+            .await
+            .unwrap();
+        let _peer = next_accepted(&mut accepted).await;
+        let pending = receive_pending(&connection).await;
+        connection.close();
+        tokio::time::timeout(PATIENCE, connection.actor().wait_for_exit())
+            .await
+            .expect("the connection's actor stops");
+        assert!(pending.await.is_err());
+    }
+    let receives: Vec<Outcome> = memory
+        .records()
+        .into_iter()
+        .filter(|r| r.operation == Operation::Receive && r.principal == "client")
+        .map(|r| r.outcome)
+        .collect();
+    assert_eq!(receives.len(), CLOSES, "{receives:#?}");
+    assert!(
+        receives
+            .iter()
+            .all(|outcome| matches!(outcome, Outcome::Cancelled(_))),
+        "{receives:#?}"
+    );
+    system.shutdown(PATIENCE).await;
+}

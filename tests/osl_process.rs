@@ -922,3 +922,436 @@ async fn killing_the_actor_kills_its_processes_children_too() {
         .expect("the actor stops");
     wait_stopped(grandchild).await;
 }
+
+// ---------------------------------------------------------------------------
+// Hardening: what a guest holding a few grants must not be able to do
+// ---------------------------------------------------------------------------
+
+/// Builds a shared object whose constructor creates `marker` (a program it
+/// is preloaded into then runs code the guest chose).
+fn preload_library(dir: &Path, marker: &Path) -> PathBuf {
+    let source = dir.join("evil.c");
+    let library = dir.join("evil.so");
+    std::fs::write(
+        &source,
+        format!(
+            "#include <fcntl.h>\n#include <unistd.h>\n\
+             __attribute__((constructor)) static void evil(void) {{\n\
+             int fd = open(\"{}\", O_CREAT | O_WRONLY, 0600); if (fd >= 0) close(fd); }}\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    let built = std::process::Command::new("gcc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&library)
+        .arg(&source)
+        .status()
+        .expect("gcc runs (CI installs it)");
+    assert!(built.success(), "the preload library builds");
+    library
+}
+
+/// A request may set only the environment keys its program grant allows:
+/// `LD_PRELOAD` (which runs a library's code inside the granted program) is
+/// refused and recorded, also when the grant allows `LD_*` by prefix; only
+/// its exact name admits it, and then the library really is loaded (which
+/// shows the refusal is what kept it out).
+#[tokio::test]
+async fn loader_environment_keys_are_refused_unless_named_exactly() {
+    let dir = scratch("ld-preload");
+    let marker = dir.join("preloaded");
+    let library = preload_library(&dir, &marker);
+    let (osl, memory) =
+        layer(SecurityPolicy::deny_all().grant(Grant::program("echo").allow_env(["LANG", "LD_*"])));
+    let system = system();
+    let actor = system
+        .spawn(osl.process_actor(SecurityContext::new("guest")))
+        .unwrap();
+    let spec = || {
+        ProcessSpec::new("echo")
+            .arg("harmless")
+            .env("LANG", "C")
+            .env("LD_PRELOAD", library.display().to_string())
+    };
+    let refused = run(&actor, spec()).await;
+    let rule = DenyRule::EnvNotAllowed {
+        key: "LD_PRELOAD".into(),
+    };
+    match &refused {
+        Err(OslError::Denied { rule: denied, .. }) => assert_eq!(denied, &rule),
+        other => panic!("expected a denial, got {other:?}"),
+    }
+    assert!(!marker.exists(), "the library's code did not run");
+    assert_recorded(
+        &memory,
+        Operation::ProcessSpawn,
+        "echo harmless",
+        &Outcome::Denied(rule.to_string()),
+    );
+    // A key the grant does not name at all.
+    let other = run(&actor, ProcessSpec::new("echo").env("HOME", "/root")).await;
+    assert!(
+        matches!(&other, Err(OslError::Denied { rule: DenyRule::EnvNotAllowed { key }, .. }) if key == "HOME"),
+        "{other:?}"
+    );
+
+    let (trusting, _) = layer(
+        SecurityPolicy::deny_all().grant(Grant::program("echo").allow_env(["LANG", "LD_PRELOAD"])),
+    );
+    let trusting = system
+        .spawn(trusting.process_actor(SecurityContext::new("operator")))
+        .unwrap();
+    let out = run(&trusting, spec()).await.unwrap();
+    assert!(out.success(), "{out:?}");
+    assert!(marker.exists(), "named exactly, the key is passed on");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Granting `xzcat` grants that name only: `xz`, `unxz` and `lzma` (the same
+/// binary, which compresses and deletes by name), its full path, and a link
+/// the guest made to it are all refused; `xzcat` runs as `xzcat` (it
+/// decompresses to stdout and leaves the file alone).
+#[tokio::test]
+async fn a_program_grant_admits_its_name_only_and_runs_under_it() {
+    let dir = scratch("aliases");
+    let data = dir.join("data.txt");
+    std::fs::write(&data, b"payload\n").unwrap();
+    let packed = dir.join("packed.xz");
+    let packing = std::process::Command::new("xz")
+        .args(["-k", "-c"])
+        .arg(&data)
+        .output()
+        .expect("xz runs (CI installs xz-utils)");
+    std::fs::write(&packed, packing.stdout).unwrap();
+    let alias = dir.join("anything");
+    std::os::unix::fs::symlink(which("xz"), &alias).unwrap();
+    let (osl, memory) = layer(SecurityPolicy::deny_all().grant(Grant::program("xzcat")));
+    let system = system();
+    let actor = system
+        .spawn(osl.process_actor(SecurityContext::new("guest")))
+        .unwrap();
+
+    let data_arg = data.display().to_string();
+    for name in [
+        "xz".to_owned(),
+        "unxz".to_owned(),
+        "lzma".to_owned(),
+        which("xz"),
+        which("xzcat"),
+        alias.display().to_string(),
+    ] {
+        let refused = run(&actor, ProcessSpec::new(&name).arg(&data_arg)).await;
+        assert!(
+            matches!(
+                &refused,
+                Err(OslError::Denied {
+                    rule: DenyRule::NoGrant(_),
+                    ..
+                })
+            ),
+            "{name}: {refused:?}"
+        );
+    }
+    assert_eq!(std::fs::read(&data).unwrap(), b"payload\n", "nothing ran");
+    assert!(!dir.join("data.txt.xz").exists());
+
+    let out = run(
+        &actor,
+        ProcessSpec::new("xzcat").arg(packed.display().to_string()),
+    )
+    .await
+    .unwrap();
+    assert!(out.success(), "{out:?}");
+    assert_eq!(out.stdout, b"payload\n");
+    assert!(packed.exists(), "xzcat leaves its input alone");
+    let denials = memory
+        .records()
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Denied(_)))
+        .count();
+    assert_eq!(denials, 6);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A granted script (`#!`) runs: the interpreter reads it through the
+/// descriptor the layer opened and checked.
+#[tokio::test]
+async fn a_granted_script_runs_from_the_opened_file() {
+    let dir = scratch("script");
+    let script = dir.join("hello.sh");
+    std::fs::write(&script, format!("#!{}\necho \"hello $1\"\n", which("sh"))).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (osl, _) = layer(SecurityPolicy::deny_all().grant(Grant::program(&script)));
+    let system = system();
+    let actor = system
+        .spawn(osl.process_actor(SecurityContext::new("scripter")))
+        .unwrap();
+    let out = run(&actor, ProcessSpec::new(&script).arg("world"))
+        .await
+        .unwrap();
+    assert!(out.success(), "{out:?}");
+    assert_eq!(out.stdout, b"hello world\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The child inherits stdin, stdout and stderr only: a descriptor the host
+/// holds open without close-on-exec (as a library might) is not passed on.
+#[tokio::test]
+async fn children_inherit_no_descriptor_beyond_the_standard_three() {
+    let dir = scratch("fds");
+    let leaky = nix::fcntl::open(
+        &dir.join("host-secret"),
+        nix::fcntl::OFlag::O_CREAT | nix::fcntl::OFlag::O_RDWR,
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let leaky_fd = std::os::fd::AsRawFd::as_raw_fd(&leaky);
+    let (osl, _) = layer(SecurityPolicy::deny_all().grant(Grant::program("sh")));
+    let system = system();
+    let actor = system
+        .spawn(osl.process_actor(SecurityContext::new("fds")))
+        .unwrap();
+    let out = run(
+        &actor,
+        ProcessSpec::new("sh").args(["-c", "ls /proc/$$/fd"]),
+    )
+    .await
+    .unwrap();
+    assert!(out.success(), "{out:?}");
+    let open: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(open, ["0", "1", "2"], "the host's fd {leaky_fd} leaked");
+    drop(leaky);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Stopping the actor does not wait for a grandchild that moved to its own
+/// session and keeps the output pipes open after its parent exited (it used
+/// to wait out the whole process time limit).
+#[tokio::test]
+async fn stopping_does_not_wait_for_a_grandchild_holding_the_pipes() {
+    let (osl, _) = layer(
+        SecurityPolicy::deny_all()
+            .grant(Grant::program("sh"))
+            .limits(Limits {
+                // Far past the test's patience: waiting for it fails the test.
+                max_duration: Duration::from_secs(3600),
+                ..Limits::default()
+            }),
+    );
+    let system = system();
+    let actor = system
+        .spawn(osl.process_actor(SecurityContext::new("owner")))
+        .unwrap();
+    let (lines, mut received) = collector(&system);
+    let spec = ProcessSpec::new("sh")
+        .args(["-c", "setsid sleep 600 & echo $!; exit 0"])
+        .stream_to(lines);
+    let (_, sh) = start(&actor, spec).await;
+    let grandchild: u32 = next_line(&mut received).await.line.parse().unwrap();
+    let grandchild = Tracked::alive(grandchild);
+    Tracked {
+        pid: sh,
+        started: 0,
+    }
+    .wait_gone()
+    .await;
+
+    assert!(actor.stop());
+    tokio::time::timeout(PATIENCE, actor.wait_for_exit())
+        .await
+        .expect("the actor stops without waiting for the pipes to close");
+    // Out of reach of the layer (its own session): clean up by hand.
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(grandchild.pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+}
+
+/// Forwards lines to a channel, like [`Collector`], but through a bounded
+/// mailbox that blocks senders when full.
+fn slow_collector(
+    system: &ActorSystem,
+) -> (ActorRef<OutputLine>, mpsc::UnboundedReceiver<OutputLine>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let recipient = system
+        .spawn_builder()
+        .bounded(16, Backpressure::Block)
+        .spawn(Collector(tx))
+        .expect("spawned");
+    (recipient, rx)
+}
+
+/// Streamed output obeys the output cap too: `yes` streamed to a recipient
+/// delivers at most `max_output_bytes` bytes of lines (it used to deliver
+/// hundreds of megabytes), and the run reports stdout truncated.
+#[tokio::test]
+async fn streamed_output_obeys_the_output_cap() {
+    const CAP: usize = 16 * 1024;
+    let (osl, _) = layer(
+        SecurityPolicy::deny_all()
+            .grant(Grant::program("sh"))
+            .limits(Limits {
+                max_output_bytes: CAP,
+                ..Limits::default()
+            }),
+    );
+    let system = system();
+    let actor = system
+        .spawn(osl.process_actor(SecurityContext::new("streamer")))
+        .unwrap();
+    for (recipient, mut lines) in [collector(&system), slow_collector(&system)] {
+        let yes = format!("{} | {} -n 200000", which("yes"), which("head"));
+        let out = run(
+            &actor,
+            ProcessSpec::new("sh")
+                .args(["-c", &yes])
+                .stream_to(recipient.clone()),
+        )
+        .await
+        .unwrap();
+        assert!(out.stdout_truncated && out.stdout.len() == CAP, "{out:?}");
+        // Every line was handed over before the run reported: a line told
+        // now comes after the last of them.
+        let end = OutputLine {
+            process: out.process,
+            stream: Stream::Stderr,
+            line: "end of test".into(),
+        };
+        recipient.tell(end.clone()).await.unwrap();
+        let mut streamed = 0;
+        loop {
+            let line = next_line(&mut lines).await;
+            if line == end {
+                break;
+            }
+            streamed += line.line.len() + 1;
+            assert!(
+                streamed <= CAP + 1,
+                "streamed {streamed} bytes past the cap"
+            );
+        }
+        assert!(streamed >= CAP, "streamed only {streamed} bytes");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The host dies: its children die with it
+// ---------------------------------------------------------------------------
+
+/// Set to `exit` or `wait` in the environment of a host process this test
+/// binary starts (see [`host_process`]).
+const HOST_MODE: &str = "AIRSSYS_OSL_TEST_HOST";
+
+/// Not a test on its own: the body of a separate host process that the
+/// tests below start from this test binary. It starts `sleep 600` through a
+/// `ProcessActor`, prints the sleep's pid, then exits with
+/// `std::process::exit` (no destructor runs) or waits to be killed.
+#[test]
+#[ignore = "the host process of the host-death tests; they run it"]
+fn host_process() {
+    let Ok(mode) = std::env::var(HOST_MODE) else {
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let (osl, _) = layer(SecurityPolicy::deny_all().grant(Grant::program("sleep")));
+        let system = system();
+        let actor = system
+            .spawn(osl.process_actor(SecurityContext::new("host")))
+            .unwrap();
+        let (_, pid) = start(&actor, ProcessSpec::new("sleep").arg("600")).await;
+        // After libtest's own "test host_process ... " on the same line.
+        println!("child-pid={pid}");
+        use std::io::Write as _;
+        std::io::stdout().flush().unwrap();
+        if mode == "exit" {
+            std::process::exit(0);
+        }
+        std::future::pending::<()>().await;
+    });
+}
+
+/// Waits until the process `pid` has exited (a zombie counts), through a
+/// pidfd: an event, not a poll.
+async fn exited(pid: u32) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor
+    // or -1; nothing else is touched.
+    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid as i32, 0) };
+    if fd < 0 {
+        // Already gone (reaped): nothing to wait for.
+        assert_eq!(
+            std::io::Error::last_os_error().raw_os_error(),
+            Some(nix::libc::ESRCH)
+        );
+        return;
+    }
+    // SAFETY: `fd` was just returned by pidfd_open and is owned here.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) };
+    // SAFETY: the AsyncFd owns the descriptor, so it stays open while
+    // registered.
+    let fd = unsafe { tokio::io::unix::AsyncFd::register(fd) }
+        .map_err(|e| e.to_string())
+        .unwrap();
+    let ready = tokio::time::timeout(PATIENCE, fd.readable())
+        .await
+        .unwrap_or_else(|_| panic!("pid {pid} is still running"));
+    drop(ready.unwrap());
+}
+
+/// Starts this test binary as a host in `mode`; the pid of the child it
+/// started, and the host.
+fn start_host(mode: &str) -> (std::process::Child, u32) {
+    use std::io::BufRead as _;
+    let mut host = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "host_process",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(HOST_MODE, mode)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = host.stdout.take().unwrap();
+    let child = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            let (_, pid) = line.split_once("child-pid=")?;
+            Some(pid.parse().unwrap())
+        })
+        .expect("the host reports its child");
+    (host, child)
+}
+
+/// A host that ends with `std::process::exit` takes its running programs
+/// with it (the parent-death signal), instead of leaving them to PID 1.
+#[tokio::test]
+async fn children_die_when_the_host_exits_abruptly() {
+    let (mut host, child) = start_host("exit");
+    assert!(host.wait().unwrap().success());
+    // (It may be gone already: the host exited right after reporting it.)
+    exited(child).await;
+}
+
+/// The same when the host is terminated by a signal it does not handle.
+#[tokio::test]
+async fn children_die_when_the_host_is_killed_by_sigterm() {
+    let (mut host, child) = start_host("wait");
+    let child_tracked = Tracked::alive(child);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(host.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(!host.wait().unwrap().success());
+    exited(child_tracked.pid).await;
+}
