@@ -4,7 +4,9 @@
 //! it, and recorded in an [`ActivityLog`].
 //!
 //! The brief puts airssys-osl under the runtime; it is not published, so the
-//! layer lives here, on tokio's `fs`, `process` and `net`.
+//! layer lives here, on tokio's `process` and `net` and Linux's `openat2`.
+//! The README's OS-layer section has the threat model: what is guarded
+//! against, by which mechanism, and what stays out of scope.
 //!
 //! * [`Osl`] holds the policy, the log and the limits' counters, and makes
 //!   the actors: [`FileActor`], [`ProcessActor`], [`NetworkActor`]. Spawn
@@ -45,6 +47,11 @@
 //! # std::fs::remove_dir_all(&dir)?;
 //! # Ok(()) }
 //! ```
+
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "the `osl` feature (on by default) needs Linux 5.11+ (openat2, close_range, PR_SET_PDEATHSIG); build with `default-features = false` elsewhere"
+);
 
 pub mod activity;
 mod confine;

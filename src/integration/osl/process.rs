@@ -1,8 +1,16 @@
 //! [`ProcessActor`]: programs run as messages, checked, limited and logged.
+//!
+//! A request names a program granted by that name or path; it runs from the
+//! file the grant found (opened once, executed through its descriptor) under
+//! the granted `argv[0]`, with an empty environment plus the keys its grant
+//! allows, no stdin, and no descriptor of the host beyond stdout and stderr.
+//!
 //! A process never outlives the actor that started it: each runs in its own
 //! process group, and when the actor stops, fails or is restarted (or the
 //! process times out or is killed), the group is killed and the process
-//! reaped.
+//! reaped. If the host process dies, the kernel kills its programs
+//! (`PR_SET_PDEATHSIG`; see the `launcher` module for why one thread forks
+//! them all).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -103,7 +111,8 @@ impl ProcessSpec {
         self
     }
 
-    /// Runs in `dir` (which must be readable under the policy).
+    /// Runs in `dir` (which must be readable under the policy; the child
+    /// enters the directory the layer opened and checked, by descriptor).
     pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.cwd = Some(dir.into());
         self
