@@ -335,7 +335,7 @@ impl ProcessActor {
         }
         .await;
         let target = audit.target().to_owned();
-        let (child, group) = audit.finish(started)?;
+        let (group, child) = audit.finish(started)?;
         let pid = group.leader;
         let process = ProcessId::next();
         let timeout = spec
@@ -458,7 +458,7 @@ impl Launch {
         self,
         osl: &Osl,
         context: &SecurityContext,
-    ) -> Result<(tokio::process::Child, Group), Refused> {
+    ) -> Result<(Group, tokio::process::Child), Refused> {
         let cwd = match &self.cwd {
             Some(dir) => Some(confine::checked(
                 || osl.policy().check_path(context, Access::Read, dir),
@@ -495,7 +495,9 @@ impl Launch {
         let group = Group {
             leader: child.id().unwrap_or(0),
         };
-        Ok((child, group))
+        // Dropped unclaimed (the actor is gone), the group is killed first,
+        // while its leader cannot have been reaped yet.
+        Ok((group, child))
     }
 }
 
