@@ -7,22 +7,21 @@
 //! Each test works in its own directory under the system temp dir (process
 //! id and a counter in its name), removed when the test ends. Nothing waits
 //! for time: an ask's reply comes after the record of its operation.
-#![cfg(all(unix, feature = "osl"))]
+#![cfg(all(target_os = "linux", feature = "osl"))]
+
+mod support;
 
 use std::fmt::Debug;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use airssys_rt::integration::osl::{
     ActivityLog, ActivityRecord, DenyRule, DirEntryInfo, FileRequest, Grant, JsonLinesSink, Limits,
     MemorySink, Operation, Osl, OslError, Outcome, SecurityContext, SecurityPolicy,
 };
 use airssys_rt::prelude::*;
-
-/// Hang guard for asks that must be answered; never reached in a passing run.
-const PATIENCE: Duration = Duration::from_secs(30);
+use support::PATIENCE;
 
 /// A fresh directory under the system temp dir, removed with everything in
 /// it when dropped (also when the test fails).

@@ -5,37 +5,26 @@
 //! with their listener's actor.
 #![cfg(all(feature = "osl", target_os = "linux"))]
 
+mod support;
+
 use std::convert::Infallible;
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdListener};
-use std::time::Duration;
 
 use airssys_rt::integration::osl::*;
 use airssys_rt::prelude::*;
+use support::osl::layer;
+use support::{PATIENCE, system};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
-/// Hang guard for waits that must end; never reached in a passing run.
-const PATIENCE: Duration = Duration::from_secs(30);
-
 const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
-
-fn system() -> ActorSystem {
-    ActorSystem::new(SystemConfig::default()).expect("inside a runtime")
-}
 
 /// Connect anywhere on 127.0.0.1, listen on unprivileged ports.
 fn open_policy() -> SecurityPolicy {
     SecurityPolicy::deny_all()
         .grant(Grant::connect("127.0.0.1", 1..=65535))
         .grant(Grant::listen(1024..=65535))
-}
-
-/// A layer with `policy`, recording to the returned memory sink.
-fn layer(policy: SecurityPolicy) -> (Osl, MemorySink) {
-    let memory = MemorySink::default();
-    let osl = Osl::new(policy, ActivityLog::new().with_sink(memory.clone()));
-    (osl, memory)
 }
 
 async fn connect(
@@ -115,6 +104,13 @@ fn has_pending_connection(listener: &StdListener) -> bool {
     }
 }
 
+/// A network actor acting as `principal`.
+fn network_actor(system: &ActorSystem, osl: &Osl, principal: &str) -> ActorRef<NetworkRequest> {
+    system
+        .spawn(osl.network_actor(SecurityContext::new(principal)))
+        .expect("the network actor spawns")
+}
+
 // ---------------------------------------------------------------------------
 // Servers made of actors
 // ---------------------------------------------------------------------------
@@ -178,9 +174,7 @@ async fn accepting_server(
     SocketAddr,
     mpsc::UnboundedReceiver<Connection>,
 ) {
-    let server = system
-        .spawn(osl.network_actor(SecurityContext::new("server")))
-        .unwrap();
+    let server = network_actor(system, osl, "server");
     let (tx, accepted) = mpsc::unbounded_channel();
     let inbox = system.spawn(Inbox(tx)).unwrap();
     let bound = listen(&server, (LOOPBACK, 0).into(), framing, inbox)
@@ -195,9 +189,7 @@ async fn echo_server(
     osl: &Osl,
     framing: Framing,
 ) -> (ActorRef<NetworkRequest>, SocketAddr) {
-    let server = system
-        .spawn(osl.network_actor(SecurityContext::new("server")))
-        .unwrap();
+    let server = network_actor(system, osl, "server");
     let echo = system.spawn(EchoServer).unwrap();
     let bound = listen(&server, (LOOPBACK, 0).into(), framing, echo)
         .await
@@ -234,9 +226,7 @@ async fn ten_thousand_messages_echo_over_loopback() {
     let (osl, memory) = layer(open_policy());
     let system = system();
     let (_server, bound) = echo_server(&system, &osl, Framing::LengthDelimited).await;
-    let client = system
-        .spawn(osl.network_actor(SecurityContext::new("client")))
-        .unwrap();
+    let client = network_actor(&system, &osl, "client");
     let connection = connect(&client, "127.0.0.1", bound.port(), Framing::LengthDelimited)
         .await
         .expect("connecting allowed");
@@ -288,9 +278,7 @@ async fn raw_bytes_echo_over_loopback() {
     let (osl, _) = layer(open_policy());
     let system = system();
     let (_server, bound) = echo_server(&system, &osl, Framing::Raw).await;
-    let client = system
-        .spawn(osl.network_actor(SecurityContext::new("client")))
-        .unwrap();
+    let client = network_actor(&system, &osl, "client");
     let connection = connect(&client, "127.0.0.1", bound.port(), Framing::Raw)
         .await
         .unwrap();
@@ -327,9 +315,7 @@ async fn connecting_to_a_port_not_granted_is_denied() {
             .grant(Grant::connect("127.0.0.1", port.saturating_add(1)..=65535)),
     );
     let system = system();
-    let network = system
-        .spawn(osl.network_actor(SecurityContext::new("prober")))
-        .unwrap();
+    let network = network_actor(&system, &osl, "prober");
     let rule = rule_of(connect(&network, "127.0.0.1", port, Framing::Raw).await);
     assert_eq!(rule, DenyRule::NoGrant("connect".into()));
     assert!(!has_pending_connection(&target), "no connection was made");
@@ -351,9 +337,7 @@ async fn connecting_to_a_host_not_granted_is_denied() {
     let port = target.local_addr().unwrap().port();
     let (osl, memory) = layer(open_policy());
     let system = system();
-    let network = system
-        .spawn(osl.network_actor(SecurityContext::new("prober")))
-        .unwrap();
+    let network = network_actor(&system, &osl, "prober");
     let rule = rule_of(connect(&network, "127.0.0.2", port, Framing::Raw).await);
     assert_eq!(rule, DenyRule::NoGrant("connect".into()));
     assert!(!has_pending_connection(&target), "no connection was made");
@@ -375,9 +359,7 @@ async fn listening_on_a_port_not_granted_is_denied() {
 
     // An explicit port below the granted range.
     let (osl, memory) = layer(open_policy());
-    let network = system
-        .spawn(osl.network_actor(SecurityContext::new("daemon")))
-        .unwrap();
+    let network = network_actor(&system, &osl, "daemon");
     let low: SocketAddr = (LOOPBACK, 80).into();
     let rule = rule_of(listen(&network, low, Framing::Raw, inbox.clone()).await);
     assert_eq!(rule, DenyRule::NoGrant("listen".into()));
@@ -390,9 +372,7 @@ async fn listening_on_a_port_not_granted_is_denied() {
         .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
         .unwrap_or(32768);
     let (osl, memory) = layer(SecurityPolicy::deny_all().grant(Grant::listen(1..=ephemeral - 1)));
-    let network = system
-        .spawn(osl.network_actor(SecurityContext::new("daemon")))
-        .unwrap();
+    let network = network_actor(&system, &osl, "daemon");
     let any: SocketAddr = (LOOPBACK, 0).into();
     let rule = rule_of(listen(&network, any, Framing::Raw, inbox).await);
     assert_eq!(rule, DenyRule::NoGrant("listen".into()));
@@ -418,9 +398,7 @@ async fn a_connect_over_max_connections_is_refused_until_one_closes() {
     let port = target.local_addr().unwrap().port();
     let (osl, memory) = layer(one_connection_policy());
     let system = system();
-    let network = system
-        .spawn(osl.network_actor(SecurityContext::new("client")))
-        .unwrap();
+    let network = network_actor(&system, &osl, "client");
 
     let first = connect(&network, "127.0.0.1", port, Framing::Raw)
         .await
@@ -521,9 +499,7 @@ async fn stopping_the_network_actor_closes_accepted_connections() {
         let system = system();
         let (server, bound, mut accepted) =
             accepting_server(&system, &osl, Framing::LengthDelimited).await;
-        let client = system
-            .spawn(osl.network_actor(SecurityContext::new("client")))
-            .unwrap();
+        let client = network_actor(&system, &osl, "client");
 
         // One accepted connection stays idle; the other is blocked receiving.
         let idle_client = connect(&client, "127.0.0.1", bound.port(), Framing::LengthDelimited)
@@ -603,9 +579,7 @@ async fn stopping_the_network_actor_closes_its_outgoing_connections() {
     let system = system();
     let (_server, bound, mut accepted) =
         accepting_server(&system, &osl, Framing::LengthDelimited).await;
-    let client = system
-        .spawn(osl.network_actor(SecurityContext::new("client")))
-        .unwrap();
+    let client = network_actor(&system, &osl, "client");
     let outgoing = connect(&client, "127.0.0.1", bound.port(), Framing::LengthDelimited)
         .await
         .unwrap();
@@ -637,9 +611,7 @@ async fn close_ends_a_connection_that_is_receiving() {
     let system = system();
     let (_server, bound, mut accepted) =
         accepting_server(&system, &osl, Framing::LengthDelimited).await;
-    let client = system
-        .spawn(osl.network_actor(SecurityContext::new("client")))
-        .unwrap();
+    let client = network_actor(&system, &osl, "client");
     let connection = connect(&client, "127.0.0.1", bound.port(), Framing::LengthDelimited)
         .await
         .unwrap();
@@ -710,9 +682,7 @@ async fn connection_limits_are_per_principal_with_a_total_cap() {
     // Another principal still has its own slots.
     let target = StdListener::bind((LOOPBACK, 0)).unwrap();
     let port = target.local_addr().unwrap().port();
-    let client = system
-        .spawn(osl.network_actor(SecurityContext::new("client")))
-        .unwrap();
+    let client = network_actor(&system, &osl, "client");
     let _connection = connect(&client, "127.0.0.1", port, Framing::Raw)
         .await
         .expect("the server's connections do not use the client's slots");
@@ -720,9 +690,7 @@ async fn connection_limits_are_per_principal_with_a_total_cap() {
     assert_eq!(osl.open_connections(), 3);
 
     // The total is reached: a third principal is refused by it.
-    let other = system
-        .spawn(osl.network_actor(SecurityContext::new("other")))
-        .unwrap();
+    let other = network_actor(&system, &osl, "other");
     assert_eq!(
         rule_of(connect(&other, "127.0.0.1", port, Framing::Raw).await),
         DenyRule::Limit {
@@ -743,9 +711,7 @@ async fn receives_cut_short_by_close_are_recorded_as_cancelled() {
     let system = system();
     let (_server, bound, mut accepted) =
         accepting_server(&system, &osl, Framing::LengthDelimited).await;
-    let client = system
-        .spawn(osl.network_actor(SecurityContext::new("client")))
-        .unwrap();
+    let client = network_actor(&system, &osl, "client");
     for _ in 0..CLOSES {
         let connection = connect(&client, "127.0.0.1", bound.port(), Framing::LengthDelimited)
             .await

@@ -4,6 +4,8 @@
 //! never left as zombies), and denials with their activity records.
 #![cfg(all(feature = "osl", target_os = "linux"))]
 
+mod support;
+
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -11,21 +13,9 @@ use std::time::{Duration, Instant};
 use airssys_rt::integration::osl::*;
 use airssys_rt::prelude::*;
 use airssys_rt::supervisor::SupervisionEvent;
+use support::osl::layer;
+use support::{PATIENCE, system};
 use tokio::sync::mpsc;
-
-/// Hang guard for waits that must end; never reached in a passing run.
-const PATIENCE: Duration = Duration::from_secs(30);
-
-fn system() -> ActorSystem {
-    ActorSystem::new(SystemConfig::default()).expect("inside a runtime")
-}
-
-/// A layer with `policy`, recording to the returned memory sink.
-fn layer(policy: SecurityPolicy) -> (Osl, MemorySink) {
-    let memory = MemorySink::default();
-    let osl = Osl::new(policy, ActivityLog::new().with_sink(memory.clone()));
-    (osl, memory)
-}
 
 /// A fresh, empty directory for one test, canonicalised.
 fn scratch(name: &str) -> PathBuf {
@@ -340,22 +330,28 @@ async fn output_lines_are_streamed_in_order() {
     assert_eq!(captured, expected_out.join("\n"));
 }
 
+/// A layer that runs `sh` and keeps at most `cap` bytes of each output
+/// stream.
+fn sh_with_output_cap(cap: usize) -> Osl {
+    layer(
+        SecurityPolicy::deny_all()
+            .grant(Grant::program("sh"))
+            .limits(Limits {
+                max_output_bytes: cap,
+                ..Limits::default()
+            }),
+    )
+    .0
+}
+
 /// Output beyond `max_output_bytes` is cut, per stream, and reported as
 /// truncated; output of exactly the cap is not.
 #[tokio::test]
 async fn output_over_the_cap_is_cut_and_flagged() {
     const CAP: usize = 1000;
-    let (osl, _) = layer(
-        SecurityPolicy::deny_all()
-            .grant(Grant::program("sh"))
-            .limits(Limits {
-                max_output_bytes: CAP,
-                ..Limits::default()
-            }),
-    );
     let system = system();
     let actor = system
-        .spawn(osl.process_actor(SecurityContext::new("cap")))
+        .spawn(sh_with_output_cap(CAP).process_actor(SecurityContext::new("cap")))
         .unwrap();
     let head = which("head");
     let emit = |out: usize, err: usize| {
@@ -1192,17 +1188,9 @@ fn slow_collector(
 #[tokio::test]
 async fn streamed_output_obeys_the_output_cap() {
     const CAP: usize = 16 * 1024;
-    let (osl, _) = layer(
-        SecurityPolicy::deny_all()
-            .grant(Grant::program("sh"))
-            .limits(Limits {
-                max_output_bytes: CAP,
-                ..Limits::default()
-            }),
-    );
     let system = system();
     let actor = system
-        .spawn(osl.process_actor(SecurityContext::new("streamer")))
+        .spawn(sh_with_output_cap(CAP).process_actor(SecurityContext::new("streamer")))
         .unwrap();
     for (recipient, mut lines) in [collector(&system), slow_collector(&system)] {
         let yes = format!("{} | {} -n 200000", which("yes"), which("head"));

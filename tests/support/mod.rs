@@ -6,6 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use airssys_rt::prelude::*;
+
+#[cfg(feature = "osl")]
+pub mod osl;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
