@@ -113,8 +113,9 @@ fn open_beneath<Fd: AsFd>(
 
 /// Opens a regular file with `flags` and checks what was opened: a FIFO,
 /// socket or device is refused (`O_NONBLOCK`, so opening one never waits for
-/// a peer), and so is a file with more than one hard link.
-pub(super) fn open_regular(path: &Path, flags: OFlag) -> Result<File, Refused> {
+/// a peer), and so is a file with more than one hard link. The file and its
+/// size.
+pub(super) fn open_regular(path: &Path, flags: OFlag) -> Result<(File, u64), Refused> {
     // openat2 refuses a mode without O_CREAT.
     let mode = if flags.contains(OFlag::O_CREAT) {
         Mode::from_bits_truncate(0o666)
@@ -134,12 +135,8 @@ pub(super) fn open_regular(path: &Path, flags: OFlag) -> Result<File, Refused> {
     };
     let meta = file.metadata()?;
     check_regular(&meta)?;
-    // Reads and writes of a regular file do not block on O_NONBLOCK; clear
-    // it anyway so the descriptor behaves as a plain one.
-    let flags = nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_GETFL)?;
-    let flags = OFlag::from_bits_truncate(flags) - OFlag::O_NONBLOCK;
-    nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_SETFL(flags))?;
-    Ok(file)
+    // O_NONBLOCK stays: it changes nothing for a regular file.
+    Ok((file, meta.len()))
 }
 
 /// Refuses anything but a regular file with one link.

@@ -187,8 +187,7 @@ impl FileActor {
             Access::Read,
             Resolve::Follow,
             move |checked| {
-                let file = confine::open_regular(checked, OFlag::O_RDONLY)?;
-                let len = file.metadata()?.len();
+                let (file, len) = confine::open_regular(checked, OFlag::O_RDONLY)?;
                 if len > limit {
                     return Err(too_big());
                 }
@@ -218,7 +217,7 @@ impl FileActor {
             Resolve::Follow,
             move |checked| {
                 // Not O_TRUNC: what was opened is checked before it changes.
-                let mut file =
+                let (mut file, _) =
                     confine::open_regular(checked, OFlag::O_WRONLY | OFlag::O_CREAT | mode)?;
                 if !append {
                     file.set_len(0)?;
