@@ -473,12 +473,16 @@ struct ProgramGrant {
 
 impl ProgramGrant {
     fn admits_env(&self, key: &str) -> bool {
-        self.env
-            .iter()
-            .any(|allowed| match allowed.strip_suffix('*') {
-                Some(prefix) => key.starts_with(prefix) && !is_loader_key(key),
-                None => allowed == key,
-            })
+        // A key holding `=` would set another variable than it names.
+        let well_formed = !key.is_empty() && !key.contains(['=', '\0']);
+        well_formed
+            && self
+                .env
+                .iter()
+                .any(|allowed| match allowed.strip_suffix('*') {
+                    Some(prefix) => key.starts_with(prefix) && !is_loader_key(key),
+                    None => allowed == key,
+                })
     }
 }
 
@@ -671,6 +675,38 @@ mod tests {
                 .check_connect(&anyone(), "localhost", lo, 81)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn environment_keys_are_admitted_by_name_or_prefix_never_loader_keys_by_prefix() {
+        let policy = SecurityPolicy::deny_all()
+            .grant(Grant::program("env").allow_env(["LANG", "LC_*", "X*", "LD_AUDIT"]));
+        let check =
+            |keys: &[&str]| policy.check_program(&anyone(), Path::new("env"), keys.iter().copied());
+        assert!(check(&["LANG", "LC_ALL", "XDG_DIRS", "LD_AUDIT"]).is_ok());
+        for refused in ["HOME", "LD_PRELOAD", "X_PRELOAD", "LC_ALL=C", "LANG\0", ""] {
+            let refused_key = match check(&[refused]) {
+                Err(DenyRule::EnvNotAllowed { key }) => key,
+                other => panic!("{refused:?}: {other:?}"),
+            };
+            assert_eq!(refused_key, refused);
+        }
+    }
+
+    #[test]
+    fn a_program_grant_admits_its_name_only() {
+        let policy = SecurityPolicy::deny_all().grant(Grant::program("xzcat"));
+        let granted = policy
+            .check_program(&anyone(), Path::new("xzcat"), [])
+            .expect("the granted name");
+        assert_eq!(granted.argv0, PathBuf::from("xzcat"));
+        for other in ["xz", "unxz", "/usr/bin/xzcat", "./xzcat"] {
+            assert_eq!(
+                policy.check_program(&anyone(), Path::new(other), []),
+                Err(DenyRule::NoGrant("program".into())),
+                "{other}"
+            );
+        }
     }
 
     #[test]
