@@ -330,6 +330,29 @@ async fn connecting_to_a_port_not_granted_is_denied() {
 }
 
 /// A host outside the connect grants is refused, even on a granted port.
+/// A principal whose grants could not cover a host is refused before the
+/// name is looked up (no DNS query of its choosing leaves the machine), and
+/// a newline in the host name is escaped in the record's target.
+#[tokio::test]
+async fn a_host_no_grant_could_cover_is_refused_before_any_lookup() {
+    let (osl, memory) =
+        layer(SecurityPolicy::deny_all().grant(Grant::connect("localhost", 80..=80)));
+    let system = system();
+    let network = network_actor(&system, &osl, "exfiltrator");
+    // A lookup of this name would fail with an I/O error; a denial shows
+    // none was made.
+    let host = "secret-data.example.invalid\nforged";
+    let rule = rule_of(connect(&network, host, 80, Framing::Raw).await);
+    assert_eq!(rule, DenyRule::NoGrant("connect".into()));
+    assert_denial_recorded(
+        &memory,
+        Operation::Connect,
+        "secret-data.example.invalid\\nforged:80",
+        "exfiltrator",
+        &rule,
+    );
+}
+
 #[tokio::test]
 async fn connecting_to_a_host_not_granted_is_denied() {
     let other = Ipv4Addr::new(127, 0, 0, 2);

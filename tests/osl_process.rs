@@ -950,7 +950,7 @@ fn preload_library(dir: &Path, marker: &Path) -> PathBuf {
 
 /// A request may set only the environment keys its program grant allows:
 /// `LD_PRELOAD` (which runs a library's code inside the granted program) is
-/// refused and recorded, also when the grant allows `LD_*` by prefix; only
+/// refused and recorded (`LD_*` is a name, not a pattern); only
 /// its exact name admits it, and then the library really is loaded (which
 /// shows the refusal is what kept it out).
 #[tokio::test]
@@ -1338,4 +1338,77 @@ async fn children_die_when_the_host_is_killed_by_sigterm() {
     .unwrap();
     assert!(!host.wait().unwrap().success());
     exited(child_tracked.pid).await;
+}
+
+/// A process actor keeps at most `max_processes` processes (running, or
+/// ended and not yet waited for): a guest that starts and never waits
+/// cannot pile up outputs. Waiting for one makes room.
+#[tokio::test]
+async fn processes_not_waited_for_are_bounded() {
+    let (osl, _) = layer(
+        SecurityPolicy::deny_all()
+            .grant(Grant::program("sleep"))
+            .limits(Limits {
+                max_processes: 2,
+                ..Limits::default()
+            }),
+    );
+    let system = system();
+    let actor = system
+        .spawn(osl.process_actor(SecurityContext::new("hoarder")))
+        .unwrap();
+    let (first, _) = start(&actor, ProcessSpec::new("sleep").arg("0")).await;
+    let (second, _) = start(&actor, ProcessSpec::new("sleep").arg("600")).await;
+    let refused = actor
+        .ask(
+            |reply| ProcessRequest::Start {
+                spec: ProcessSpec::new("sleep").arg("600"),
+                reply,
+            },
+            PATIENCE,
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            &refused,
+            Err(OslError::Denied {
+                rule: DenyRule::Limit {
+                    name: "max_processes",
+                    value: 2
+                },
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    assert!(wait(&actor, first).await.unwrap().success());
+    let (third, _) = start(&actor, ProcessSpec::new("sleep").arg("600")).await;
+    for process in [second, third] {
+        kill(&actor, process).await.unwrap();
+        assert_eq!(wait(&actor, process).await.unwrap().signal, Some(9));
+    }
+}
+
+/// A bare name granted but found in no absolute `PATH` directory is not
+/// looked for anywhere else (not in the working directory): the run fails
+/// with "not found".
+#[tokio::test]
+async fn a_granted_name_not_on_path_is_not_found() {
+    let (osl, _) = layer(SecurityPolicy::deny_all().grant(Grant::program("airssys-no-such-tool")));
+    let system = system();
+    let actor = system
+        .spawn(osl.process_actor(SecurityContext::new("runner")))
+        .unwrap();
+    let failed = run(&actor, ProcessSpec::new("airssys-no-such-tool")).await;
+    assert!(
+        matches!(
+            &failed,
+            Err(OslError::Io {
+                kind: std::io::ErrorKind::NotFound,
+                ..
+            })
+        ),
+        "{failed:?}"
+    );
 }

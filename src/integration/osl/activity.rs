@@ -5,6 +5,7 @@
 //! values. Text renderings escape control characters, so no field can forge
 //! a line.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -181,23 +182,44 @@ pub fn escape_path(path: &std::path::Path) -> String {
     escaped
 }
 
-/// `text` with its control characters escaped (`\n`, `\t`, `\u{1b}`), so
-/// it stays on one line of a text log.
-pub(crate) fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
-        return std::borrow::Cow::Borrowed(text);
+/// `text` with its control characters escaped (`\n`, `\t`, `\u{1b}`, and
+/// the Unicode line separators and direction overrides), so it stays on
+/// one line of a text log and reads as written.
+pub(crate) fn escape_control(text: &str) -> Cow<'_, str> {
+    escape_str(text, false)
+}
+
+/// `text` as one unambiguous line: like [`escape_control`], and backslashes
+/// doubled, so an escape in the text cannot pass for one made here.
+pub(crate) fn escape_text(text: &str) -> Cow<'_, str> {
+    escape_str(text, true)
+}
+
+fn escape_str(text: &str, backslash: bool) -> Cow<'_, str> {
+    if !text
+        .chars()
+        .any(|c| needs_escape(c) || (backslash && c == '\\'))
+    {
+        return Cow::Borrowed(text);
     }
     let mut escaped = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        push_escaped(&mut escaped, c, false);
+        push_escaped(&mut escaped, c, backslash);
     }
-    std::borrow::Cow::Owned(escaped)
+    Cow::Owned(escaped)
+}
+
+/// Control characters, and the characters that break or reorder a line
+/// when shown: line and paragraph separators, bidirectional overrides.
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 fn push_escaped(into: &mut String, c: char, backslash: bool) {
     match c {
         '\\' if backslash => into.push_str("\\\\"),
-        c if c.is_control() => into.extend(c.escape_default()),
+        c if needs_escape(c) => into.extend(c.escape_default()),
         c => into.push(c),
     }
 }

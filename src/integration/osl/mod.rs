@@ -301,6 +301,15 @@ impl Audit<'_> {
             .map_err(|rule| self.denied(rule))
     }
 
+    /// Checks that a connection to `host` on `port` could be granted, before
+    /// `host` is looked up.
+    pub(crate) fn connect_before_lookup(&self, host: &str, port: u16) -> Result<(), OslError> {
+        self.osl
+            .policy()
+            .check_connect_before_lookup(self.context, host, port)
+            .map_err(|rule| self.denied(rule))
+    }
+
     /// Checks listening on `port`.
     pub(crate) fn listen(&self, port: u16) -> Result<(), OslError> {
         self.osl

@@ -13,6 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
+use super::activity::escape_text;
 use super::{ConnectionSlot, Operation, Osl, OslError, SecurityContext};
 use crate::actor::{Actor, ActorContext, ActorRef, ReplyTo};
 use crate::message::Message;
@@ -209,10 +210,13 @@ impl NetworkActor {
         port: u16,
         framing: Framing,
     ) -> Result<Connection, OslError> {
-        let audit = self
-            .osl
-            .audit(&self.context, Operation::Connect, format!("{host}:{port}"));
+        let audit = self.osl.audit(
+            &self.context,
+            Operation::Connect,
+            format!("{}:{port}", escape_text(&host)),
+        );
         let result = async {
+            audit.connect_before_lookup(&host, port)?;
             let mut addresses = tokio::net::lookup_host((host.as_str(), port))
                 .await
                 .map_err(|e| audit.io(&e))?;

@@ -33,7 +33,9 @@ use nix::sys::stat::Mode;
 
 use super::activity::escape_path;
 use super::confine::{self, Refused};
-use super::{Access, GrantedProgram, Operation, Osl, OslError, SecurityContext, launcher};
+use super::{
+    Access, DenyRule, GrantedProgram, Operation, Osl, OslError, SecurityContext, launcher,
+};
 use crate::actor::{Actor, ActorContext, ActorRef, ReplyTo};
 use crate::message::Message;
 
@@ -104,7 +106,7 @@ impl ProcessSpec {
 
     /// Sets an environment variable. The process gets only the variables
     /// set here (its environment starts empty), and only those its program
-    /// grant allows ([`Grant::allow_env`](super::Grant::allow_env)); values
+    /// grant names ([`Grant::allow_env`](super::Grant::allow_env)); values
     /// are never logged.
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.env.push((key.into(), value.into()));
@@ -147,10 +149,10 @@ impl fmt::Debug for ProcessSpec {
 }
 
 impl fmt::Display for ProcessSpec {
-    /// The command line (no environment), one unambiguous line: an argument
-    /// that is empty or holds spaces, quotes, backslashes or control
-    /// characters is quoted and escaped, so `echo "a b"` and `echo a b` read
-    /// differently and nothing can start a new line.
+    /// The command line (no environment), one unambiguous line: a program
+    /// or argument that is empty or holds spaces, quotes, backslashes,
+    /// control or invisible characters is quoted and escaped, so `echo "a b"`
+    /// and `echo a b` read differently and nothing can start a new line.
     ///
     /// ```
     /// use airssys_rt::integration::osl::ProcessSpec;
@@ -158,19 +160,28 @@ impl fmt::Display for ProcessSpec {
     /// assert_eq!(ProcessSpec::new("echo").arg("x\ny").to_string(), r#"echo "x\ny""#);
     /// ```
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&escape_path(&self.program))?;
+        write_word(f, self.program.as_os_str())?;
         for arg in &self.args {
-            let plain = !arg.is_empty()
-                && arg.chars().all(|c| {
-                    !c.is_whitespace() && !c.is_control() && !matches!(c, '"' | '\\' | '\'')
-                });
-            if plain {
-                write!(f, " {arg}")?;
-            } else {
-                write!(f, " {arg:?}")?;
-            }
+            f.write_str(" ")?;
+            write_word(f, std::ffi::OsStr::new(arg))?;
         }
         Ok(())
+    }
+}
+
+/// One word of a logged command line: as it is if it is plain, else quoted
+/// and escaped (`Debug`: quotes, backslashes, control and invisible
+/// characters, bytes that are not UTF-8).
+fn write_word(f: &mut fmt::Formatter<'_>, word: &std::ffi::OsStr) -> fmt::Result {
+    let plain = word.to_str().filter(|text| {
+        !text.is_empty()
+            && text.chars().all(|c| {
+                c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '\'') || c.is_alphanumeric()
+            })
+    });
+    match plain {
+        Some(text) => f.write_str(text),
+        None => write!(f, "{word:?}"),
     }
 }
 
@@ -318,8 +329,15 @@ impl ProcessActor {
             .osl
             .audit(&self.context, Operation::ProcessSpawn, &spec);
         let limits = audit.limits();
+        let kept = self.running.len();
         let started = async {
             let program = audit.program(&spec.program, spec.env.iter().map(|(k, _)| k.as_str()))?;
+            if kept >= limits.max_processes {
+                return Err(audit.denied(DenyRule::Limit {
+                    name: "max_processes",
+                    value: limits.max_processes as u64,
+                }));
+            }
             let (osl, context) = (self.osl.clone(), self.context.clone());
             let launch = Launch {
                 program,
@@ -512,6 +530,17 @@ struct Executable {
 
 impl Executable {
     fn open(path: &Path) -> Result<Self, Refused> {
+        // A granted name that was found nowhere on `PATH` is left as the bare
+        // name: never open it relative to the working directory.
+        if !path.is_absolute() {
+            return Err(Refused::Io(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!(
+                    "program {} is not in any absolute directory on PATH",
+                    escape_path(path)
+                ),
+            )));
+        }
         let opened = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags((OFlag::O_NOCTTY | OFlag::O_NONBLOCK).bits())
@@ -583,10 +612,12 @@ impl ChildSetup {
             {
                 return Err(std::io::Error::last_os_error());
             }
-            if libc::close_range(
-                3,
+            // The raw system call: glibc's wrapper is 2.34+ and musl has none.
+            if libc::syscall(
+                libc::SYS_close_range,
+                3 as libc::c_uint,
                 libc::c_uint::MAX,
-                libc::CLOSE_RANGE_CLOEXEC as libc::c_int,
+                libc::CLOSE_RANGE_CLOEXEC,
             ) != 0
             {
                 return Err(std::io::Error::last_os_error());
