@@ -32,8 +32,11 @@ pub enum OslError {
         /// The OS's message.
         message: String,
     },
-    /// It ran out of time; a process was killed.
-    #[error("{operation} on {target} did not finish within {after:?} and was stopped")]
+    /// It ran out of time. A process is killed then; a file-system call
+    /// cannot be stopped and may still complete.
+    #[error(
+        "{operation} on {target} did not finish within {after:?} (a process is killed then; a file-system call cannot be stopped and may still complete)"
+    )]
     TimedOut {
         /// The operation.
         operation: Operation,

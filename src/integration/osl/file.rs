@@ -110,6 +110,11 @@ pub struct FileInfo {
 /// `confine` module's docs: `openat2` with no symlinks), bounded by the
 /// policy's `max_duration`. Only regular files with one link are read,
 /// written or appended to.
+///
+/// A system call cannot be interrupted: an operation that runs out of time
+/// (a hung network file system) is answered `TimedOut` and recorded so, but
+/// its call may still complete later, and the actor's next request may then
+/// run beside it.
 #[derive(Debug)]
 pub struct FileActor {
     osl: Osl,
@@ -149,27 +154,17 @@ impl FileActor {
         F: FnMut(&Path) -> Result<T, Refused> + Send + 'static,
     {
         let audit = self.osl.audit(&self.context, operation, escape_path(&path));
-        let limit = audit.limits().max_duration;
         let (osl, context) = (self.osl.clone(), self.context.clone());
-        let job = tokio::task::spawn_blocking(move || {
-            let policy = osl.policy();
-            let check = || match resolve {
-                Resolve::Follow => policy.check_path(&context, access, &path),
-                Resolve::Entry => policy.check_entry(&context, access, &path),
-            };
-            confine::checked(check, op)
-        });
-        let result = match tokio::time::timeout(limit, job).await {
-            Ok(Ok(Ok(done))) => Ok(done),
-            Ok(Ok(Err(Refused::Denied(rule)))) => Err(audit.denied(rule)),
-            Ok(Ok(Err(Refused::Io(error)))) => Err(audit.io(&error)),
-            Ok(Err(panicked)) => Err(audit.io(&std::io::Error::other(panicked.to_string()))),
-            Err(_) => Err(OslError::TimedOut {
-                operation,
-                target: audit.target().to_owned(),
-                after: limit,
-            }),
-        };
+        let result = audit
+            .blocking(move || {
+                let policy = osl.policy();
+                let check = || match resolve {
+                    Resolve::Follow => policy.check_path(&context, access, &path),
+                    Resolve::Entry => policy.check_entry(&context, access, &path),
+                };
+                confine::checked(check, op)
+            })
+            .await;
         audit.finish(result)
     }
 

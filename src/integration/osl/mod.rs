@@ -325,6 +325,40 @@ impl Audit<'_> {
             .map_err(|rule| self.denied(rule))
     }
 
+    /// Runs `job` on tokio's blocking pool for at most `max_duration`; its
+    /// refusal, a panic, or running out of time become this operation's
+    /// error. A job that runs out of time is not stopped (a system call
+    /// cannot be): it may still complete.
+    async fn blocking<T, F>(&self, job: F) -> Result<T, OslError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T, confine::Refused> + Send + 'static,
+    {
+        let limit = self.limits().max_duration;
+        match tokio::time::timeout(limit, tokio::task::spawn_blocking(job)).await {
+            Ok(Ok(done)) => done.map_err(|refused| self.refused(refused)),
+            Ok(Err(panicked)) => Err(self.io(&std::io::Error::other(panicked.to_string()))),
+            Err(_) => Err(self.timed_out(limit)),
+        }
+    }
+
+    /// The error for a refusal by the policy or the OS.
+    fn refused(&self, refused: confine::Refused) -> OslError {
+        match refused {
+            confine::Refused::Denied(rule) => self.denied(rule),
+            confine::Refused::Io(error) => self.io(&error),
+        }
+    }
+
+    /// The error for running out of time after `after`.
+    pub(crate) fn timed_out(&self, after: std::time::Duration) -> OslError {
+        OslError::TimedOut {
+            operation: self.operation,
+            target: self.target.clone(),
+            after,
+        }
+    }
+
     /// Records how the operation ended and hands the result on.
     pub(crate) fn finish<T>(mut self, result: Result<T, OslError>) -> Result<T, OslError> {
         let outcome = match &result {
@@ -353,7 +387,7 @@ impl Drop for Audit<'_> {
     fn drop(&mut self) {
         if !self.recorded {
             self.record(Outcome::Cancelled(
-                "cut short before it finished: its actor stopped, was killed or restarted, or the connection was closed".into(),
+                "cut short before its outcome was known: its actor stopped, was killed or restarted, or the connection was closed (a file-system call already under way may still complete)".into(),
             ));
         }
     }

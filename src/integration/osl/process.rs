@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -33,9 +33,7 @@ use nix::sys::stat::Mode;
 
 use super::activity::escape_path;
 use super::confine::{self, Refused};
-use super::{
-    Access, DenyRule, GrantedProgram, Operation, Osl, OslError, SecurityContext, launcher,
-};
+use super::{Access, DenyRule, Operation, Osl, OslError, SecurityContext, launcher};
 use crate::actor::{Actor, ActorContext, ActorRef, ReplyTo};
 use crate::message::Message;
 
@@ -339,16 +337,23 @@ impl ProcessActor {
                 }));
             }
             let (osl, context) = (self.osl.clone(), self.context.clone());
+            let (cwd, program_file) = (spec.cwd.clone(), program.file.clone());
+            // Files are opened on the blocking pool, bounded in time: a hung
+            // file system must not hold the one launcher thread.
+            let opened = audit
+                .blocking(move || Opened::open(&osl, &context, cwd, &program_file))
+                .await?;
             let launch = Launch {
-                program,
+                opened,
+                argv0: program.argv0,
                 args: spec.args.clone(),
                 env: spec.env.clone(),
-                cwd: spec.cwd.clone(),
             };
-            match launcher::run(move || launch.spawn(&osl, &context)).await {
-                Ok(Ok(started)) => Ok(started),
-                Ok(Err(Refused::Denied(rule))) => Err(audit.denied(rule)),
-                Ok(Err(Refused::Io(error))) | Err(error) => Err(audit.io(&error)),
+            let launched = launcher::run(move || launch.spawn());
+            match tokio::time::timeout(limits.max_duration, launched).await {
+                Err(_) => Err(audit.timed_out(limits.max_duration)),
+                Ok(Ok(Ok(started))) => Ok(started),
+                Ok(Ok(Err(error)) | Err(error)) => Err(audit.io(&error)),
             }
         }
         .await;
@@ -461,33 +466,50 @@ impl Actor for ProcessActor {
     }
 }
 
-/// A checked request, ready to start on the launcher thread.
-struct Launch {
-    program: GrantedProgram,
-    args: Vec<String>,
-    env: Vec<(String, String)>,
-    cwd: Option<PathBuf>,
+/// The files a start needs, opened (on the blocking pool) before the fork.
+struct Opened {
+    executable: Executable,
+    /// The checked working directory.
+    cwd: Option<OwnedFd>,
 }
 
-impl Launch {
-    /// Opens the program file and the checked working directory, and starts
-    /// the program from the opened file. Runs on the launcher thread.
-    fn spawn(
-        self,
+impl Opened {
+    fn open(
         osl: &Osl,
         context: &SecurityContext,
-    ) -> Result<(Group, tokio::process::Child), Refused> {
-        let cwd = match &self.cwd {
+        cwd: Option<PathBuf>,
+        program: &Path,
+    ) -> Result<Self, Refused> {
+        let cwd = match &cwd {
             Some(dir) => Some(confine::checked(
                 || osl.policy().check_path(context, Access::Read, dir),
                 |checked| confine::open(checked, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()),
             )?),
             None => None,
         };
-        let executable = Executable::open(&self.program.file)?;
+        Ok(Self {
+            executable: Executable::open(program)?,
+            cwd,
+        })
+    }
+}
+
+/// A checked request with its files open, ready to start on the launcher
+/// thread.
+struct Launch {
+    opened: Opened,
+    argv0: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+impl Launch {
+    /// Starts the program from the opened file. Runs on the launcher thread.
+    fn spawn(self) -> std::io::Result<(Group, tokio::process::Child)> {
+        let Opened { executable, cwd } = &self.opened;
         let mut command = Command::new(executable.proc_path());
         command
-            .arg0(&self.program.argv0)
+            .arg0(&self.argv0)
             .args(&self.args)
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))
