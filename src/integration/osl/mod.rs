@@ -200,15 +200,19 @@ impl Osl {
         }
         let mine = connections
             .by_principal
-            .entry(principal.to_owned())
-            .or_default();
-        if *mine >= limits.max_connections {
+            .get(principal)
+            .copied()
+            .unwrap_or(0);
+        if mine >= limits.max_connections {
             return Err(DenyRule::Limit {
                 name: "max_connections",
                 value: limits.max_connections as u64,
             });
         }
-        *mine += 1;
+        *connections
+            .by_principal
+            .entry(principal.to_owned())
+            .or_default() += 1;
         connections.total += 1;
         Ok(ConnectionSlot {
             osl: self.clone(),
