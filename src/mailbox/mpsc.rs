@@ -107,12 +107,20 @@ impl<T> Block<T> {
         unsafe { (&raw mut (*block).slots).cast::<Slot<T>>() }
     }
 
-    /// The slot at `offset` (< `cap`).
-    fn slot(&self, offset: usize) -> &Slot<T> {
-        debug_assert!(offset < self.cap);
-        // SAFETY: the allocation holds `cap` initialised-flag slots after the
-        // header, and `offset < cap`.
-        unsafe { &*Self::slots_ptr(ptr::from_ref(self).cast_mut()).add(offset) }
+    /// The slot at `offset` (< `cap`) of `block`. It takes the block's raw
+    /// pointer, not `&self`: a reference to the header carries provenance
+    /// for the header only, and the slots lie past it in the allocation.
+    ///
+    /// # Safety
+    /// `block` is live (allocated by [`allocate`](Self::allocate), not yet
+    /// freed) for `'a`, and `offset` is below its `cap`.
+    unsafe fn slot<'a>(block: *mut Block<T>, offset: usize) -> &'a Slot<T> {
+        // SAFETY: per the contract: the allocation holds `cap` slots with
+        // initialised flags after the header, and `offset < cap`.
+        unsafe {
+            debug_assert!(offset < (*block).cap);
+            &*Self::slots_ptr(block).add(offset)
+        }
     }
 
     /// Whether `index` falls in this block.
@@ -121,8 +129,13 @@ impl<T> Block<T> {
         index.wrapping_sub(self.start) < self.cap
     }
 
-    fn is_full(&self) -> bool {
-        (0..self.cap).all(|i| self.slot(i).ready.load(Ordering::Acquire))
+    /// Whether every slot of `block` is written.
+    ///
+    /// # Safety
+    /// `block` is live.
+    unsafe fn is_full(block: *mut Block<T>) -> bool {
+        // SAFETY: live per the contract; every offset is below `cap`.
+        unsafe { (0..(*block).cap).all(|i| Self::slot(block, i).ready.load(Ordering::Acquire)) }
     }
 }
 
@@ -179,7 +192,7 @@ impl<T> MpscQueue<T> {
         // SAFETY: `find_block` returns the live block holding `index`, and
         // this producer alone reserved `index`, so it alone writes the slot.
         unsafe {
-            let slot = (*block).slot(index - (*block).start);
+            let slot = Block::slot(block, index - (*block).start);
             (*slot.value.get()).write(value);
             slot.ready.store(true, Ordering::Release);
         }
@@ -214,7 +227,8 @@ impl<T> MpscQueue<T> {
                 next if next.is_null() => self.grow(current),
                 next => next,
             };
-            if may_advance && current.is_full() {
+            // SAFETY: `block` is live (above).
+            if may_advance && unsafe { Block::is_full(block) } {
                 match self.tail_block.compare_exchange(
                     block,
                     next,
@@ -289,7 +303,8 @@ impl<T> MpscQueue<T> {
             self.advance(cursor);
         }
         // SAFETY: the block is live (above) and the slot was reserved.
-        let slot = unsafe { (*cursor.head_block).slot(cursor.head - (*cursor.head_block).start) };
+        let slot =
+            unsafe { Block::slot(cursor.head_block, cursor.head - (*cursor.head_block).start) };
         if !slot.ready.load(Ordering::Acquire) {
             let backoff = Backoff::new();
             while !slot.ready.load(Ordering::Acquire) {
@@ -345,7 +360,8 @@ impl<T> Drop for MpscQueue<T> {
             let owned = unsafe { &*block };
             for offset in 0..owned.cap {
                 let index = owned.start + offset;
-                let slot = owned.slot(offset);
+                // SAFETY: live (above), and `offset < cap`.
+                let slot = unsafe { Block::slot(block, offset) };
                 if index >= cursor.head && index < tail && slot.ready.load(Ordering::Acquire) {
                     // SAFETY: written and never popped.
                     unsafe { (*slot.value.get()).assume_init_drop() };
