@@ -438,11 +438,14 @@ mod tests {
 
     #[test]
     fn concurrent_producers_keep_per_producer_order_and_lose_nothing() {
-        for _ in 0..20 {
+        // Miri interprets every step (and picks its own interleavings): a
+        // few blocks' worth is enough there.
+        const ROUNDS: usize = if cfg!(miri) { 2 } else { 20 };
+        const PRODUCERS: usize = if cfg!(miri) { 3 } else { 4 };
+        const EACH: usize = if cfg!(miri) { 40 } else { 20_000 };
+        for _ in 0..ROUNDS {
             let q = Arc::new(MpscQueue::new());
             let pushed = Arc::new(Counter::new(0));
-            const PRODUCERS: usize = 4;
-            const EACH: usize = 20_000;
             let producers: Vec<_> = (0..PRODUCERS)
                 .map(|p| {
                     let q = q.clone();
