@@ -696,11 +696,17 @@ impl<'a, T: MailboxItem> MailboxReceiver<'a, T> {
     fn pop_claimed_in_place(&mut self, staging: &mut MaybeUninit<T>) -> *mut T {
         // SAFETY: this receiver is the only one (`receiver_taken`), and the
         // item was claimed from the count just before.
-        match self.mailbox.lanes.get() {
+        let landed = match self.mailbox.lanes.get() {
             Some(lanes) => unsafe { lanes.pop_next_in_place(staging) },
             None => None,
+        };
+        // A match, not `unwrap_or_else`: a closure capturing `staging` would
+        // reborrow it uniquely even when not called, invalidating (under
+        // Stacked Borrows) the pointer into `staging` that `landed` may hold.
+        match landed {
+            Some(item) => item,
+            None => ptr::from_mut(staging.write(self.pop_claimed_in_flight())),
         }
-        .unwrap_or_else(|| ptr::from_mut(staging.write(self.pop_claimed_in_flight())))
     }
 
     /// [`pop_claimed`](Self::pop_claimed) for an item whose push has not
@@ -882,15 +888,17 @@ mod tests {
     /// Every item and signal must arrive; a lost wake hangs the round.
     #[test]
     fn no_wake_is_lost_while_senders_race_a_parking_receiver() {
-        const SENDERS: u32 = 3;
-        const PER_SENDER: u32 = 3_000;
-        const PER_TASK: u32 = 50;
+        // Miri interprets every step: a few tasks' worth there.
+        const SENDERS: u32 = if cfg!(miri) { 2 } else { 3 };
+        const PER_SENDER: u32 = if cfg!(miri) { 30 } else { 3_000 };
+        const PER_TASK: u32 = if cfg!(miri) { 10 } else { 50 };
+        const ROUNDS: u32 = if cfg!(miri) { 2 } else { 30 };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_time()
             .build()
             .unwrap();
-        for round in 0..30 {
+        for round in 0..ROUNDS {
             let mailbox = Arc::new(Mailbox::new(MailboxConfig::unbounded()));
             let threads: Vec<_> = (0..SENDERS)
                 .map(|sender| {
