@@ -431,21 +431,7 @@ impl SecurityPolicy {
         ip: std::net::IpAddr,
         port: u16,
     ) -> Result<(), DenyRule> {
-        let host = host.to_ascii_lowercase();
-        let granted = self
-            .grants
-            .iter()
-            .filter(|g| g.applies_to(context))
-            .any(|g| {
-                matches!(&g.allows, Allows::Connect(allowed, ports)
-                if ports.contains(&port)
-                    && (*allowed == host || allowed.parse::<std::net::IpAddr>() == Ok(ip)))
-            });
-        if granted {
-            Ok(())
-        } else {
-            Err(DenyRule::NoGrant("connect".into()))
-        }
+        self.check_connect_grants(context, host, port, |granted| granted == ip)
     }
 
     /// Checks, before any name is looked up, that a connection to `host`
@@ -459,17 +445,30 @@ impl SecurityPolicy {
         host: &str,
         port: u16,
     ) -> Result<(), DenyRule> {
+        self.check_connect_grants(context, host, port, |_| true)
+    }
+
+    /// Whether a connect grant of `context` covers `port` and names `host`,
+    /// or names an IP address that `ip_matches`.
+    fn check_connect_grants(
+        &self,
+        context: &SecurityContext,
+        host: &str,
+        port: u16,
+        ip_matches: impl Fn(std::net::IpAddr) -> bool,
+    ) -> Result<(), DenyRule> {
         let host = host.to_ascii_lowercase();
-        let could = self
+        let granted = self
             .grants
             .iter()
             .filter(|g| g.applies_to(context))
             .any(|g| {
                 matches!(&g.allows, Allows::Connect(allowed, ports)
                 if ports.contains(&port)
-                    && (*allowed == host || allowed.parse::<std::net::IpAddr>().is_ok()))
+                    && (*allowed == host
+                        || allowed.parse::<std::net::IpAddr>().is_ok_and(&ip_matches)))
             });
-        if could {
+        if granted {
             Ok(())
         } else {
             Err(DenyRule::NoGrant("connect".into()))
