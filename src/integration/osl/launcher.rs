@@ -6,8 +6,9 @@
 //! not the process: a child forked from one of tokio's blocking threads (which
 //! exit after idling) or from a worker that later retires would be killed
 //! early. So children are forked here, on a thread that is started once and
-//! lives as long as the process. Opening the program and the working
-//! directory happens here too, off the runtime's workers.
+//! lives as long as the process. It only forks: the files a start needs are
+//! opened beforehand on the blocking pool, so a hung file system cannot
+//! hold it.
 
 use std::io;
 use std::sync::OnceLock;
