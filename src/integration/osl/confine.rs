@@ -88,15 +88,17 @@ fn no_links() -> ResolveFlag {
 /// Opens the checked path `path` (absolute, symlink-free) with `flags`
 /// (close-on-exec always added), following no symlink on the way.
 pub(super) fn open(path: &Path, flags: OFlag, mode: Mode) -> Result<OwnedFd, Refused> {
-    open_beneath(nix::fcntl::AT_FDCWD, path, flags, mode)
+    open_at(nix::fcntl::AT_FDCWD, path, flags, mode)
 }
 
-fn open_beneath<Fd: AsFd>(
-    dir: Fd,
-    path: &Path,
-    flags: OFlag,
-    mode: Mode,
-) -> Result<OwnedFd, Refused> {
+/// A handle (`O_PATH`) on the checked directory `path`, for the `*at` calls
+/// and `fchdir`.
+pub(super) fn open_directory(path: &Path) -> Result<OwnedFd, Refused> {
+    open(path, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty())
+}
+
+/// [`open`] of `path` relative to the directory `dir`.
+fn open_at<Fd: AsFd>(dir: Fd, path: &Path, flags: OFlag, mode: Mode) -> Result<OwnedFd, Refused> {
     let how = OpenHow::new()
         .flags(flags | OFlag::O_CLOEXEC)
         .mode(mode)
@@ -216,11 +218,7 @@ pub(super) fn entries(dir: &mut nix::dir::Dir) -> Result<Vec<(Vec<u8>, bool)>, R
 /// component at a time from `/`: each is created (`mkdirat`) and opened
 /// relative to the one before, so none can be a symlink.
 pub(super) fn create_dir_all(path: &Path) -> Result<(), Refused> {
-    let mut dir = open(
-        Path::new("/"),
-        OFlag::O_PATH | OFlag::O_DIRECTORY,
-        Mode::empty(),
-    )?;
+    let mut dir = open_directory(Path::new("/"))?;
     for component in path.components() {
         let name = match component {
             Component::RootDir => continue,
@@ -243,7 +241,7 @@ pub(super) fn create_dir_all(path: &Path) -> Result<(), Refused> {
 }
 
 fn open_subdir(dir: &OwnedFd, name: &OsStr) -> Result<OwnedFd, Refused> {
-    open_beneath(
+    open_at(
         dir,
         Path::new(name),
         OFlag::O_PATH | OFlag::O_DIRECTORY,
@@ -258,7 +256,7 @@ pub(super) fn remove(path: &Path) -> Result<(), Refused> {
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
         return Err(Refused::Io(io::Error::from(io::ErrorKind::InvalidInput)));
     };
-    let parent = open(parent, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty())?;
+    let parent = open_directory(parent)?;
     match nix::unistd::unlinkat(&parent, name, UnlinkatFlags::NoRemoveDir) {
         Err(Errno::EISDIR) => {
             nix::unistd::unlinkat(&parent, name, UnlinkatFlags::RemoveDir)?;

@@ -483,7 +483,7 @@ impl Opened {
         let cwd = match &cwd {
             Some(dir) => Some(confine::checked(
                 || osl.policy().check_path(context, Access::Read, dir),
-                |checked| confine::open(checked, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()),
+                confine::open_directory,
             )?),
             None => None,
         };
