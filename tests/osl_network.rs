@@ -13,7 +13,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdListener};
 
 use airssys_rt::integration::osl::*;
 use airssys_rt::prelude::*;
-use support::osl::layer;
+use support::osl::{layer, network_actor};
 use support::{PATIENCE, system};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
@@ -102,13 +102,6 @@ fn has_pending_connection(listener: &StdListener) -> bool {
         Err(error) if error.kind() == ErrorKind::WouldBlock => false,
         Err(error) => panic!("accept failed: {error}"),
     }
-}
-
-/// A network actor acting as `principal`.
-fn network_actor(system: &ActorSystem, osl: &Osl, principal: &str) -> ActorRef<NetworkRequest> {
-    system
-        .spawn(osl.network_actor(SecurityContext::new(principal)))
-        .expect("the network actor spawns")
 }
 
 // ---------------------------------------------------------------------------

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use airssys_rt::integration::osl::*;
 use airssys_rt::prelude::*;
 use airssys_rt::supervisor::SupervisionEvent;
-use support::osl::layer;
+use support::osl::{layer, process_actor};
 use support::{PATIENCE, system};
 use tokio::sync::mpsc;
 
@@ -201,9 +201,7 @@ async fn run_reports_output_exit_code_and_pid() {
             .grant(Grant::read(&dir)),
     );
     let system = system();
-    let actor = system
-        .spawn(osl.process_actor(SecurityContext::new("runner")))
-        .unwrap();
+    let actor = process_actor(&system, &osl, "runner");
     let script = r#"printf '%s|%s|%s\n' "$1" "$2" "$GREETING"; echo $$; pwd -P; echo "to stderr" >&2; exit 3"#;
     let spec = ProcessSpec::new("sh")
         .args(["-c", script, "name", "first arg", "*"])
@@ -243,9 +241,7 @@ async fn the_child_gets_only_the_environment_given() {
     let (osl, _) =
         layer(SecurityPolicy::deny_all().grant(Grant::program("env").allow_env(["ALPHA", "BETA"])));
     let system = system();
-    let actor = system
-        .spawn(osl.process_actor(SecurityContext::new("env")))
-        .unwrap();
+    let actor = process_actor(&system, &osl, "env");
     let out = run(
         &actor,
         ProcessSpec::new("env")
@@ -271,9 +267,7 @@ async fn the_child_gets_only_the_environment_given() {
 async fn argv0_is_the_program_as_named() {
     let (osl, _) = layer(SecurityPolicy::deny_all().grant(Grant::program("sh")));
     let system = system();
-    let actor = system
-        .spawn(osl.process_actor(SecurityContext::new("argv0")))
-        .unwrap();
+    let actor = process_actor(&system, &osl, "argv0");
     let out = run(&actor, ProcessSpec::new("sh").args(["-c", "echo \"$0\""]))
         .await
         .unwrap();
@@ -286,9 +280,7 @@ async fn argv0_is_the_program_as_named() {
 async fn output_lines_are_streamed_in_order() {
     let (osl, _) = layer(SecurityPolicy::deny_all().grant(Grant::program("sh")));
     let system = system();
-    let actor = system
-        .spawn(osl.process_actor(SecurityContext::new("stream")))
-        .unwrap();
+    let actor = process_actor(&system, &osl, "stream");
     let (recipient, mut lines) = collector(&system);
     let script = r#"i=1; while [ $i -le 500 ]; do echo "out $i"; echo "err $i" >&2; i=$((i+1)); done; printf 'no newline'"#;
     let spec = ProcessSpec::new("sh")
@@ -350,9 +342,7 @@ fn sh_with_output_cap(cap: usize) -> Osl {
 async fn output_over_the_cap_is_cut_and_flagged() {
     const CAP: usize = 1000;
     let system = system();
-    let actor = system
-        .spawn(sh_with_output_cap(CAP).process_actor(SecurityContext::new("cap")))
-        .unwrap();
+    let actor = process_actor(&system, &sh_with_output_cap(CAP), "cap");
     let head = which("head");
     let emit = |out: usize, err: usize| {
         ProcessSpec::new("sh").args([
@@ -398,9 +388,7 @@ async fn output_over_the_cap_is_cut_and_flagged() {
 async fn a_process_past_its_timeout_is_killed() {
     let (osl, memory) = layer(SecurityPolicy::deny_all().grant(Grant::program("sleep")));
     let system = system();
-    let actor = system
-        .spawn(osl.process_actor(SecurityContext::new("slow")))
-        .unwrap();
+    let actor = process_actor(&system, &osl, "slow");
     let limit = Duration::from_millis(50);
 
     let spec = ProcessSpec::new("sleep").arg("600").timeout(limit);
@@ -434,9 +422,7 @@ async fn a_process_past_its_timeout_is_killed() {
             }),
         ActivityLog::new(),
     );
-    let capped = system
-        .spawn(capped.process_actor(SecurityContext::new("capped")))
-        .unwrap();
+    let capped = process_actor(&system, &capped, "capped");
     let spec = ProcessSpec::new("sleep")
         .arg("602")
         .timeout(Duration::from_secs(3600));
@@ -461,9 +447,7 @@ async fn a_process_past_its_timeout_is_killed() {
 async fn start_kill_wait_reports_the_signal() {
     let (osl, memory) = layer(SecurityPolicy::deny_all().grant(Grant::program("sh")));
     let system = system();
-    let actor = system
-        .spawn(osl.process_actor(SecurityContext::new("killer")))
-        .unwrap();
+    let actor = process_actor(&system, &osl, "killer");
     let (recipient, mut lines) = collector(&system);
     let script = format!("echo started; exec {} 600", which("sleep"));
     let spec = ProcessSpec::new("sh")
@@ -509,12 +493,8 @@ async fn start_kill_wait_reports_the_signal() {
 async fn unknown_processes_are_reported() {
     let (osl, _) = layer(SecurityPolicy::deny_all().grant(Grant::program("sh")));
     let system = system();
-    let first = system
-        .spawn(osl.process_actor(SecurityContext::new("a")))
-        .unwrap();
-    let second = system
-        .spawn(osl.process_actor(SecurityContext::new("b")))
-        .unwrap();
+    let first = process_actor(&system, &osl, "a");
+    let second = process_actor(&system, &osl, "b");
     let (process, _) = start(&first, ProcessSpec::new("sh").args(["-c", "exit 7"])).await;
     let unknown = OslError::UnknownProcess {
         id: process.as_u64(),
@@ -530,9 +510,7 @@ async fn unknown_processes_are_reported() {
 async fn a_finished_process_can_still_be_waited_for() {
     let (osl, _) = layer(SecurityPolicy::deny_all().grant(Grant::program("sh")));
     let system = system();
-    let actor = system
-        .spawn(osl.process_actor(SecurityContext::new("waiter")))
-        .unwrap();
+    let actor = process_actor(&system, &osl, "waiter");
     let (first, pid) = start(
         &actor,
         ProcessSpec::new("sh").args(["-c", "echo first; exit 5"]),
@@ -566,9 +544,7 @@ async fn a_finished_process_can_still_be_waited_for() {
 async fn stopping_the_actor_kills_and_reaps_its_processes() {
     let (osl, _) = layer(SecurityPolicy::deny_all().grant(Grant::program("sleep")));
     let system = system();
-    let actor = system
-        .spawn(osl.process_actor(SecurityContext::new("owner")))
-        .unwrap();
+    let actor = process_actor(&system, &osl, "owner");
     let (first, pid_a) = start(&actor, ProcessSpec::new("sleep").arg("600")).await;
     // A Wait pending when the actor stops is answered, not left hanging.
     // Polled once, it is queued; the next Start's answer shows it handled.
@@ -602,9 +578,7 @@ async fn stopping_the_actor_kills_and_reaps_its_processes() {
 async fn killing_the_actor_kills_and_reaps_its_processes() {
     let (osl, _) = layer(SecurityPolicy::deny_all().grant(Grant::program("sleep")));
     let system = system();
-    let actor = system
-        .spawn(osl.process_actor(SecurityContext::new("owner")))
-        .unwrap();
+    let actor = process_actor(&system, &osl, "owner");
     let (_, pid) = start(&actor, ProcessSpec::new("sleep").arg("600")).await;
     let child = Tracked::alive(pid);
     actor.kill();
@@ -719,9 +693,7 @@ async fn a_program_not_granted_is_denied_and_recorded() {
             .grant(Grant::read(&dir)),
     );
     let system = system();
-    let actor = system
-        .spawn(osl.process_actor(SecurityContext::new("intruder")))
-        .unwrap();
+    let actor = process_actor(&system, &osl, "intruder");
     let marker = dir.join("ran");
     let script = format!(": > {}", marker.display());
     let spec = ProcessSpec::new("sh").args(["-c", &script]);
@@ -778,9 +750,7 @@ async fn a_working_directory_outside_the_read_grants_is_denied() {
             .grant(Grant::read(&granted)),
     );
     let system = system();
-    let actor = system
-        .spawn(osl.process_actor(SecurityContext::new("wanderer")))
-        .unwrap();
+    let actor = process_actor(&system, &osl, "wanderer");
     let in_cwd = |dir: &Path| {
         ProcessSpec::new("sh")
             .args(["-c", ": > ran"])
@@ -878,9 +848,7 @@ fn grandchild_layer() -> Osl {
 #[tokio::test]
 async fn stopping_the_actor_kills_its_processes_children_too() {
     let system = system();
-    let actor = system
-        .spawn(grandchild_layer().process_actor(SecurityContext::new("owner")))
-        .unwrap();
+    let actor = process_actor(&system, &grandchild_layer(), "owner");
     let (_, grandchild) = start_with_grandchild(&system, &actor, PATIENCE).await;
     actor.stop();
     tokio::time::timeout(PATIENCE, actor.wait_for_exit())
@@ -892,9 +860,7 @@ async fn stopping_the_actor_kills_its_processes_children_too() {
 #[tokio::test]
 async fn a_timeout_kills_the_processes_children_too() {
     let system = system();
-    let actor = system
-        .spawn(grandchild_layer().process_actor(SecurityContext::new("owner")))
-        .unwrap();
+    let actor = process_actor(&system, &grandchild_layer(), "owner");
     let (process, grandchild) =
         start_with_grandchild(&system, &actor, Duration::from_millis(200)).await;
     let waited = wait(&actor, process).await;
@@ -908,9 +874,7 @@ async fn a_timeout_kills_the_processes_children_too() {
 #[tokio::test]
 async fn killing_the_actor_kills_its_processes_children_too() {
     let system = system();
-    let actor = system
-        .spawn(grandchild_layer().process_actor(SecurityContext::new("owner")))
-        .unwrap();
+    let actor = process_actor(&system, &grandchild_layer(), "owner");
     let (_, grandchild) = start_with_grandchild(&system, &actor, PATIENCE).await;
     actor.kill();
     tokio::time::timeout(PATIENCE, actor.wait_for_exit())
@@ -961,9 +925,7 @@ async fn loader_environment_keys_are_refused_unless_named_exactly() {
     let (osl, memory) =
         layer(SecurityPolicy::deny_all().grant(Grant::program("echo").allow_env(["LANG", "LD_*"])));
     let system = system();
-    let actor = system
-        .spawn(osl.process_actor(SecurityContext::new("guest")))
-        .unwrap();
+    let actor = process_actor(&system, &osl, "guest");
     let spec = || {
         ProcessSpec::new("echo")
             .arg("harmless")
@@ -995,9 +957,7 @@ async fn loader_environment_keys_are_refused_unless_named_exactly() {
     let (trusting, _) = layer(
         SecurityPolicy::deny_all().grant(Grant::program("echo").allow_env(["LANG", "LD_PRELOAD"])),
     );
-    let trusting = system
-        .spawn(trusting.process_actor(SecurityContext::new("operator")))
-        .unwrap();
+    let trusting = process_actor(&system, &trusting, "operator");
     let out = run(&trusting, spec()).await.unwrap();
     assert!(out.success(), "{out:?}");
     assert!(marker.exists(), "named exactly, the key is passed on");
@@ -1024,9 +984,7 @@ async fn a_program_grant_admits_its_name_only_and_runs_under_it() {
     std::os::unix::fs::symlink(which("xz"), &alias).unwrap();
     let (osl, memory) = layer(SecurityPolicy::deny_all().grant(Grant::program("xzcat")));
     let system = system();
-    let actor = system
-        .spawn(osl.process_actor(SecurityContext::new("guest")))
-        .unwrap();
+    let actor = process_actor(&system, &osl, "guest");
 
     let data_arg = data.display().to_string();
     for name in [
@@ -1080,9 +1038,7 @@ async fn a_granted_script_runs_from_the_opened_file() {
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let (osl, _) = layer(SecurityPolicy::deny_all().grant(Grant::program(&script)));
     let system = system();
-    let actor = system
-        .spawn(osl.process_actor(SecurityContext::new("scripter")))
-        .unwrap();
+    let actor = process_actor(&system, &osl, "scripter");
     let out = run(&actor, ProcessSpec::new(&script).arg("world"))
         .await
         .unwrap();
@@ -1105,9 +1061,7 @@ async fn children_inherit_no_descriptor_beyond_the_standard_three() {
     let leaky_fd = std::os::fd::AsRawFd::as_raw_fd(&leaky);
     let (osl, _) = layer(SecurityPolicy::deny_all().grant(Grant::program("sh")));
     let system = system();
-    let actor = system
-        .spawn(osl.process_actor(SecurityContext::new("fds")))
-        .unwrap();
+    let actor = process_actor(&system, &osl, "fds");
     let out = run(
         &actor,
         ProcessSpec::new("sh").args(["-c", "ls /proc/$$/fd"]),
@@ -1140,9 +1094,7 @@ async fn stopping_does_not_wait_for_a_grandchild_holding_the_pipes() {
             }),
     );
     let system = system();
-    let actor = system
-        .spawn(osl.process_actor(SecurityContext::new("owner")))
-        .unwrap();
+    let actor = process_actor(&system, &osl, "owner");
     let (lines, mut received) = collector(&system);
     let spec = ProcessSpec::new("sh")
         .args(["-c", "setsid sleep 600 & echo $!; exit 0"])
@@ -1185,9 +1137,7 @@ fn slow_collector(
 async fn streamed_output_obeys_the_output_cap() {
     const CAP: usize = 16 * 1024;
     let system = system();
-    let actor = system
-        .spawn(sh_with_output_cap(CAP).process_actor(SecurityContext::new("streamer")))
-        .unwrap();
+    let actor = process_actor(&system, &sh_with_output_cap(CAP), "streamer");
     for (recipient, mut lines) in [collector(&system), slow_collector(&system)] {
         let yes = format!("{} | {} -n 200000", which("yes"), which("head"));
         let out = run(
@@ -1245,9 +1195,7 @@ fn host_process() {
     runtime.block_on(async {
         let (osl, _) = layer(SecurityPolicy::deny_all().grant(Grant::program("sleep")));
         let system = system();
-        let actor = system
-            .spawn(osl.process_actor(SecurityContext::new("host")))
-            .unwrap();
+        let actor = process_actor(&system, &osl, "host");
         let (_, pid) = start(&actor, ProcessSpec::new("sleep").arg("600")).await;
         // After libtest's own "test host_process ... " on the same line.
         println!("child-pid={pid}");
@@ -1354,9 +1302,7 @@ async fn processes_not_waited_for_are_bounded() {
             }),
     );
     let system = system();
-    let actor = system
-        .spawn(osl.process_actor(SecurityContext::new("hoarder")))
-        .unwrap();
+    let actor = process_actor(&system, &osl, "hoarder");
     let (first, _) = start(&actor, ProcessSpec::new("sleep").arg("0")).await;
     let (second, _) = start(&actor, ProcessSpec::new("sleep").arg("600")).await;
     let refused = actor
@@ -1397,9 +1343,7 @@ async fn processes_not_waited_for_are_bounded() {
 async fn a_granted_name_not_on_path_is_not_found() {
     let (osl, _) = layer(SecurityPolicy::deny_all().grant(Grant::program("airssys-no-such-tool")));
     let system = system();
-    let actor = system
-        .spawn(osl.process_actor(SecurityContext::new("runner")))
-        .unwrap();
+    let actor = process_actor(&system, &osl, "runner");
     let failed = run(&actor, ProcessSpec::new("airssys-no-such-tool")).await;
     assert!(
         matches!(
