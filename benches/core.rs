@@ -13,12 +13,13 @@
 //! Run with `cargo bench --bench core`.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::time::{Duration, Instant};
+
+mod support;
 
 use airssys_rt::prelude::*;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use tokio::runtime::Runtime;
+use support::{on_worker, runtime};
 use tokio::sync::{mpsc, oneshot};
 
 #[derive(Debug)]
@@ -50,23 +51,6 @@ impl Actor for Counter {
         }
         Ok(())
     }
-}
-
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
-/// Runs `work(iters)` inside a spawned task and returns the time it measured.
-fn on_worker<F, Fut>(rt: &Runtime, iters: u64, work: F) -> Duration
-where
-    F: FnOnce(u64) -> Fut + Send + 'static,
-    Fut: Future<Output = Duration> + Send + 'static,
-{
-    rt.block_on(async move { tokio::spawn(work(iters)).await.expect("bench task") })
 }
 
 const ASK_TIMEOUT: Duration = Duration::from_secs(10);

@@ -11,41 +11,39 @@
 //!
 //! Run with `cargo bench --bench osl`.
 
+mod support;
+
+use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use airssys_rt::integration::osl::*;
 use airssys_rt::prelude::*;
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
+use support::{on_worker, runtime};
 use tokio::runtime::Runtime;
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
-/// Times `iters` runs of `op` driven from a task on the runtime.
-fn timed<F, Fut>(rt: &Runtime, iters: u64, op: F) -> Duration
+/// Benchmarks `op`, each iteration one call awaited on a runtime worker.
+fn bench<F, Fut>(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, rt: &Runtime, op: F)
 where
-    F: Fn() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send,
 {
-    rt.block_on(async move {
-        tokio::spawn(async move {
-            let started = Instant::now();
-            for _ in 0..iters {
-                op().await;
-            }
-            started.elapsed()
-        })
-        .await
-        .expect("bench task")
-    })
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let op = op.clone();
+            on_worker(rt, iters, move |iters| async move {
+                let started = Instant::now();
+                for _ in 0..iters {
+                    op().await;
+                }
+                started.elapsed()
+            })
+        });
+    });
 }
 
 fn scratch() -> PathBuf {
@@ -58,6 +56,7 @@ fn osl_benches(c: &mut Criterion) {
     let rt = runtime();
     let dir = scratch();
     let file = dir.join("data.bin");
+    let target = dir.join("out.bin");
     std::fs::write(&file, vec![7u8; 4096]).expect("writable");
     let osl = Osl::new(
         SecurityPolicy::deny_all()
@@ -68,111 +67,76 @@ fn osl_benches(c: &mut Criterion) {
     );
     let (files, processes) = rt.block_on(async {
         let system = ActorSystem::new(SystemConfig::default()).expect("system");
+        let context = SecurityContext::new("bench");
         let files = system
-            .spawn(osl.file_actor(SecurityContext::new("bench")))
+            .spawn(osl.file_actor(context.clone()))
             .expect("spawned");
-        let processes = system
-            .spawn(osl.process_actor(SecurityContext::new("bench")))
-            .expect("spawned");
+        let processes = system.spawn(osl.process_actor(context)).expect("spawned");
         (files, processes)
     });
 
     let mut group = c.benchmark_group("file_read");
-    group.bench_function("airssys_rt", |b| {
-        b.iter_custom(|iters| {
-            let (files, file) = (files.clone(), file.clone());
-            timed(&rt, iters, move || {
-                let (files, path) = (files.clone(), file.clone());
-                async move {
-                    let read = files
-                        .ask(|reply| FileRequest::Read { path, reply }, PATIENCE)
-                        .await;
-                    assert_eq!(read.expect("answered").expect("read").len(), 4096);
-                }
-            })
-        });
+    let (actor, path) = (files.clone(), file.clone());
+    bench(&mut group, "airssys_rt", &rt, move || {
+        let (actor, path) = (actor.clone(), path.clone());
+        async move {
+            let read = actor
+                .ask(|reply| FileRequest::Read { path, reply }, PATIENCE)
+                .await;
+            assert_eq!(read.expect("answered").expect("read").len(), 4096);
+        }
     });
-    group.bench_function("tokio_fs", |b| {
-        b.iter_custom(|iters| {
-            let file = file.clone();
-            timed(&rt, iters, move || {
-                let file = file.clone();
-                async move {
-                    assert_eq!(tokio::fs::read(&file).await.expect("read").len(), 4096);
-                }
-            })
-        });
+    bench(&mut group, "tokio_fs", &rt, move || {
+        let path = file.clone();
+        async move {
+            assert_eq!(tokio::fs::read(&path).await.expect("read").len(), 4096);
+        }
     });
     group.finish();
 
     let mut group = c.benchmark_group("file_write");
-    let target = dir.join("out.bin");
-    group.bench_function("airssys_rt", |b| {
-        b.iter_custom(|iters| {
-            let (files, target) = (files.clone(), target.clone());
-            timed(&rt, iters, move || {
-                let (files, path) = (files.clone(), target.clone());
-                async move {
-                    files
-                        .ask(
-                            |reply| FileRequest::Write {
-                                path,
-                                data: vec![1u8; 4096],
-                                reply,
-                            },
-                            PATIENCE,
-                        )
-                        .await
-                        .expect("answered")
-                        .expect("written");
-                }
-            })
-        });
+    let path = target.clone();
+    bench(&mut group, "airssys_rt", &rt, move || {
+        let (actor, path) = (files.clone(), path.clone());
+        async move {
+            let data = vec![1u8; 4096];
+            actor
+                .ask(|reply| FileRequest::Write { path, data, reply }, PATIENCE)
+                .await
+                .expect("answered")
+                .expect("written");
+        }
     });
-    group.bench_function("tokio_fs", |b| {
-        b.iter_custom(|iters| {
-            let target = target.clone();
-            timed(&rt, iters, move || {
-                let target = target.clone();
-                async move {
-                    tokio::fs::write(&target, vec![1u8; 4096])
-                        .await
-                        .expect("written");
-                }
-            })
-        });
+    bench(&mut group, "tokio_fs", &rt, move || {
+        let path = target.clone();
+        async move {
+            tokio::fs::write(&path, vec![1u8; 4096])
+                .await
+                .expect("written");
+        }
     });
     group.finish();
 
     let mut group = c.benchmark_group("process_run");
     group.sample_size(20);
-    group.bench_function("airssys_rt", |b| {
-        b.iter_custom(|iters| {
-            let processes = processes.clone();
-            timed(&rt, iters, move || {
-                let processes = processes.clone();
-                async move {
-                    let spec = ProcessSpec::new("/bin/true");
-                    let output = processes
-                        .ask(|reply| ProcessRequest::Run { spec, reply }, PATIENCE)
-                        .await
-                        .expect("answered")
-                        .expect("ran");
-                    assert!(output.success());
-                }
-            })
-        });
+    bench(&mut group, "airssys_rt", &rt, move || {
+        let actor = processes.clone();
+        async move {
+            let spec = ProcessSpec::new("/bin/true");
+            let output = actor
+                .ask(|reply| ProcessRequest::Run { spec, reply }, PATIENCE)
+                .await
+                .expect("answered")
+                .expect("ran");
+            assert!(output.success());
+        }
     });
-    group.bench_function("tokio_process", |b| {
-        b.iter_custom(|iters| {
-            timed(&rt, iters, || async {
-                let status = tokio::process::Command::new("/bin/true")
-                    .status()
-                    .await
-                    .expect("ran");
-                assert!(status.success());
-            })
-        });
+    bench(&mut group, "tokio_process", &rt, || async {
+        let status = tokio::process::Command::new("/bin/true")
+            .status()
+            .await
+            .expect("ran");
+        assert!(status.success());
     });
     group.finish();
     let _ = std::fs::remove_dir_all(&dir);
