@@ -33,7 +33,9 @@ use nix::sys::stat::Mode;
 
 use super::activity::escape_path;
 use super::confine::{self, Refused};
-use super::{Access, DenyRule, Operation, Osl, OslError, SecurityContext, launcher};
+use super::{
+    Access, DenyRule, GrantedProgram, Operation, Osl, OslError, SecurityContext, launcher,
+};
 use crate::actor::{Actor, ActorContext, ActorRef, ReplyTo};
 use crate::message::Message;
 
@@ -328,8 +330,16 @@ impl ProcessActor {
             .audit(&self.context, Operation::ProcessSpawn, &spec);
         let limits = audit.limits();
         let kept = self.running.len();
+        let ProcessSpec {
+            program,
+            args,
+            env,
+            cwd,
+            timeout,
+            stream_to,
+        } = spec;
         let started = async {
-            let program = audit.program(&spec.program, spec.env.iter().map(|(k, _)| k.as_str()))?;
+            let granted = audit.program(&program, env.iter().map(|(k, _)| k.as_str()))?;
             if kept >= limits.max_processes {
                 return Err(audit.denied(DenyRule::Limit {
                     name: "max_processes",
@@ -337,17 +347,17 @@ impl ProcessActor {
                 }));
             }
             let (osl, context) = (self.osl.clone(), self.context.clone());
-            let (cwd, program_file) = (spec.cwd.clone(), program.file.clone());
+            let GrantedProgram { file, argv0 } = granted;
             // Files are opened on the blocking pool, bounded in time: a hung
             // file system must not hold the one launcher thread.
             let opened = audit
-                .blocking(move || Opened::open(&osl, &context, cwd, &program_file))
+                .blocking(move || Opened::open(&osl, &context, cwd, &file))
                 .await?;
             let launch = Launch {
                 opened,
-                argv0: program.argv0,
-                args: spec.args.clone(),
-                env: spec.env.clone(),
+                argv0,
+                args,
+                env,
             };
             let launched = launcher::run(move || launch.spawn());
             match tokio::time::timeout(limits.max_duration, launched).await {
@@ -361,8 +371,7 @@ impl ProcessActor {
         let (group, child) = audit.finish(started)?;
         let pid = group.leader;
         let process = ProcessId::next();
-        let timeout = spec
-            .timeout
+        let timeout = timeout
             .unwrap_or(limits.max_duration)
             .min(limits.max_duration);
         let (kill, killed) = oneshot::channel();
@@ -373,7 +382,7 @@ impl ProcessActor {
             target,
             timeout,
             cap: limits.max_output_bytes,
-            stream_to: spec.stream_to,
+            stream_to,
         };
         self.tasks.spawn(async move {
             let outcome = watch.run(child, group, killed).await;
