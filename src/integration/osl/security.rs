@@ -122,14 +122,9 @@ impl Grant {
     /// ```
     pub fn program(program: impl AsRef<Path>) -> Self {
         let program = program.as_ref();
-        let named = if is_bare_name(program) {
-            program.to_path_buf()
-        } else {
-            lexical_absolute(program)
-        };
         Self::new(Allows::Program(ProgramGrant {
             file: find_program(program),
-            named,
+            named: program_name(program),
             env: Vec::new(),
         }))
     }
@@ -384,11 +379,7 @@ impl SecurityPolicy {
         program: &Path,
         env_keys: impl IntoIterator<Item = &'k str> + Clone,
     ) -> Result<GrantedProgram, DenyRule> {
-        let requested = if is_bare_name(program) {
-            program.to_path_buf()
-        } else {
-            lexical_absolute(program)
-        };
+        let requested = program_name(program);
         let mut refused_key = None;
         for grant in self.grants.iter().filter(|g| g.applies_to(context)) {
             let Allows::Program(granted) = &grant.allows else {
@@ -517,6 +508,16 @@ pub struct GrantedProgram {
     pub argv0: PathBuf,
 }
 
+/// How a program is named, by a grant or a request: a bare name as it is,
+/// a path made absolute (not resolved). Grants and requests compare these.
+fn program_name(program: &Path) -> PathBuf {
+    if is_bare_name(program) {
+        program.to_path_buf()
+    } else {
+        lexical_absolute(program)
+    }
+}
+
 /// Whether `program` is a bare name (no directory part): looked up on
 /// `PATH`.
 fn is_bare_name(program: &Path) -> bool {
@@ -604,7 +605,7 @@ fn canonical_or_lexical(path: &Path) -> PathBuf {
 /// resolved: the name a link gives is the name the program runs under.
 fn find_program(program: &Path) -> Option<PathBuf> {
     if !is_bare_name(program) {
-        return Some(lexical_absolute(program));
+        return Some(program_name(program));
     }
     let path = std::env::var_os("PATH")?;
     // A relative entry (or an empty one, meaning `.`) would find a file in
