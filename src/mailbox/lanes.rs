@@ -98,9 +98,16 @@ impl<T: MailboxItem> Lanes<T> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    /// The next item; these tests are each lanes' only consumer, and pop
+    /// only what they pushed.
+    fn pop_next(lanes: &Lanes<P>) -> Option<P> {
+        // SAFETY: single consumer (the test), and the item was pushed.
+        unsafe { lanes.pop_next() }
+    }
 
     #[derive(Debug, PartialEq)]
     struct P(MessagePriority, u32);
@@ -118,20 +125,10 @@ mod tests {
         lanes.push(P(MessagePriority::Normal, 3));
         lanes.push(P(MessagePriority::Critical, 4));
         assert_eq!(lanes.pop_victim(), Some(P(MessagePriority::Low, 1)));
-        // SAFETY (all pops): this test is the only consumer.
-        assert_eq!(
-            unsafe { lanes.pop_next() },
-            Some(P(MessagePriority::Critical, 2))
-        );
-        assert_eq!(
-            unsafe { lanes.pop_next() },
-            Some(P(MessagePriority::Critical, 4))
-        );
-        assert_eq!(
-            unsafe { lanes.pop_next() },
-            Some(P(MessagePriority::Normal, 3))
-        );
-        assert_eq!(unsafe { lanes.pop_next() }, None);
+        assert_eq!(pop_next(&lanes), Some(P(MessagePriority::Critical, 2)));
+        assert_eq!(pop_next(&lanes), Some(P(MessagePriority::Critical, 4)));
+        assert_eq!(pop_next(&lanes), Some(P(MessagePriority::Normal, 3)));
+        assert_eq!(pop_next(&lanes), None);
     }
 
     #[test]
@@ -154,15 +151,8 @@ mod tests {
         for lanes in [single, shared] {
             lanes.push(P(MessagePriority::Low, 1));
             lanes.push(P(MessagePriority::Critical, 2));
-            // SAFETY: this test is the only consumer and both items are pushed.
-            assert_eq!(
-                unsafe { lanes.pop_next() },
-                Some(P(MessagePriority::Low, 1))
-            );
-            assert_eq!(
-                unsafe { lanes.pop_next() },
-                Some(P(MessagePriority::Critical, 2))
-            );
+            assert_eq!(pop_next(&lanes), Some(P(MessagePriority::Low, 1)));
+            assert_eq!(pop_next(&lanes), Some(P(MessagePriority::Critical, 2)));
         }
     }
 }

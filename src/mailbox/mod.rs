@@ -22,6 +22,8 @@ pub mod backpressure;
 pub mod config;
 pub mod dead_letter;
 pub mod lanes;
+#[cfg(all(test, loom))]
+mod loom_models;
 mod mpsc;
 pub mod queue;
 pub mod signal;

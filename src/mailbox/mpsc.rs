@@ -17,19 +17,20 @@
 //! its index before that, so once the consumer has popped every index below
 //! `observed_tail`, no producer can touch the block again and it is freed.
 
-use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
-use std::cell::UnsafeCell;
+use std::alloc::{Layout, alloc, handle_alloc_error};
 use std::mem::MaybeUninit;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
-use crossbeam_utils::Backoff;
+use crate::util::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use crate::util::sync::{SpinWait, UnsafeCell};
 
 /// Slots in the first block. The next block is four times larger, up to
 /// [`MAX_BLOCK_CAP`]: an actor that receives a handful of messages allocates
 /// a small block, a busy one works in large ones from its ninth message on.
-const FIRST_BLOCK_CAP: usize = 8;
-const MAX_BLOCK_CAP: usize = 32;
+/// The loom models use two-slot blocks, so that a few pushes already cross
+/// block boundaries and free blocks.
+const FIRST_BLOCK_CAP: usize = if cfg!(loom) { 2 } else { 8 };
+const MAX_BLOCK_CAP: usize = if cfg!(loom) { 2 } else { 32 };
 
 struct Slot<T> {
     value: UnsafeCell<MaybeUninit<T>>,
@@ -50,6 +51,10 @@ struct Block<T> {
     /// The tail index seen when it was released; written once, before
     /// `released` is set.
     observed_tail: UnsafeCell<usize>,
+    /// Under loom, a freed block is kept (leaked) and marked, so that a
+    /// model fails on any later touch of it instead of reading freed memory.
+    #[cfg(loom)]
+    freed: std::sync::atomic::AtomicBool,
     /// Where the slots begin (they follow the header in the allocation).
     slots: [Slot<T>; 0],
 }
@@ -67,8 +72,8 @@ impl<T> Block<T> {
     }
 
     /// Allocates an empty block of `cap` slots starting at index `start`.
-    /// Only the header and the `ready` flags are written; slot values stay
-    /// uninitialised until pushed.
+    /// Slot values stay uninitialised until pushed (writing an uninitialised
+    /// `MaybeUninit` into a cell costs nothing; loom's cells need it).
     fn allocate(start: usize, cap: usize) -> *mut Block<T> {
         let layout = Self::layout(cap);
         // SAFETY: the layout has a non-zero size (the header).
@@ -84,9 +89,13 @@ impl<T> Block<T> {
             (&raw mut (*block).next).write(AtomicPtr::new(ptr::null_mut()));
             (&raw mut (*block).released).write(AtomicBool::new(false));
             (&raw mut (*block).observed_tail).write(UnsafeCell::new(0));
+            #[cfg(loom)]
+            (&raw mut (*block).freed).write(std::sync::atomic::AtomicBool::new(false));
             let slots = Self::slots_ptr(block);
             for i in 0..cap {
-                (&raw mut (*slots.add(i)).ready).write(AtomicBool::new(false));
+                let slot = slots.add(i);
+                (&raw mut (*slot).value).write(UnsafeCell::new(MaybeUninit::uninit()));
+                (&raw mut (*slot).ready).write(AtomicBool::new(false));
             }
         }
         block
@@ -98,8 +107,36 @@ impl<T> Block<T> {
     /// `block` must be unreachable by every thread, and its remaining values
     /// already dropped or moved out.
     unsafe fn free(block: *mut Block<T>) {
+        #[cfg(not(loom))]
         // SAFETY: per the contract, and `cap` is the one it was allocated with.
-        unsafe { dealloc(block.cast(), Self::layout((*block).cap)) }
+        unsafe {
+            std::alloc::dealloc(block.cast(), Self::layout((*block).cap));
+        }
+        #[cfg(loom)]
+        // SAFETY: per the contract; the block is only marked.
+        unsafe {
+            (*block)
+                .freed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// The header of a live block.
+    ///
+    /// # Safety
+    /// `block` is live (allocated by [`allocate`](Self::allocate), not yet
+    /// freed) for `'a`. Under loom that is checked: a model that reaches a
+    /// freed block fails here.
+    #[inline(always)]
+    unsafe fn header<'a>(block: *mut Block<T>) -> &'a Block<T> {
+        // SAFETY: per the contract.
+        let header = unsafe { &*block };
+        #[cfg(loom)]
+        assert!(
+            !header.freed.load(std::sync::atomic::Ordering::Relaxed),
+            "a freed block was touched"
+        );
+        header
     }
 
     fn slots_ptr(block: *mut Block<T>) -> *mut Slot<T> {
@@ -118,7 +155,7 @@ impl<T> Block<T> {
         // SAFETY: per the contract: the allocation holds `cap` slots with
         // initialised flags after the header, and `offset < cap`.
         unsafe {
-            debug_assert!(offset < (*block).cap);
+            debug_assert!(offset < Self::header(block).cap);
             &*Self::slots_ptr(block).add(offset)
         }
     }
@@ -135,7 +172,10 @@ impl<T> Block<T> {
     /// `block` is live.
     unsafe fn is_full(block: *mut Block<T>) -> bool {
         // SAFETY: live per the contract; every offset is below `cap`.
-        unsafe { (0..(*block).cap).all(|i| Self::slot(block, i).ready.load(Ordering::Acquire)) }
+        unsafe {
+            let cap = Self::header(block).cap;
+            (0..cap).all(|i| Self::slot(block, i).ready.load(Ordering::Acquire))
+        }
     }
 }
 
@@ -191,11 +231,11 @@ impl<T> MpscQueue<T> {
         let block = self.find_block(index);
         // SAFETY: `find_block` returns the live block holding `index`, and
         // this producer alone reserved `index`, so it alone writes the slot.
-        unsafe {
-            let slot = Block::slot(block, index - (*block).start);
-            (*slot.value.get()).write(value);
-            slot.ready.store(true, Ordering::Release);
-        }
+        let slot = unsafe { Block::slot(block, index - Block::header(block).start) };
+        // SAFETY: as above: no other thread touches the slot's value until
+        // `ready` publishes it.
+        slot.value.with_mut(|cell| unsafe { (*cell).write(value) });
+        slot.ready.store(true, Ordering::Release);
     }
 
     /// The block holding `index`: almost always `tail_block` itself.
@@ -203,7 +243,7 @@ impl<T> MpscQueue<T> {
     fn find_block(&self, index: usize) -> *mut Block<T> {
         let block = self.tail_block.load(Ordering::Acquire);
         // SAFETY: see `walk_to`.
-        if unsafe { (*block).holds(index) } {
+        if unsafe { Block::header(block) }.holds(index) {
             return block;
         }
         self.walk_to(block, index)
@@ -219,7 +259,7 @@ impl<T> MpscQueue<T> {
             // reserved by an unfinished push (it moves only past full blocks),
             // and a block reachable from it is freed only after every push
             // that could reach it has finished (module docs); ours has not.
-            let current = unsafe { &*block };
+            let current = unsafe { Block::header(block) };
             if current.holds(index) {
                 return block;
             }
@@ -236,10 +276,12 @@ impl<T> MpscQueue<T> {
                     Ordering::Acquire,
                 ) {
                     Ok(_) => {
+                        let observed = self.tail.load(Ordering::Acquire);
                         // SAFETY: only the producer whose CAS moved
                         // `tail_block` past this block writes this field, and
                         // it does so before publishing `released`.
-                        unsafe { *current.observed_tail.get() = self.tail.load(Ordering::Acquire) };
+                        let record = |tail: *mut usize| unsafe { *tail = observed };
+                        current.observed_tail.with_mut(record);
                         current.released.store(true, Ordering::Release);
                     }
                     Err(_) => may_advance = false,
@@ -296,24 +338,36 @@ impl<T> MpscQueue<T> {
     /// count that producers increment before pushing).
     #[inline]
     pub(crate) unsafe fn pop_in_place(&self) -> *mut T {
-        // SAFETY: single consumer, per the contract.
-        let cursor = unsafe { &mut *self.cursor.get() };
+        // SAFETY: single consumer, per the contract: no other thread touches
+        // the cursor.
+        self.cursor
+            .with_mut(|cursor| unsafe { self.pop_at(&mut *cursor) })
+    }
+
+    /// [`pop_in_place`](Self::pop_in_place) with the consumer's cursor.
+    ///
+    /// # Safety
+    /// As for [`pop_in_place`](Self::pop_in_place).
+    #[inline(always)]
+    unsafe fn pop_at(&self, cursor: &mut Cursor<T>) -> *mut T {
         // SAFETY: `head_block` is never freed while it is the cursor's block.
-        while !unsafe { (*cursor.head_block).holds(cursor.head) } {
+        while !unsafe { Block::header(cursor.head_block) }.holds(cursor.head) {
             self.advance(cursor);
         }
         // SAFETY: the block is live (above) and the slot was reserved.
-        let slot =
-            unsafe { Block::slot(cursor.head_block, cursor.head - (*cursor.head_block).start) };
+        let slot = unsafe {
+            let start = Block::header(cursor.head_block).start;
+            Block::slot(cursor.head_block, cursor.head - start)
+        };
         if !slot.ready.load(Ordering::Acquire) {
-            let backoff = Backoff::new();
+            let backoff = SpinWait::new();
             while !slot.ready.load(Ordering::Acquire) {
                 backoff.snooze();
             }
         }
         cursor.head += 1;
-        // `ready` says the value was written; the caller reads it once.
-        slot.value.get().cast::<T>()
+        // `ready` says the value was written; the caller moves it out once.
+        slot.value.with_mut(|value| value.cast::<T>())
     }
 
     /// Moves the cursor to the next block (waiting for a producer to link
@@ -321,8 +375,8 @@ impl<T> MpscQueue<T> {
     #[cold]
     fn advance(&self, cursor: &mut Cursor<T>) {
         // SAFETY: `head_block` is live.
-        let current = unsafe { &*cursor.head_block };
-        let backoff = Backoff::new();
+        let current = unsafe { Block::header(cursor.head_block) };
+        let backoff = SpinWait::new();
         let next = loop {
             let next = current.next.load(Ordering::Acquire);
             if !next.is_null() {
@@ -333,11 +387,14 @@ impl<T> MpscQueue<T> {
         cursor.head_block = next;
         while cursor.free_head != cursor.head_block {
             // SAFETY: blocks from `free_head` up to `head_block` are live.
-            let oldest = unsafe { &*cursor.free_head };
-            // SAFETY: `observed_tail` is read only after `released` is seen.
-            if !oldest.released.load(Ordering::Acquire)
-                || unsafe { *oldest.observed_tail.get() } > cursor.head
-            {
+            let oldest = unsafe { Block::header(cursor.free_head) };
+            if !oldest.released.load(Ordering::Acquire) {
+                break;
+            }
+            // SAFETY: `released` (seen above, with acquire) is set after the
+            // one write of `observed_tail`.
+            let observed_tail = oldest.observed_tail.with(|tail| unsafe { *tail });
+            if observed_tail > cursor.head {
                 break;
             }
             let next = oldest.next.load(Ordering::Acquire);
@@ -351,20 +408,22 @@ impl<T> MpscQueue<T> {
 
 impl<T> Drop for MpscQueue<T> {
     fn drop(&mut self) {
-        let tail = *self.tail.get_mut();
-        let cursor = self.cursor.get_mut();
+        let tail = self.tail.load(Ordering::Relaxed);
+        // SAFETY: exclusive access (`&mut self`).
+        let cursor = self.cursor.with_mut(|cursor| unsafe { &mut *cursor });
         let mut block = cursor.free_head;
         while !block.is_null() {
             // SAFETY: exclusive access; every block from `free_head` on is live
             // and owned by the queue.
-            let owned = unsafe { &*block };
+            let owned = unsafe { Block::header(block) };
             for offset in 0..owned.cap {
                 let index = owned.start + offset;
                 // SAFETY: live (above), and `offset < cap`.
                 let slot = unsafe { Block::slot(block, offset) };
                 if index >= cursor.head && index < tail && slot.ready.load(Ordering::Acquire) {
                     // SAFETY: written and never popped.
-                    unsafe { (*slot.value.get()).assume_init_drop() };
+                    slot.value
+                        .with_mut(|value| unsafe { (*value).assume_init_drop() });
                 }
             }
             let next = owned.next.load(Ordering::Acquire);
@@ -376,7 +435,7 @@ impl<T> Drop for MpscQueue<T> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::sync::Arc;

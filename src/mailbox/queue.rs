@@ -31,24 +31,24 @@
 //! does). So the slot is never written while a sender reads it, and a park
 //! costs one atomic read-modify-write.
 
-use std::cell::UnsafeCell;
 use std::fmt;
 use std::future::Future;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::ptr;
-use std::sync::atomic::{
-    AtomicBool, AtomicU8, AtomicU64, AtomicUsize,
-    Ordering::{Acquire, Relaxed, Release, SeqCst},
-};
+
 use std::task::{Context, Poll, Waker};
 
-use crossbeam_utils::Backoff;
 use tokio::sync::Notify;
 
 use super::lanes::Lanes;
 use super::{Backpressure, MailboxConfig, MailboxItem, MailboxKind, SystemSignal};
 use crate::util::once_box::OnceBox;
+use crate::util::sync::atomic::{
+    AtomicBool, AtomicU8, AtomicU64, AtomicUsize,
+    Ordering::{Acquire, Relaxed, Release, SeqCst},
+};
+use crate::util::sync::{SpinWait, UnsafeCell};
 
 const CLOSED: usize = 0b01;
 const PARKED: usize = 0b10;
@@ -332,6 +332,13 @@ impl<T: MailboxItem> Mailbox<T> {
             let room = self.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
+            // A read-modify-write before looking for room (it changes
+            // nothing): it reads the latest state word, so either it sees the
+            // receiver's claim (room), or that claim (a later
+            // read-modify-write) sees this sender registered and notifies.
+            // With `try_push`'s plain load alone this needs `SeqCst`'s total
+            // order, which loom cannot check; it costs only a blocked sender.
+            self.state.fetch_add(0, SeqCst);
             item = match self.try_push(item) {
                 Err(PushError::Full(back)) => back,
                 other => return other,
@@ -352,8 +359,12 @@ impl<T: MailboxItem> Mailbox<T> {
         if self.signals.fetch_or(bit, SeqCst) & bit != 0 {
             return false;
         }
-        let mut state = self.state.load(SeqCst);
-        if self.take_park(&mut state) {
+        // A read-modify-write, not a load: it reads the latest state word,
+        // so either it sees the receiver's park, or the park (a later
+        // read-modify-write of the word) sees this signal. That holds with
+        // acquire/release alone (with a plain load it needs `SeqCst`'s
+        // total order, which loom cannot check).
+        if self.state.fetch_and(!PARKED, SeqCst) & PARKED != 0 {
             self.wake_receiver();
         }
         true
@@ -381,11 +392,13 @@ impl<T: MailboxItem> Mailbox<T> {
     /// Wakes the parked receiver; called only by whoever cleared `PARKED`
     /// (see the module docs).
     fn wake_receiver(&self) {
-        // SAFETY: this caller resolves the current park, and the receiver
-        // does not write the slot until it is resolved, below.
-        if let Some(waker) = unsafe { &*self.rx_waker.0.get() } {
-            waker.wake_by_ref();
-        }
+        self.rx_waker.0.with(|slot| {
+            // SAFETY: this caller resolves the current park, and the
+            // receiver does not write the slot until it is resolved, below.
+            if let Some(waker) = unsafe { &*slot } {
+                waker.wake_by_ref();
+            }
+        });
         self.resolve_park();
     }
 
@@ -404,7 +417,7 @@ impl<T: MailboxItem> Mailbox<T> {
     /// `wake_by_ref` can hold it up, for nanoseconds.
     fn wait_for_waker(&self) {
         if !self.waker_free.load(Acquire) {
-            let backoff = Backoff::new();
+            let backoff = SpinWait::new();
             while !self.waker_free.load(Acquire) {
                 backoff.snooze();
             }
@@ -450,7 +463,7 @@ impl<T: MailboxItem> Mailbox<T> {
             {
                 Ok(_) => {
                     self.dropped.fetch_add(1, SeqCst);
-                    let backoff = Backoff::new();
+                    let backoff = SpinWait::new();
                     loop {
                         if let Some(victim) = self.lanes.get().and_then(|lanes| lanes.pop_victim())
                         {
@@ -586,13 +599,15 @@ impl<'a, T: MailboxItem> MailboxReceiver<'a, T> {
             mailbox.resolve_park();
         }
         mailbox.wait_for_waker();
-        // SAFETY: no park is outstanding and only this receiver parks, so
-        // no sender touches the slot now.
-        let slot = unsafe { &mut *mailbox.rx_waker.0.get() };
-        match slot {
-            Some(waker) if waker.will_wake(cx.waker()) => {}
-            _ => *slot = Some(cx.waker().clone()),
-        }
+        mailbox.rx_waker.0.with_mut(|slot| {
+            // SAFETY: no park is outstanding and only this receiver parks,
+            // so no sender touches the slot now.
+            let slot = unsafe { &mut *slot };
+            match slot {
+                Some(waker) if waker.will_wake(cx.waker()) => {}
+                _ => *slot = Some(cx.waker().clone()),
+            }
+        });
         loop {
             if len_of(state) > 0 || mailbox.signals.load(SeqCst) != 0 {
                 if let Some(ready) = self.try_ready() {
@@ -694,9 +709,9 @@ impl<'a, T: MailboxItem> MailboxReceiver<'a, T> {
     /// moves it out exactly once, before the next pop.
     #[inline(always)]
     fn pop_claimed_in_place(&mut self, staging: &mut MaybeUninit<T>) -> *mut T {
-        // SAFETY: this receiver is the only one (`receiver_taken`), and the
-        // item was claimed from the count just before.
         let landed = match self.mailbox.lanes.get() {
+            // SAFETY: this receiver is the only one (`receiver_taken`), and
+            // the item was claimed from the count just before.
             Some(lanes) => unsafe { lanes.pop_next_in_place(staging) },
             None => None,
         };
@@ -714,7 +729,7 @@ impl<'a, T: MailboxItem> MailboxReceiver<'a, T> {
     #[cold]
     #[inline(never)]
     fn pop_claimed_in_flight(&mut self) -> T {
-        let backoff = Backoff::new();
+        let backoff = SpinWait::new();
         loop {
             if let Some(lanes) = self.mailbox.lanes.get() {
                 // SAFETY: this receiver is the only one (`receiver_taken`),
@@ -760,7 +775,7 @@ impl Drop for BlockedSender<'_> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use crate::mailbox::MailboxKind;

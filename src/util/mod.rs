@@ -7,6 +7,7 @@ pub mod ids;
 pub mod metrics;
 pub(crate) mod once_box;
 pub(crate) mod subscribers;
+pub(crate) mod sync;
 pub mod time;
 
 pub use ids::{ActorId, MessageId};

@@ -4,7 +4,8 @@
 
 use std::marker::PhantomData;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicPtr, Ordering};
+
+use super::sync::atomic::{AtomicPtr, Ordering};
 
 /// A lazily allocated `T` that any thread may initialise; if two race, one
 /// allocation wins and the other is dropped.
@@ -21,7 +22,7 @@ unsafe impl<T: Send + Sync> Send for OnceBox<T> {}
 unsafe impl<T: Send + Sync> Sync for OnceBox<T> {}
 
 impl<T> OnceBox<T> {
-    pub(crate) const fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             ptr: AtomicPtr::new(ptr::null_mut()),
             owns: PhantomData,
@@ -70,7 +71,8 @@ impl<T> OnceBox<T> {
 
 impl<T> Drop for OnceBox<T> {
     fn drop(&mut self) {
-        let value = *self.ptr.get_mut();
+        // Relaxed: `&mut self` already orders this after every access.
+        let value = self.ptr.load(Ordering::Relaxed);
         if !value.is_null() {
             // SAFETY: exclusive access; the pointer came from `Box::leak`.
             drop(unsafe { Box::from_raw(value) });
@@ -78,7 +80,7 @@ impl<T> Drop for OnceBox<T> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::sync::Arc;

@@ -1,0 +1,79 @@
+//! The synchronisation primitives of the lock-free core (the mailbox's
+//! queue and park/wake protocol, [`OnceBox`](super::once_box::OnceBox)),
+//! swapped for [loom]'s under `--cfg loom`, so that the loom models in
+//! `mailbox::loom_models` check the very source that ships (tokio's shim,
+//! `tokio::loom`, works the same way).
+//!
+//! A normal build re-exports `std`'s atomics and crossbeam's backoff, and
+//! [`UnsafeCell`] is `std`'s behind two always-inlined methods: the shim
+//! costs nothing there.
+//!
+//! [loom]: https://docs.rs/loom
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic;
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic;
+
+#[cfg(not(loom))]
+pub(crate) use std_cell::UnsafeCell;
+
+#[cfg(loom)]
+pub(crate) use loom::cell::UnsafeCell;
+
+/// Waits out a spin: exponential backoff on real threads; under loom, a
+/// yield, so that the model runs the thread being waited for.
+#[cfg(not(loom))]
+pub(crate) use crossbeam_utils::Backoff as SpinWait;
+
+#[cfg(loom)]
+pub(crate) use loom_spin::SpinWait;
+
+#[cfg(not(loom))]
+mod std_cell {
+    /// `std`'s `UnsafeCell` with loom's access API: every access names
+    /// whether it reads or writes, which loom checks against the
+    /// happens-before order of the threads touching the cell.
+    #[derive(Debug, Default)]
+    #[repr(transparent)]
+    pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+    impl<T> UnsafeCell<T> {
+        pub(crate) const fn new(value: T) -> Self {
+            Self(std::cell::UnsafeCell::new(value))
+        }
+
+        /// Reads through the cell's pointer (no other thread may write
+        /// meanwhile).
+        #[inline(always)]
+        pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+            f(self.0.get())
+        }
+
+        /// Writes (or reads) through the cell's pointer (no other thread may
+        /// touch the cell meanwhile).
+        #[inline(always)]
+        pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            f(self.0.get())
+        }
+    }
+}
+
+#[cfg(loom)]
+mod loom_spin {
+    /// The loom stand-in for crossbeam's `Backoff`: every wait yields to
+    /// the model's scheduler.
+    #[derive(Debug, Default)]
+    pub(crate) struct SpinWait;
+
+    impl SpinWait {
+        pub(crate) fn new() -> Self {
+            Self
+        }
+
+        pub(crate) fn snooze(&self) {
+            loom::thread::yield_now();
+        }
+    }
+}
