@@ -1,6 +1,14 @@
 //! The shared part of an actor: its mailbox and the lifecycle facts that
 //! outlive its task (state, exit reason). [`ActorRef`](super::ActorRef)s point
 //! here; the actor's task owns the state itself.
+//!
+//! The cell is built in place in its `Arc` (the one `unsafe`: the value is
+//! written before `assume_init`). Its lifecycle words: `state` is written
+//! by the actor's task (release) and read by anyone (acquire); the exit
+//! reason is set once (`OnceLock`) before the state says `Stopped`; a
+//! waiter counts itself in `exit_waiters` and the exit reads that count,
+//! each behind a `SeqCst` fence, so either the waiter sees `Stopped` or the
+//! exit sees the waiter and wakes it.
 
 use std::fmt;
 use std::future::Future;

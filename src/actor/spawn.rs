@@ -1,6 +1,11 @@
 //! Spawning: creates an actor's cell, registers it, and runs its task — the
 //! lifecycle loop `pre_start → handle messages → post_stop`, with restarts,
 //! panic capture and the final accounting of every queued message.
+//!
+//! The message loop reads each message straight from its mailbox slot
+//! (`MailboxReceiver::take_claimed_in_place`, the one `unsafe` here): the
+//! slot stays valid until the receiver is used again, and the loop moves
+//! the message out of it exactly once, before that.
 
 use std::fmt::Write as _;
 use std::mem::MaybeUninit;

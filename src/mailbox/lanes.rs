@@ -1,4 +1,9 @@
 //! Storage of the user lane: one lock-free queue, or one per priority.
+//!
+//! Any thread pushes. Only the mailbox's single receiver pops the next
+//! item (`pop_next`, unsafe: the single-consumer queue relies on it), and
+//! only an item it has claimed from the mailbox's count; senders pop
+//! victims (`pop_victim`) only from the multi-consumer lanes.
 
 use std::mem::MaybeUninit;
 use std::ptr;

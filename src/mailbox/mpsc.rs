@@ -16,6 +16,31 @@
 //! block. Any producer that could still hold a pointer to the block reserved
 //! its index before that, so once the consumer has popped every index below
 //! `observed_tail`, no producer can touch the block again and it is freed.
+//!
+//! # Who touches which word, and when
+//! * `tail`: every producer, once per push (`fetch_add` reserves the index).
+//! * `tail_block`: producers load it; a producer that finds the block full
+//!   moves it one block on with a compare-and-swap (one winner).
+//! * a block's `next`: null until one producer links the next block with a
+//!   compare-and-swap (a loser frees its unshared block); read by producers
+//!   walking forward and by the consumer moving on.
+//! * a slot's value: written once, by the producer that reserved its
+//!   index, *before* its `ready` flag (release); read once, by the consumer,
+//!   *after* it saw `ready` (acquire). Nobody else touches it.
+//! * a block's `observed_tail`: written once, by the producer whose
+//!   compare-and-swap moved `tail_block` past the block, before `released`
+//!   (release); read by the consumer only after it saw `released`
+//!   (acquire).
+//! * the cursor (`head`, `head_block`, `free_head`): the consumer only;
+//!   the caller guarantees a single consumer (`pop`'s contract).
+//! * freeing a block: the consumer only, under the rule above; a block is
+//!   reached through a raw pointer that keeps the whole allocation's
+//!   provenance (a `&Block` covers only the header, not the slots after it).
+//!
+//! Checked by Miri (Stacked and Tree Borrows) over this module's tests and
+//! by the loom model `block_queue_across_blocks_with_reclamation`, which
+//! uses two-slot blocks and fails on any touch of a freed block (see
+//! `Block::header`).
 
 use std::alloc::{Layout, alloc, handle_alloc_error};
 use std::mem::MaybeUninit;

@@ -30,6 +30,31 @@
 //! is outstanding and only when the waker changed (a task's waker rarely
 //! does). So the slot is never written while a sender reads it, and a park
 //! costs one atomic read-modify-write.
+//!
+//! # Who touches which word, and when
+//! * `state` (count, `CLOSED`, `PARKED`): senders add one with a
+//!   compare-and-swap that also clears `PARKED` (the one that clears it
+//!   wakes); the receiver subtracts what it claims and sets `PARKED`;
+//!   `DropOldest` senders subtract the victim they claim; `close` sets
+//!   `CLOSED`; a signal clears `PARKED`. Every change is a read-modify-write
+//!   of the one word, so all of them are totally ordered.
+//! * `claimed`: the receiver only (its batch).
+//! * `signals`: senders set bits; only the receiver clears one.
+//! * the waker slot: the receiver, while no park is outstanding
+//!   (`waker_free` set); the one party that cleared `PARKED`, until it sets
+//!   `waker_free` again.
+//! * `blocked_senders` and `room`: a `Block` sender registers before it
+//!   looks for room; the receiver notifies after each claim when the count
+//!   is non-zero; `close` notifies every waiter.
+//!
+//! Where one side stores and then loads what the other stored (a signal
+//! against a park, a blocked sender against a claim), both sides make a
+//! read-modify-write of `state`, so the handshake holds with
+//! acquire/release alone; loom does not model `SeqCst` loads, and with a
+//! plain load there the models report lost wake-ups that `SeqCst`'s total
+//! order rules out. Checked by Miri over this module's tests and by the
+//! loom models in `mailbox::loom_models` (park/wake, `DropOldest`, `Block`,
+//! close versus push).
 
 use std::fmt;
 use std::future::Future;

@@ -1,6 +1,13 @@
 //! [`OnceBox`]: a heap value created on first use, published with one atomic
 //! pointer — cheaper than `OnceLock<Box<T>>` on both the first and every
 //! later access, and one word in size.
+//!
+//! The pointer is null until one compare-and-swap publishes a leaked `Box`
+//! (release); readers load it with acquire, so they see the value fully
+//! built. An initialiser that loses the race frees its own box, which no
+//! one else saw. The published box is freed only in `drop` (`&mut self`).
+//! Checked by Miri (`racing_initialisers_agree_on_one_value_and_free_the_rest`)
+//! and, as the mailbox's lane, by the loom models.
 
 use std::marker::PhantomData;
 use std::ptr::{self, NonNull};
