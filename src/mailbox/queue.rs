@@ -894,12 +894,14 @@ mod tests {
 
     #[test]
     fn concurrent_pushes_are_all_received() {
+        // Miri interprets every step: a few blocks' worth there.
+        const EACH: u32 = if cfg!(miri) { 60 } else { 10_000 };
         let mb = Arc::new(Mailbox::new(MailboxConfig::unbounded()));
         let producers: Vec<_> = (0..4)
             .map(|p| {
                 let mb = mb.clone();
                 std::thread::spawn(move || {
-                    for i in 0..10_000 {
+                    for i in 0..EACH {
                         assert_eq!(mb.try_push(n(p * 100_000 + i)), Ok(Pushed::Queued));
                     }
                 })
@@ -908,7 +910,7 @@ mod tests {
         let mut rx = mb.receiver().unwrap();
         let mut last = [None::<u32>; 4];
         let mut got = 0;
-        while got < 40_000 {
+        while got < 4 * EACH {
             if let Some(Received::Item(Item(_, v))) = rx.try_recv() {
                 let p = (v / 100_000) as usize;
                 assert!(last[p].is_none_or(|l| l < v), "per-producer FIFO broken");
