@@ -41,6 +41,13 @@
 //! by the loom model `block_queue_across_blocks_with_reclamation`, which
 //! uses two-slot blocks and fails on any touch of a freed block (see
 //! `Block::header`).
+//!
+//! Found that way: `Block::slot` once took `&self` and indexed past the
+//! header from it. Such a reference's provenance covers the header only,
+//! so every push wrote a slot through a pointer that had no right to it
+//! (Stacked Borrows rejects the first push; Tree Borrows let it pass). It
+//! now takes the block's raw pointer; `fifo_across_many_blocks` under Miri
+//! is its regression test.
 
 use std::alloc::{Layout, alloc, handle_alloc_error};
 use std::mem::MaybeUninit;

@@ -55,6 +55,13 @@
 //! order rules out. Checked by Miri over this module's tests and by the
 //! loom models in `mailbox::loom_models` (park/wake, `DropOldest`, `Block`,
 //! close versus push).
+//!
+//! Found that way: `pop_claimed_in_place` once fell back with
+//! `unwrap_or_else(|| staging.write(..))`; the closure borrowed `staging`
+//! uniquely even when not called, which (under Stacked Borrows) invalidated
+//! the pointer into `staging` just returned for a priority lane's item: a
+//! read through a dead pointer on every priority message. It is a `match`
+//! now; the priority tests under Miri are its regression test.
 
 use std::fmt;
 use std::future::Future;
