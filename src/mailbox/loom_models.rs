@@ -11,7 +11,8 @@
 //! bound), checks each access to a cell against the happens-before order,
 //! and reports a deadlock when every thread waits: a lost wake-up. Two
 //! parts stay outside the model and run as atomic steps: tokio's `Notify`
-//! (the room for blocked senders) and crossbeam's `SegQueue` (the lane
+//! (the room for blocked senders; each of its calls is a scheduling point)
+//! and crossbeam's `SegQueue` (the lane
 //! `DropOldest` evicts from). loom does not model `SeqCst` loads (it
 //! treats them as `Acquire`), so every store-then-load handshake in the
 //! mailbox is an exchange of read-modify-writes (see `Mailbox::signal`

@@ -71,8 +71,6 @@ use std::ptr;
 
 use std::task::{Context, Poll, Waker};
 
-use tokio::sync::Notify;
-
 use super::lanes::Lanes;
 use super::{Backpressure, MailboxConfig, MailboxItem, MailboxKind, SystemSignal};
 use crate::util::once_box::OnceBox;
@@ -80,7 +78,7 @@ use crate::util::sync::atomic::{
     AtomicBool, AtomicU8, AtomicU64, AtomicUsize,
     Ordering::{Acquire, Relaxed, Release, SeqCst},
 };
-use crate::util::sync::{SpinWait, UnsafeCell};
+use crate::util::sync::{Notify, SpinWait, UnsafeCell};
 
 const CLOSED: usize = 0b01;
 const PARKED: usize = 0b10;
@@ -206,8 +204,6 @@ pub struct Mailbox<T> {
     backpressure: Backpressure,
     /// Bounded with `Block`: the receiver must look for waiting senders.
     senders_may_block: bool,
-    /// Bounded with `DropOldest`: senders may claim (evict) items too.
-    senders_evict: bool,
     kind: MailboxKind,
     /// No park is outstanding, so no sender reads the waker slot (see
     /// [`resolve_park`](Self::resolve_park)).
@@ -291,8 +287,6 @@ impl<T: MailboxItem> Mailbox<T> {
             waker_free: AtomicBool::new(true),
             receiver_taken: AtomicBool::new(false),
             senders_may_block: capacity != usize::MAX && config.backpressure == Backpressure::Block,
-            senders_evict: capacity != usize::MAX
-                && config.backpressure == Backpressure::DropOldest,
             blocked_senders: AtomicUsize::new(0),
             room: Notify::new(),
             dropped: AtomicU64::new(0),
@@ -696,35 +690,22 @@ impl<'a, T: MailboxItem> MailboxReceiver<'a, T> {
             mailbox.claimed.store(batch - 1, Relaxed);
             return true;
         }
-        let mut state = mailbox.state.load(SeqCst);
-        loop {
-            let queued = len_of(state);
-            if queued == 0 {
-                return false;
-            }
-            let take = if mailbox.capacity == usize::MAX {
-                queued
-            } else {
-                1
-            };
-            if !mailbox.senders_evict {
-                // Only this receiver ever lowers the count, so it cannot
-                // fall below `take` before this subtraction lands.
-                mailbox.state.fetch_sub(take * ONE, SeqCst);
-                mailbox.claimed.store(take - 1, Relaxed);
-                return true;
-            }
-            match mailbox
-                .state
-                .compare_exchange_weak(state, state - take * ONE, SeqCst, SeqCst)
-            {
-                Ok(_) => {
-                    mailbox.claimed.store(take - 1, Relaxed);
-                    return true;
-                }
-                Err(actual) => state = actual,
-            }
+        let queued = len_of(mailbox.state.load(SeqCst));
+        if queued == 0 {
+            return false;
         }
+        let take = if mailbox.capacity == usize::MAX {
+            queued
+        } else {
+            1
+        };
+        // The count cannot fall below `take` before this subtraction lands:
+        // only this receiver lowers it, except `DropOldest` senders, and
+        // they evict only while it is above the capacity, so they leave it
+        // at the capacity or more (and `take` is 1 in a bounded mailbox).
+        mailbox.state.fetch_sub(take * ONE, SeqCst);
+        mailbox.claimed.store(take - 1, Relaxed);
+        true
     }
 
     /// Pops a claimed item. Its push may still be in flight on another

@@ -30,6 +30,57 @@ pub(crate) use crossbeam_utils::Backoff as SpinWait;
 #[cfg(loom)]
 pub(crate) use loom_spin::SpinWait;
 
+/// Wakes senders waiting for room: tokio's `Notify`. Under loom it stays
+/// tokio's (outside the model: each call runs as one step), but every call
+/// is first a scheduling point, so the models interleave other threads
+/// between a sender's look at the mailbox and its registering for a wake.
+#[cfg(not(loom))]
+pub(crate) use tokio::sync::Notify;
+
+#[cfg(loom)]
+pub(crate) use loom_notify::Notify;
+
+#[cfg(loom)]
+mod loom_notify {
+    use loom::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::sync::futures::Notified;
+
+    /// tokio's `Notify` behind a loom scheduling point per call.
+    #[derive(Debug)]
+    pub(crate) struct Notify {
+        inner: tokio::sync::Notify,
+        step: AtomicUsize,
+    }
+
+    impl Notify {
+        pub(crate) fn new() -> Self {
+            Self {
+                inner: tokio::sync::Notify::new(),
+                step: AtomicUsize::new(0),
+            }
+        }
+
+        fn step(&self) {
+            self.step.fetch_add(1, Ordering::Relaxed);
+        }
+
+        pub(crate) fn notified(&self) -> Notified<'_> {
+            self.step();
+            self.inner.notified()
+        }
+
+        pub(crate) fn notify_one(&self) {
+            self.step();
+            self.inner.notify_one();
+        }
+
+        pub(crate) fn notify_waiters(&self) {
+            self.step();
+            self.inner.notify_waiters();
+        }
+    }
+}
+
 #[cfg(not(loom))]
 mod std_cell {
     /// `std`'s `UnsafeCell` with loom's access API: every access names
