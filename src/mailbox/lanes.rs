@@ -8,11 +8,10 @@
 use std::mem::MaybeUninit;
 use std::ptr;
 
-use crossbeam_queue::SegQueue;
-
 use super::mpsc::MpscQueue;
 use super::{Backpressure, MailboxConfig, MailboxKind};
 use crate::message::MessagePriority;
+use crate::util::sync::MpmcQueue;
 
 /// Something a [`Mailbox`](super::Mailbox) can hold: it only needs to say its
 /// priority (ignored by FIFO mailboxes).
@@ -29,21 +28,21 @@ pub(crate) enum Lanes<T> {
     Fifo(MpscQueue<T>),
     /// FIFO with `DropOldest`: senders pop victims too, so the queue must
     /// allow several consumers.
-    SharedFifo(Box<SegQueue<T>>),
+    SharedFifo(Box<MpmcQueue<T>>),
     /// Indexed by `MessagePriority::index()`; senders may pop victims.
-    Priority(Box<[SegQueue<T>; MessagePriority::COUNT]>),
+    Priority(Box<[MpmcQueue<T>; MessagePriority::COUNT]>),
 }
 
 impl<T: MailboxItem> Lanes<T> {
     pub(crate) fn new(config: MailboxConfig) -> Self {
         match config.kind {
             MailboxKind::Priority => {
-                Lanes::Priority(Box::new(std::array::from_fn(|_| SegQueue::new())))
+                Lanes::Priority(Box::new(std::array::from_fn(|_| MpmcQueue::new())))
             }
             MailboxKind::Fifo
                 if config.capacity.is_some() && config.backpressure == Backpressure::DropOldest =>
             {
-                Lanes::SharedFifo(Box::new(SegQueue::new()))
+                Lanes::SharedFifo(Box::new(MpmcQueue::new()))
             }
             MailboxKind::Fifo => Lanes::Fifo(MpscQueue::new()),
         }
@@ -70,7 +69,7 @@ impl<T: MailboxItem> Lanes<T> {
             // SAFETY: forwarded from this function's contract.
             Lanes::Fifo(q) => Some(unsafe { q.pop() }),
             Lanes::SharedFifo(q) => q.pop(),
-            Lanes::Priority(qs) => qs.iter().rev().find_map(SegQueue::pop),
+            Lanes::Priority(qs) => qs.iter().rev().find_map(MpmcQueue::pop),
         }
     }
 
@@ -98,7 +97,7 @@ impl<T: MailboxItem> Lanes<T> {
             // A single-consumer lane is never chosen for `DropOldest`.
             Lanes::Fifo(_) => None,
             Lanes::SharedFifo(q) => q.pop(),
-            Lanes::Priority(qs) => qs.iter().find_map(SegQueue::pop),
+            Lanes::Priority(qs) => qs.iter().find_map(MpmcQueue::pop),
         }
     }
 }

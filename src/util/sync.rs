@@ -81,6 +81,47 @@ mod loom_notify {
     }
 }
 
+/// The multi-consumer queue of the lanes `DropOldest` evicts from:
+/// crossbeam's `SegQueue`. Under loom a mutex-guarded `VecDeque` stands in
+/// for it (both are linearizable queues), so that each push and pop is a
+/// step the models interleave with the mailbox's own.
+#[cfg(not(loom))]
+pub(crate) use crossbeam_queue::SegQueue as MpmcQueue;
+
+#[cfg(loom)]
+pub(crate) use loom_queue::MpmcQueue;
+
+#[cfg(loom)]
+mod loom_queue {
+    use std::collections::VecDeque;
+
+    use loom::sync::Mutex;
+
+    /// A linearizable multi-producer, multi-consumer queue under loom.
+    #[derive(Debug)]
+    pub(crate) struct MpmcQueue<T>(Mutex<VecDeque<T>>);
+
+    impl<T> MpmcQueue<T> {
+        pub(crate) fn new() -> Self {
+            Self(Mutex::new(VecDeque::new()))
+        }
+
+        fn queue(&self) -> loom::sync::MutexGuard<'_, VecDeque<T>> {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        }
+
+        pub(crate) fn push(&self, value: T) {
+            self.queue().push_back(value);
+        }
+
+        pub(crate) fn pop(&self) -> Option<T> {
+            self.queue().pop_front()
+        }
+    }
+}
+
 #[cfg(not(loom))]
 mod std_cell {
     /// `std`'s `UnsafeCell` with loom's access API: every access names
