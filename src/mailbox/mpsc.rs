@@ -61,8 +61,8 @@ use crate::util::sync::{SpinWait, UnsafeCell};
 /// a small block, a busy one works in large ones from its ninth message on.
 /// The loom models use two-slot blocks, so that a few pushes already cross
 /// block boundaries and free blocks.
-const FIRST_BLOCK_CAP: usize = if cfg!(loom) { 2 } else { 8 };
-const MAX_BLOCK_CAP: usize = if cfg!(loom) { 2 } else { 32 };
+const FIRST_BLOCK_CAP: usize = if cfg!(all(test, loom)) { 2 } else { 8 };
+const MAX_BLOCK_CAP: usize = if cfg!(all(test, loom)) { 2 } else { 32 };
 
 struct Slot<T> {
     value: UnsafeCell<MaybeUninit<T>>,
@@ -85,7 +85,7 @@ struct Block<T> {
     observed_tail: UnsafeCell<usize>,
     /// Under loom, a freed block is kept (leaked) and marked, so that a
     /// model fails on any later touch of it instead of reading freed memory.
-    #[cfg(loom)]
+    #[cfg(all(test, loom))]
     freed: std::sync::atomic::AtomicBool,
     /// Where the slots begin (they follow the header in the allocation).
     slots: [Slot<T>; 0],
@@ -121,7 +121,7 @@ impl<T> Block<T> {
             (&raw mut (*block).next).write(AtomicPtr::new(ptr::null_mut()));
             (&raw mut (*block).released).write(AtomicBool::new(false));
             (&raw mut (*block).observed_tail).write(UnsafeCell::new(0));
-            #[cfg(loom)]
+            #[cfg(all(test, loom))]
             (&raw mut (*block).freed).write(std::sync::atomic::AtomicBool::new(false));
             let slots = Self::slots_ptr(block);
             for i in 0..cap {
@@ -139,12 +139,12 @@ impl<T> Block<T> {
     /// `block` must be unreachable by every thread, and its remaining values
     /// already dropped or moved out.
     unsafe fn free(block: *mut Block<T>) {
-        #[cfg(not(loom))]
+        #[cfg(not(all(test, loom)))]
         // SAFETY: per the contract, and `cap` is the one it was allocated with.
         unsafe {
             std::alloc::dealloc(block.cast(), Self::layout((*block).cap));
         }
-        #[cfg(loom)]
+        #[cfg(all(test, loom))]
         // SAFETY: per the contract; the block is only marked.
         unsafe {
             (*block)
@@ -163,7 +163,7 @@ impl<T> Block<T> {
     unsafe fn header<'a>(block: *mut Block<T>) -> &'a Block<T> {
         // SAFETY: per the contract.
         let header = unsafe { &*block };
-        #[cfg(loom)]
+        #[cfg(all(test, loom))]
         assert!(
             !header.freed.load(std::sync::atomic::Ordering::Relaxed),
             "a freed block was touched"

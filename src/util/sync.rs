@@ -6,41 +6,43 @@
 //!
 //! A normal build re-exports `std`'s atomics and crossbeam's backoff, and
 //! [`UnsafeCell`] is `std`'s behind two always-inlined methods: the shim
-//! costs nothing there.
+//! costs nothing there. The swap needs `test` too (`cfg(all(test, loom))`,
+//! as in tokio): an application that builds everything with `--cfg loom`
+//! to check its own code gets the normal airssys-rt.
 //!
 //! [loom]: https://docs.rs/loom
 
-#[cfg(not(loom))]
+#[cfg(not(all(test, loom)))]
 pub(crate) use std::sync::atomic;
 
-#[cfg(loom)]
+#[cfg(all(test, loom))]
 pub(crate) use loom::sync::atomic;
 
-#[cfg(not(loom))]
+#[cfg(not(all(test, loom)))]
 pub(crate) use std_cell::UnsafeCell;
 
-#[cfg(loom)]
+#[cfg(all(test, loom))]
 pub(crate) use loom::cell::UnsafeCell;
 
 /// Waits out a spin: exponential backoff on real threads; under loom, a
 /// yield, so that the model runs the thread being waited for.
-#[cfg(not(loom))]
+#[cfg(not(all(test, loom)))]
 pub(crate) use crossbeam_utils::Backoff as SpinWait;
 
-#[cfg(loom)]
+#[cfg(all(test, loom))]
 pub(crate) use loom_spin::SpinWait;
 
 /// Wakes senders waiting for room: tokio's `Notify`. Under loom it stays
 /// tokio's (outside the model: each call runs as one step), but every call
 /// is first a scheduling point, so the models interleave other threads
 /// between a sender's look at the mailbox and its registering for a wake.
-#[cfg(not(loom))]
+#[cfg(not(all(test, loom)))]
 pub(crate) use tokio::sync::Notify;
 
-#[cfg(loom)]
+#[cfg(all(test, loom))]
 pub(crate) use loom_notify::Notify;
 
-#[cfg(loom)]
+#[cfg(all(test, loom))]
 mod loom_notify {
     use loom::sync::atomic::{AtomicUsize, Ordering};
     use tokio::sync::futures::Notified;
@@ -85,13 +87,13 @@ mod loom_notify {
 /// crossbeam's `SegQueue`. Under loom a mutex-guarded `VecDeque` stands in
 /// for it (both are linearizable queues), so that each push and pop is a
 /// step the models interleave with the mailbox's own.
-#[cfg(not(loom))]
+#[cfg(not(all(test, loom)))]
 pub(crate) use crossbeam_queue::SegQueue as MpmcQueue;
 
-#[cfg(loom)]
+#[cfg(all(test, loom))]
 pub(crate) use loom_queue::MpmcQueue;
 
-#[cfg(loom)]
+#[cfg(all(test, loom))]
 mod loom_queue {
     use std::collections::VecDeque;
 
@@ -122,7 +124,7 @@ mod loom_queue {
     }
 }
 
-#[cfg(not(loom))]
+#[cfg(not(all(test, loom)))]
 mod std_cell {
     /// `std`'s `UnsafeCell` with loom's access API: every access names
     /// whether it reads or writes, which loom checks against the
@@ -152,7 +154,7 @@ mod std_cell {
     }
 }
 
-#[cfg(loom)]
+#[cfg(all(test, loom))]
 mod loom_spin {
     /// The loom stand-in for crossbeam's `Backoff`: every wait yields to
     /// the model's scheduler.
