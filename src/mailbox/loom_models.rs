@@ -59,11 +59,11 @@ impl MailboxItem for Job {
     }
 }
 
+/// A thread that pushes one job and returns what came back.
+type Sender = thread::JoinHandle<Result<Pushed<Job>, PushError<Job>>>;
+
 /// Pushes `job` from a new thread; the thread returns what came back.
-fn push_from_thread(
-    mailbox: &Arc<Mailbox<Job>>,
-    job: Job,
-) -> thread::JoinHandle<Result<Pushed<Job>, PushError<Job>>> {
+fn push_from_thread(mailbox: &Arc<Mailbox<Job>>, job: Job) -> Sender {
     let mailbox = mailbox.clone();
     thread::spawn(move || mailbox.try_push(job))
 }
@@ -196,18 +196,25 @@ fn drop_oldest_eviction_racing_the_consumer() {
     });
 }
 
+/// A `Block` mailbox with room for one, holding `Job(1)`, and a thread
+/// pushing `Job(2)`: it waits for room (it returns what the push did).
+fn sender_waiting_for_room() -> (Arc<Mailbox<Job>>, Sender) {
+    let mailbox = Arc::new(Mailbox::new(MailboxConfig::bounded(1, Backpressure::Block)));
+    assert_eq!(mailbox.try_push(Job(1)), Ok(Pushed::Queued));
+    let sender = {
+        let mailbox = mailbox.clone();
+        thread::spawn(move || block_on(mailbox.push(Job(2))))
+    };
+    (mailbox, sender)
+}
+
 /// `Block` with room for one, full: a sender waits for room while the
 /// receiver takes the queued job. The sender must be woken and its job
 /// queued (a lost wake is a deadlock).
 #[test]
 fn blocked_sender_is_woken_when_room_appears() {
     check(|| {
-        let mailbox = Arc::new(Mailbox::new(MailboxConfig::bounded(1, Backpressure::Block)));
-        assert_eq!(mailbox.try_push(Job(1)), Ok(Pushed::Queued));
-        let sender = {
-            let mailbox = mailbox.clone();
-            thread::spawn(move || block_on(mailbox.push(Job(2))))
-        };
+        let (mailbox, sender) = sender_waiting_for_room();
         let mut receiver = mailbox.receiver().expect("the only receiver");
         assert_eq!(block_on(receiver.recv()), Received::Item(Job(1)));
         assert_eq!(block_on(receiver.recv()), Received::Item(Job(2)));
@@ -221,12 +228,7 @@ fn blocked_sender_is_woken_when_room_appears() {
 #[test]
 fn blocked_sender_is_told_when_the_mailbox_closes() {
     check(|| {
-        let mailbox = Arc::new(Mailbox::new(MailboxConfig::bounded(1, Backpressure::Block)));
-        assert_eq!(mailbox.try_push(Job(1)), Ok(Pushed::Queued));
-        let sender = {
-            let mailbox = mailbox.clone();
-            thread::spawn(move || block_on(mailbox.push(Job(2))))
-        };
+        let (mailbox, sender) = sender_waiting_for_room();
         let closer = {
             let mailbox = mailbox.clone();
             thread::spawn(move || assert!(mailbox.close()))
