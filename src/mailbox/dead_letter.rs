@@ -77,12 +77,53 @@ pub struct DeadLetter {
     pub recipient: ActorId,
     /// The message's `MESSAGE_TYPE`.
     pub message_type: &'static str,
-    /// The message, rendered with `Debug`.
+    /// The message rendered with `Debug`, cut to
+    /// [`DeadLetter::SUMMARY_BYTES`] (then ending in `…`): the office keeps
+    /// a summary, never a copy of a large message.
     pub message: String,
     /// Why it was not handled.
     pub reason: DeadLetterReason,
     /// When it was recorded.
     pub at: DateTime<Utc>,
+}
+
+impl DeadLetter {
+    /// The most bytes of a message's `Debug` text a letter keeps (plus the
+    /// `…` that marks a cut).
+    pub const SUMMARY_BYTES: usize = 256;
+}
+
+/// A message's `Debug` text, at most [`DeadLetter::SUMMARY_BYTES`] long.
+/// The writer refuses everything past the bound, so a large message is
+/// never rendered whole (an 8 MiB `Vec<u8>` would be 25 MB of text); a
+/// `Debug` impl still walks its fields, and a hand-written one that prints
+/// a length instead of every element makes even that cheap.
+fn summary(message: &dyn fmt::Debug) -> String {
+    let mut text = BoundedText(String::new());
+    if fmt::write(&mut text, format_args!("{message:?}")).is_err() {
+        text.0.push('…');
+    }
+    text.0
+}
+
+/// A `fmt::Write` that takes [`DeadLetter::SUMMARY_BYTES`] and then fails,
+/// which makes `Debug` impls stop writing.
+struct BoundedText(String);
+
+impl fmt::Write for BoundedText {
+    fn write_str(&mut self, piece: &str) -> fmt::Result {
+        let room = DeadLetter::SUMMARY_BYTES - self.0.len();
+        if piece.len() <= room {
+            self.0.push_str(piece);
+            return Ok(());
+        }
+        let mut end = room;
+        while !piece.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.0.push_str(&piece[..end]);
+        Err(fmt::Error)
+    }
 }
 
 impl fmt::Display for DeadLetter {
@@ -181,7 +222,7 @@ impl DeadLetterOffice {
         let letter = DeadLetter {
             recipient,
             message_type,
-            message: format!("{message:?}"),
+            message: summary(message),
             reason,
             at: time::now(),
         };
@@ -255,6 +296,28 @@ mod tests {
         assert_eq!(office.count(DeadLetterReason::ActorStopped), 5);
         let recent: Vec<_> = office.recent().into_iter().map(|l| l.message).collect();
         assert_eq!(recent, vec!["4", "99"]);
+    }
+
+    #[test]
+    fn a_long_message_is_cut_to_the_summary_bound_on_a_char_boundary() {
+        let office = DeadLetterOffice::new(1);
+        let long = "é".repeat(1_000);
+        office.record(
+            ActorId::from_raw(1),
+            "text",
+            &long,
+            DeadLetterReason::Expired,
+        );
+        let kept = &office.recent()[0].message;
+        assert!(kept.len() <= DeadLetter::SUMMARY_BYTES + '…'.len_utf8());
+        assert!(kept.starts_with("\"éé") && kept.ends_with("é…"), "{kept}");
+        office.record(
+            ActorId::from_raw(1),
+            "u64",
+            &7u64,
+            DeadLetterReason::Expired,
+        );
+        assert_eq!(office.recent()[0].message, "7", "a short one is whole");
     }
 
     #[test]
