@@ -584,3 +584,18 @@ async fn a_shutdown_reaches_an_actor_whose_reject_mailbox_is_full() {
     assert_eq!(exit_of(&actor).await, ExitReason::Shutdown);
     assert!(journal.log().is_empty());
 }
+
+#[tokio::test]
+async fn an_invalid_mailbox_is_refused_with_a_clear_error() {
+    let system = system();
+    let err = system
+        .spawn_builder()
+        .bounded(0, Backpressure::Reject)
+        .spawn(common::Recorder::new(&Journal::new()))
+        .unwrap_err();
+    match err {
+        SystemError::InvalidMailbox(text) => assert!(text.contains("at least 1"), "{text}"),
+        other => panic!("unexpected {other}"),
+    }
+    assert_eq!(system.actor_count(), 0);
+}

@@ -72,3 +72,26 @@ async fn an_8_mib_message_is_dead_lettered_without_a_copy() {
         "the exit allocated {allocated} B for one 8 MiB dead letter"
     );
 }
+
+/// Messages still queued when an actor is killed reach dead-letter
+/// subscribers, each with its reason, in queue order.
+#[tokio::test]
+async fn dead_letters_are_streamed_to_subscribers() {
+    let system = ActorSystem::new(SystemConfig::default()).unwrap();
+    let mut letters = system.dead_letters().subscribe();
+    let sink = system.spawn(Sink).unwrap();
+    // Killed before it ever runs (nothing yields until the wait): all three
+    // are still queued.
+    for n in 0..3u8 {
+        sink.tell(Blob(vec![n])).await.unwrap();
+    }
+    sink.kill();
+    sink.wait_for_exit().await;
+    let mut seen = Vec::new();
+    while let Some(letter) = letters.try_recv() {
+        assert_eq!(letter.recipient, sink.id());
+        assert_eq!(letter.reason, DeadLetterReason::ActorKilled);
+        seen.push(letter.message);
+    }
+    assert_eq!(seen, ["Blob([0])", "Blob([1])", "Blob([2])"]);
+}

@@ -306,3 +306,71 @@ async fn killing_an_actor_that_was_already_stopping_does_not_reduce_stopped_clea
         "the polite actor stopped cleanly: {report}"
     );
 }
+
+#[tokio::test]
+async fn actors_already_stopped_are_not_counted_by_shutdown() {
+    let system = system();
+    let journal = Journal::new();
+    let gone = spawn_recorder(&system, &journal, MailboxConfig::unbounded());
+    gone.stop();
+    assert_eq!(exit_of(&gone).await, ExitReason::Normal);
+    let running = spawn_recorder(&system, &journal, MailboxConfig::unbounded());
+    let report = system.shutdown(PATIENCE).await;
+    assert_eq!((report.actors, report.stopped_cleanly), (1, 1));
+    assert_eq!(exit_of(&running).await, ExitReason::Shutdown);
+}
+
+/// The report counts what this shutdown dead-lettered, by message type;
+/// letters from before it are not its own.
+#[tokio::test]
+async fn the_report_counts_this_shutdowns_dead_letters_by_type() {
+    let system = system();
+    let journal = Journal::new();
+    let earlier = spawn_recorder(&system, &journal, MailboxConfig::unbounded());
+    let key = park(&earlier, Cmd::Park).await;
+    earlier.tell(Cmd::Rec(1)).await.unwrap();
+    earlier.kill();
+    assert_eq!(exit_of(&earlier).await, ExitReason::Killed);
+    drop(key);
+    assert_eq!(
+        system.dead_letters().total(),
+        1,
+        "one letter before shutdown"
+    );
+
+    let recorder = spawn_recorder(&system, &journal, MailboxConfig::unbounded());
+    let key = park(&recorder, Cmd::Park).await;
+    for v in 0..3 {
+        recorder.tell(Cmd::Rec(v)).await.unwrap();
+    }
+    // Not yet run (nothing yields on this current-thread runtime until the
+    // shutdown): it meets the shutdown signal before its two messages.
+    let counter = system
+        .spawn(Counted {
+            post_stops: Arc::default(),
+            handled: Arc::default(),
+        })
+        .unwrap();
+    counter.tell(7).await.unwrap();
+    counter.tell(8).await.unwrap();
+    let mut shutdown = pin!(system.shutdown(PATIENCE));
+    assert!(futures::poll!(shutdown.as_mut()).is_pending());
+    key.release();
+    let report = shutdown.await;
+    assert_eq!(report.dead_letters, 5, "{report}");
+    assert_eq!(
+        report
+            .dead_letters_by_type
+            .iter()
+            .map(|(t, n)| (*t, *n))
+            .collect::<Vec<_>>(),
+        [("it.cmd", 3), ("u64", 2)]
+    );
+    assert!(
+        report
+            .to_string()
+            .contains("5 dead letters (it.cmd: 3, u64: 2)"),
+        "{report}"
+    );
+    assert_eq!(system.dead_letters().total(), 6, "the lifetime total");
+}

@@ -1,7 +1,7 @@
 //! [`ActorSystem`]: owns the registry of live actors, the dead-letter office
 //! and the runtime counters, spawns actors, and shuts everything down.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -97,8 +97,11 @@ pub struct ShutdownReport {
     pub killed: usize,
     /// Actors still running after the kill grace (stuck in blocking code).
     pub unresponsive: usize,
-    /// Dead letters recorded over the system's whole life.
+    /// Dead letters recorded while this shutdown ran (the system's
+    /// lifetime total is [`DeadLetterOffice::total`](crate::mailbox::DeadLetterOffice::total)).
     pub dead_letters: u64,
+    /// The same dead letters by message type (`Message::MESSAGE_TYPE`).
+    pub dead_letters_by_type: BTreeMap<&'static str, u64>,
     /// How long shutdown took.
     pub elapsed: Duration,
 }
@@ -107,14 +110,18 @@ impl fmt::Display for ShutdownReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} actors: {} stopped cleanly, {} killed, {} unresponsive; {} dead letters; took {}",
-            self.actors,
-            self.stopped_cleanly,
-            self.killed,
-            self.unresponsive,
-            self.dead_letters,
-            time::human(self.elapsed)
-        )
+            "{} actors: {} stopped cleanly, {} killed, {} unresponsive; {} dead letters",
+            self.actors, self.stopped_cleanly, self.killed, self.unresponsive, self.dead_letters,
+        )?;
+        let mut types = self.dead_letters_by_type.iter();
+        if let Some((first, count)) = types.next() {
+            write!(f, " ({first}: {count}")?;
+            for (message_type, count) in types {
+                write!(f, ", {message_type}: {count}")?;
+            }
+            f.write_str(")")?;
+        }
+        write!(f, "; took {}", time::human(self.elapsed))
     }
 }
 
@@ -321,6 +328,9 @@ impl ActorSystem {
     /// the moment this is called.
     pub async fn shutdown(&self, timeout: Duration) -> ShutdownReport {
         let began = Instant::now();
+        // What this shutdown dead-letters, by type: the stream sees every
+        // letter recorded from here on (a summary each, never the message).
+        let mut letters = self.inner.shared.dead_letters.subscribe();
         self.inner.shutting_down.store(true, Ordering::Release);
         // Actors whose mailbox is already closed are stopping by themselves:
         // they are waited for but not counted as stopped by this shutdown.
@@ -353,6 +363,10 @@ impl ActorSystem {
             let _ = tokio::time::timeout(KILL_GRACE, self.all_stopped()).await;
         }
         let unresponsive = self.actor_count();
+        let mut dead_letters_by_type = BTreeMap::new();
+        while let Some(letter) = letters.try_recv() {
+            *dead_letters_by_type.entry(letter.message_type).or_insert(0) += 1;
+        }
         let report = ShutdownReport {
             actors,
             // Stragglers that were already stopping on their own are killed
@@ -360,7 +374,8 @@ impl ActorSystem {
             stopped_cleanly: actors - killed_signalled,
             killed,
             unresponsive,
-            dead_letters: self.inner.shared.dead_letters.total(),
+            dead_letters: dead_letters_by_type.values().sum(),
+            dead_letters_by_type,
             elapsed: began.elapsed(),
         };
         tracing::info!(system = %self.name(), %report, "actor system shut down");
