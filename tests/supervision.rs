@@ -464,7 +464,8 @@ async fn a_child_that_cannot_start_fails_the_supervisor_start_and_stops_the_othe
         .child(worker("c", &log));
     let error = system.start_supervisor(spec).await.unwrap_err();
     match &error {
-        SupervisorError::StartFailed { reason, .. } => {
+        SupervisorError::SupervisorStartFailed { supervisor, reason } => {
+            assert_eq!(supervisor, "app");
             assert!(reason.to_string().contains("no database"), "{reason}");
         }
         other => panic!("unexpected {other}"),
@@ -501,7 +502,7 @@ async fn duplicate_child_ids_in_a_spec_are_refused() {
         .child(worker("a", &log));
     assert!(matches!(
         system.start_supervisor(spec).await,
-        Err(SupervisorError::StartFailed { .. })
+        Err(SupervisorError::SupervisorStartFailed { .. })
     ));
     assert_eq!(system.actor_count(), 0);
 }
@@ -919,4 +920,54 @@ async fn abandoning_a_supervisor_start_kills_what_it_had_started() {
     };
     assert_eq!(first.wait_for_exit().await, ExitReason::Killed);
     assert_eq!(system.actor_count(), 0);
+}
+
+/// A factory that panics is named as such, at the first start (where the
+/// root supervisor, not a "child", is what could not start) and when a
+/// restart builds the child again.
+#[tokio::test]
+async fn a_panicking_factory_is_reported_as_such() {
+    let system = system();
+    let spec = SupervisorSpec::one_for_one()
+        .name("app")
+        .child(ChildSpec::worker("w", || -> Broken { panic!("boom") }));
+    let error = system.start_supervisor(spec).await.unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.starts_with("supervisor 'app' could not start")
+            && text.contains("child 'w' failed to start: panic: factory panicked: boom"),
+        "{text}"
+    );
+
+    struct Quiet;
+    impl Actor for Quiet {
+        type Message = u64;
+        type Error = Infallible;
+        async fn handle_message(
+            &mut self,
+            _: u64,
+            _: &mut ActorContext<u64>,
+        ) -> Result<(), Infallible> {
+            Ok(())
+        }
+    }
+    let builds = Arc::new(AtomicU32::new(0));
+    let counted = builds.clone();
+    let spec = SupervisorSpec::one_for_one().child(ChildSpec::worker("w", move || {
+        if counted.fetch_add(1, Ordering::SeqCst) > 0 {
+            panic!("boom again");
+        }
+        Quiet
+    }));
+    let supervisor = system.start_supervisor(spec).await.unwrap();
+    supervisor.terminate_child("w").await.unwrap();
+    let error = supervisor.restart_child("w").await.unwrap_err();
+    assert!(
+        matches!(&error, SupervisorError::StartFailed { child, .. } if child == "w"),
+        "{error:?}"
+    );
+    assert!(
+        error.to_string().contains("factory panicked: boom again"),
+        "{error}"
+    );
 }

@@ -33,12 +33,24 @@ pub enum SupervisorError {
         /// The id.
         child: ChildId,
     },
-    /// A child (or the supervisor itself) could not be started: its factory
-    /// panicked, its `pre_start` failed, or the system is shutting down.
+    /// A child could not be started: its factory panicked (the reason then
+    /// says `factory panicked: …`), its `pre_start` failed, or the system
+    /// is shutting down.
     #[error("child '{child}' failed to start: {reason}")]
     StartFailed {
         /// The child that failed.
         child: ChildId,
+        /// The exit reason of the failed start.
+        reason: ExitReason,
+    },
+    /// A root supervisor ([`ActorSystem::start_supervisor`](crate::system::ActorSystem::start_supervisor))
+    /// could not start: one of its children failed to start (the reason
+    /// says which and why; the ones already started were stopped), or the
+    /// system is shutting down.
+    #[error("supervisor '{supervisor}' could not start: {reason}")]
+    SupervisorStartFailed {
+        /// The supervisor's name.
+        supervisor: String,
         /// The exit reason of the failed start.
         reason: ExitReason,
     },

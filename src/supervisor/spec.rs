@@ -353,8 +353,9 @@ impl<A: Actor> ChildStart for WorkerStart<A> {
         recycled: Option<DockKey>,
     ) -> BoxFuture<'a, Result<StartedChild, ExitReason>> {
         Box::pin(async move {
-            let actor = std::panic::catch_unwind(AssertUnwindSafe(|| (self.factory)()))
-                .map_err(|panic| ExitReason::Panic(panic_text(panic)))?;
+            let actor = std::panic::catch_unwind(AssertUnwindSafe(|| (self.factory)())).map_err(
+                |panic| ExitReason::Panic(format!("factory panicked: {}", panic_text(panic))),
+            )?;
             let mailbox = self.mailbox.unwrap_or(system.config().default_mailbox);
             let options = SpawnOptions {
                 watcher: Some(watcher),

@@ -22,7 +22,7 @@ use crate::broker::{ActorRegistry, RegistryError, Topic, Topics};
 use crate::mailbox::{DeadLetterOffice, SystemSignal};
 use crate::supervisor::tree;
 use crate::supervisor::{
-    ChildId, SupervisionBus, SupervisionEvents, SupervisorError, SupervisorRef, SupervisorSpec,
+    SupervisionBus, SupervisionEvents, SupervisorError, SupervisorRef, SupervisorSpec,
     SupervisorStats,
 };
 use crate::util::{RuntimeMetrics, RuntimeMetricsSnapshot, time};
@@ -217,10 +217,10 @@ impl ActorSystem {
         spec: SupervisorSpec,
     ) -> Result<SupervisorRef, SupervisorError> {
         let name = spec.name.clone().unwrap_or_else(|| "supervisor".into());
-        let child = ChildId::from(&*name);
+        let supervisor = name.to_string();
         tree::start_supervisor(self, spec, name, None)
             .await
-            .map_err(|reason| SupervisorError::StartFailed { child, reason })
+            .map_err(|reason| SupervisorError::SupervisorStartFailed { supervisor, reason })
     }
 
     /// Starts a pool of `spec.size` supervised members behind one name
