@@ -127,6 +127,37 @@ async fn ask_times_out_when_the_actor_never_replies() {
     assert_eq!(actor.ask(|r| Cmd::Echo(9, r), PATIENCE).await, Ok(9));
 }
 
+/// A zero timeout is one documented outcome, whatever the actor's speed:
+/// refused at once, the request never sent (the actor here answers `Echo`
+/// at once, and it was `Ok` before whenever the reply came in the same
+/// poll).
+#[tokio::test]
+async fn an_ask_with_a_zero_timeout_is_refused_without_sending() {
+    let system = system();
+    let journal = Journal::new();
+    let actor = spawn_recorder(&system, &journal, MailboxConfig::unbounded());
+    for _ in 0..100 {
+        let err = actor
+            .ask(|r| Cmd::Echo(1, r), Duration::ZERO)
+            .await
+            .unwrap_err();
+        assert_eq!(err, AskError::ZeroTimeout { actor: actor.id() });
+    }
+    assert!(
+        actor
+            .ask(|r| Cmd::Echo(0, r), Duration::ZERO)
+            .await
+            .is_err()
+    );
+    assert_eq!(actor.mailbox_len(), 0, "nothing was sent");
+    assert_eq!(actor.ask(|r| Cmd::Echo(2, r), PATIENCE).await, Ok(2));
+    assert!(
+        AskError::ZeroTimeout { actor: actor.id() }
+            .to_string()
+            .contains("give it a timeout"),
+    );
+}
+
 /// `tell` sends when awaited (or turned into a future), never before: a
 /// `Tell` dropped unawaited sends nothing, and a refused one gives its
 /// message back either way.

@@ -190,6 +190,8 @@ impl<M: Message> ActorRef<M> {
     ///
     /// If the actor stops before replying, the port is dropped and this
     /// returns [`AskError::NoReply`] at once; it never hangs past `timeout`.
+    /// A zero `timeout` sends nothing and returns [`AskError::ZeroTimeout`]
+    /// (every time: not `Ok` when a reply happens to be quick enough).
     pub async fn ask<R, F>(&self, request: F, timeout: Duration) -> Result<R, AskError>
     where
         R: Send,
@@ -208,8 +210,11 @@ impl<M: Message> ActorRef<M> {
         reply: oneshot::Receiver<R>,
         timeout: Duration,
     ) -> Result<R, AskError> {
-        let deadline = time::deadline_after(timeout);
         let actor = self.cell.id;
+        if timeout.is_zero() {
+            return Err(AskError::ZeroTimeout { actor });
+        }
+        let deadline = time::deadline_after(timeout);
         let pushed = match self.cell.mailbox.try_push(Delivery::Tell(message)) {
             Err(PushError::Full(request)) if self.cell.mailbox.waits_when_full() => {
                 tokio::time::timeout_at(deadline, self.cell.mailbox.push_when_room(request))

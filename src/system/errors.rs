@@ -118,6 +118,15 @@ pub enum AskError {
         /// The timeout that passed.
         timeout: Duration,
     },
+    /// The ask was given a zero timeout, so it was refused at once and the
+    /// request was never sent: no reply can arrive in no time.
+    #[error(
+        "an ask of {actor} with a zero timeout is refused without sending the request (no reply can arrive in no time; give it a timeout, or `tell` if no reply is needed)"
+    )]
+    ZeroTimeout {
+        /// The actor that was to be asked.
+        actor: ActorId,
+    },
     /// The actor had already stopped.
     #[error(
         "{actor} has stopped, so the request was not delivered (spawn a replacement or look the actor up again)"
