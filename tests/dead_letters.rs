@@ -95,3 +95,97 @@ async fn dead_letters_are_streamed_to_subscribers() {
     }
     assert_eq!(seen, ["Blob([0])", "Blob([1])", "Blob([2])"]);
 }
+
+/// Adds up the numbers it is told, and answers with the total so far.
+#[derive(Debug)]
+enum Sum {
+    Add(u64),
+    Total(ReplyTo<u64>),
+}
+
+impl Message for Sum {
+    const MESSAGE_TYPE: &'static str = "test.sum";
+}
+
+#[derive(Default)]
+struct Adder(u64);
+
+impl Actor for Adder {
+    type Message = Sum;
+    type Error = Infallible;
+    async fn handle_message(
+        &mut self,
+        sum: Sum,
+        _: &mut ActorContext<Sum>,
+    ) -> Result<(), Infallible> {
+        match sum {
+            Sum::Add(n) => self.0 += n,
+            Sum::Total(reply) => {
+                let _ = reply.reply(self.0);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Jobs queued at an actor that is killed come back typed and by value,
+/// and resubmitted to a replacement they are all handled; the summary is
+/// recorded as before.
+#[tokio::test]
+async fn reclaimed_dead_letters_come_back_typed_and_can_be_resubmitted() {
+    let system = ActorSystem::new(SystemConfig::default()).unwrap();
+    let mut lost = system.dead_letters().reclaim::<Sum>();
+    let first = system.spawn(Adder::default()).unwrap();
+    // Killed before it runs: all ten are still queued.
+    for n in 1..=10 {
+        first.tell(Sum::Add(n)).await.unwrap();
+    }
+    first.kill();
+    first.wait_for_exit().await;
+    assert_eq!(
+        system.dead_letters().count(DeadLetterReason::ActorKilled),
+        10
+    );
+
+    let second = system.spawn(Adder::default()).unwrap();
+    for _ in 0..10 {
+        let letter = lost.try_recv().expect("handed back");
+        assert_eq!(
+            (letter.recipient, letter.reason),
+            (first.id(), DeadLetterReason::ActorKilled)
+        );
+        second.tell(letter.message).await.unwrap();
+    }
+    assert!(lost.try_recv().is_none());
+    let total = second
+        .ask(Sum::Total, std::time::Duration::from_secs(30))
+        .await;
+    assert_eq!(total, Ok(55));
+}
+
+/// One reclaimer per type: a newer one takes over (the older stream ends),
+/// and once it is dropped letters are only summarised again.
+#[tokio::test]
+async fn a_newer_reclaimer_takes_over_and_a_dropped_one_stops_reclaiming() {
+    let system = ActorSystem::new(SystemConfig::default()).unwrap();
+    let mut older = system.dead_letters().reclaim::<Sum>();
+    let mut newer = system.dead_letters().reclaim::<Sum>();
+    let lose = |n| {
+        let actor = system.spawn(Adder::default()).unwrap();
+        async move {
+            actor.tell(Sum::Add(n)).await.unwrap();
+            actor.kill();
+            actor.wait_for_exit().await;
+        }
+    };
+    lose(1).await;
+    assert!(older.recv().await.is_none(), "taken over");
+    assert!(matches!(newer.try_recv(), Some(letter) if matches!(letter.message, Sum::Add(1))));
+    drop(newer);
+    lose(2).await;
+    lose(3).await;
+    assert_eq!(
+        system.dead_letters().count(DeadLetterReason::ActorKilled),
+        3
+    );
+}

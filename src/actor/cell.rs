@@ -55,13 +55,6 @@ impl<M> Delivery<M> {
             Delivery::Envelope(env) => env,
         }
     }
-
-    fn message(&self) -> &M {
-        match self {
-            Delivery::Tell(m) => m,
-            Delivery::Envelope(env) => &env.payload,
-        }
-    }
 }
 
 impl<M: Message> MailboxItem for Delivery<M> {
@@ -215,7 +208,7 @@ impl<M: Message> ActorCell<M> {
     pub(crate) fn dead_letter(&self, delivery: Delivery<M>, reason: DeadLetterReason) {
         self.shared
             .dead_letters
-            .record(self.id, M::MESSAGE_TYPE, delivery.message(), reason);
+            .record_owned(self.id, delivery.into_message(), reason);
     }
 
     /// Closes the mailbox and records everything still queued as dead letters.

@@ -15,6 +15,8 @@ use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
+use super::undelivered::{Reclaimed, Reclaimers};
+use crate::message::Message;
 use crate::util::subscribers::Subscribers;
 use crate::util::{ActorId, RuntimeMetrics, time};
 
@@ -153,6 +155,7 @@ pub struct DeadLetterOffice {
     keep: usize,
     metrics: Option<Arc<RuntimeMetrics>>,
     subscribers: Subscribers<DeadLetter>,
+    reclaimers: Reclaimers,
 }
 
 /// A subscription to dead letters from the moment it was made
@@ -192,6 +195,7 @@ impl DeadLetterOffice {
             keep,
             metrics: None,
             subscribers: Subscribers::default(),
+            reclaimers: Reclaimers::default(),
         }
     }
 
@@ -235,6 +239,58 @@ impl DeadLetterOffice {
             recent.pop_front();
         }
         recent.push_back(letter);
+    }
+
+    /// Records `message` as undeliverable to `recipient`, then hands it to
+    /// its type's reclaimer ([`reclaim`](Self::reclaim)) or drops it.
+    pub(crate) fn record_owned<M: Message>(
+        &self,
+        recipient: ActorId,
+        message: M,
+        reason: DeadLetterReason,
+    ) {
+        self.record(recipient, M::MESSAGE_TYPE, &message, reason);
+        self.reclaimers.hand_back(recipient, message, reason);
+    }
+
+    /// Hands back every dead letter of type `M` recorded from now on, by
+    /// value, to resubmit or inspect (the ring and [`subscribe`](Self::subscribe)
+    /// keep only a summary). One reclaimer per type: a newer call takes
+    /// over and the older stream ends. Letters wait in the stream until
+    /// read; dropping it stops the reclaiming.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use airssys_rt::mailbox::DeadLetterReason;
+    /// use airssys_rt::prelude::*;
+    ///
+    /// #[derive(Debug, PartialEq)]
+    /// struct Job(u32);
+    /// impl Message for Job {
+    ///     const MESSAGE_TYPE: &'static str = "job";
+    /// }
+    ///
+    /// struct Worker;
+    /// impl Actor for Worker {
+    ///     type Message = Job;
+    ///     type Error = std::convert::Infallible;
+    ///     async fn handle_message(&mut self, _: Job, _: &mut ActorContext<Job>) -> Result<(), Self::Error> {
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let system = ActorSystem::new(SystemConfig::default()).unwrap();
+    /// let mut lost_jobs = system.dead_letters().reclaim::<Job>();
+    /// let worker = system.spawn(Worker).unwrap();
+    /// worker.stop(); // served before the job, which is still queued at the exit
+    /// worker.tell(Job(7)).await.unwrap();
+    /// worker.wait_for_exit().await;
+    /// let lost = lost_jobs.recv().await.unwrap();
+    /// assert_eq!((lost.message, lost.reason), (Job(7), DeadLetterReason::ActorStopped));
+    /// # }
+    /// ```
+    pub fn reclaim<M: Message>(&self) -> Reclaimed<M> {
+        self.reclaimers.reclaim()
     }
 
     /// Streams every dead letter recorded from now on.

@@ -27,6 +27,7 @@ mod loom_models;
 mod mpsc;
 pub mod queue;
 pub mod signal;
+pub mod undelivered;
 
 pub use backpressure::Backpressure;
 pub use config::{MailboxConfig, MailboxKind};
@@ -35,3 +36,4 @@ pub use lanes::MailboxItem;
 pub(crate) use queue::Ready;
 pub use queue::{Mailbox, MailboxReceiver, PushError, Pushed, Received, Recv};
 pub use signal::SystemSignal;
+pub use undelivered::{Reclaimed, Undelivered};
