@@ -77,10 +77,17 @@ async fn a_panic_in_handle_message_is_the_exit_reason_and_pending_asks_fail() {
     assert_eq!(began.elapsed(), Duration::ZERO);
     assert!(journal.log().is_empty());
     assert_eq!(
-        system.dead_letters().count(DeadLetterReason::ActorStopped),
+        system.dead_letters().count(DeadLetterReason::ActorCrashed),
         3,
         "the two requests and Rec(1) were queued behind the panic"
     );
+    let letter = system.dead_letters().recent().pop().expect("recorded");
+    assert_eq!(
+        letter.exit,
+        Some(ExitReason::Panic("handler blew up on 7".into())),
+        "a crash's letters say how it crashed"
+    );
+    assert!(letter.to_string().contains("crashed"), "{letter}");
     assert_eq!(
         journal.post_stops(),
         1,
@@ -314,7 +321,7 @@ async fn restart_without_a_factory_exits_with_an_error_naming_spawn_with_factory
     }
     assert!(journal.log().is_empty());
     assert_eq!(
-        dead_messages(&system, DeadLetterReason::ActorStopped),
+        dead_messages(&system, DeadLetterReason::ActorCrashed),
         rendered(1..=2),
         "the queue is accounted for"
     );

@@ -208,11 +208,18 @@ impl<M: Message> ActorCell<M> {
     pub(crate) fn dead_letter(&self, delivery: Delivery<M>, reason: DeadLetterReason) {
         self.shared
             .dead_letters
-            .record_owned(self.id, delivery.into_message(), reason);
+            .record_owned(self.id, delivery.into_message(), reason, None);
     }
 
-    /// Closes the mailbox and records everything still queued as dead letters.
-    pub(crate) fn close_and_drain(&self, reason: DeadLetterReason) {
+    /// Closes the mailbox and records everything still queued as dead
+    /// letters: `ActorKilled` after a kill, `ActorCrashed` (with the exit)
+    /// after any other abnormal exit, `ActorStopped` after a normal one.
+    pub(crate) fn close_and_drain(&self, exit: &ExitReason) {
+        let (reason, crash) = match exit {
+            ExitReason::Killed => (DeadLetterReason::ActorKilled, None),
+            exit if exit.is_normal() => (DeadLetterReason::ActorStopped, None),
+            crash => (DeadLetterReason::ActorCrashed, Some(crash)),
+        };
         self.mailbox.close();
         let Some(mut inbox) = self.mailbox.receiver() else {
             // The actor task is the only receiver and drains after releasing
@@ -221,7 +228,9 @@ impl<M: Message> ActorCell<M> {
             return;
         };
         while let Some(delivery) = inbox.drain_one() {
-            self.dead_letter(delivery, reason);
+            self.shared
+                .dead_letters
+                .record_owned(self.id, delivery.into_message(), reason, crash);
         }
     }
 
@@ -355,7 +364,7 @@ mod tests {
         for i in 0..3 {
             let _ = cell.mailbox.try_push(Delivery::Tell(i));
         }
-        cell.close_and_drain(DeadLetterReason::ActorStopped);
+        cell.close_and_drain(&ExitReason::Normal);
         assert_eq!(shared.dead_letters.count(DeadLetterReason::ActorStopped), 3);
         assert!(cell.mailbox.receiver().unwrap().try_recv().is_none());
         assert!(matches!(

@@ -677,11 +677,7 @@ impl<M: Message> ExitGuard<M> {
     }
 
     fn conclude(&self, reason: ExitReason) {
-        let dead = match reason {
-            ExitReason::Killed => DeadLetterReason::ActorKilled,
-            _ => DeadLetterReason::ActorStopped,
-        };
-        self.cell.close_and_drain(dead);
+        self.cell.close_and_drain(&reason);
         tracing::debug!(actor = %self.cell.id, %reason, "actor stopped");
         // The reason first (so `shutdown` reports see it), then the registry,
         // then the waiters (so they see a system that no longer counts it),

@@ -16,6 +16,7 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 use super::undelivered::{Reclaimed, Reclaimers};
+use crate::actor::ExitReason;
 use crate::message::Message;
 use crate::util::subscribers::Subscribers;
 use crate::util::{ActorId, RuntimeMetrics, time};
@@ -27,6 +28,9 @@ pub enum DeadLetterReason {
     ActorStopped,
     /// Still queued when its actor was killed.
     ActorKilled,
+    /// Still queued when its actor crashed (a panic, an error, an
+    /// escalation); the letter's `exit` says how.
+    ActorCrashed,
     /// Dropped by a full `DropOldest` mailbox to make room.
     DroppedOldest,
     /// Dropped by a full `DropNewest` mailbox on arrival.
@@ -36,9 +40,10 @@ pub enum DeadLetterReason {
 }
 
 impl DeadLetterReason {
-    const ALL: [DeadLetterReason; 5] = [
+    const ALL: [DeadLetterReason; 6] = [
         DeadLetterReason::ActorStopped,
         DeadLetterReason::ActorKilled,
+        DeadLetterReason::ActorCrashed,
         DeadLetterReason::DroppedOldest,
         DeadLetterReason::DroppedNewest,
         DeadLetterReason::Expired,
@@ -53,6 +58,7 @@ impl DeadLetterReason {
         match self {
             DeadLetterReason::ActorStopped => "actor_stopped",
             DeadLetterReason::ActorKilled => "actor_killed",
+            DeadLetterReason::ActorCrashed => "actor_crashed",
             DeadLetterReason::DroppedOldest => "dropped_oldest",
             DeadLetterReason::DroppedNewest => "dropped_newest",
             DeadLetterReason::Expired => "expired",
@@ -65,6 +71,7 @@ impl fmt::Display for DeadLetterReason {
         f.write_str(match self {
             DeadLetterReason::ActorStopped => "actor stopped before handling it",
             DeadLetterReason::ActorKilled => "actor was killed before handling it",
+            DeadLetterReason::ActorCrashed => "actor crashed before handling it",
             DeadLetterReason::DroppedOldest => "dropped as the oldest message of a full mailbox",
             DeadLetterReason::DroppedNewest => "dropped on arrival at a full mailbox",
             DeadLetterReason::Expired => "time-to-live expired before delivery",
@@ -85,6 +92,8 @@ pub struct DeadLetter {
     pub message: String,
     /// Why it was not handled.
     pub reason: DeadLetterReason,
+    /// For [`DeadLetterReason::ActorCrashed`]: how the actor exited.
+    pub exit: Option<ExitReason>,
     /// When it was recorded.
     pub at: DateTime<Utc>,
 }
@@ -134,7 +143,11 @@ impl fmt::Display for DeadLetter {
             f,
             "dead letter to {} ({}): {} — {}",
             self.recipient, self.message_type, self.message, self.reason
-        )
+        )?;
+        match &self.exit {
+            Some(exit) => write!(f, " ({exit})"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -150,7 +163,7 @@ impl fmt::Display for DeadLetter {
 /// assert_eq!(office.recent()[0].message, "5");
 /// ```
 pub struct DeadLetterOffice {
-    counts: [AtomicU64; 5],
+    counts: [AtomicU64; 6],
     recent: Mutex<VecDeque<DeadLetter>>,
     keep: usize,
     metrics: Option<Arc<RuntimeMetrics>>,
@@ -214,6 +227,18 @@ impl DeadLetterOffice {
         message: &dyn fmt::Debug,
         reason: DeadLetterReason,
     ) {
+        self.record_with_exit(recipient, message_type, message, reason, None);
+    }
+
+    /// [`record`](Self::record), with the exit of the actor that crashed.
+    fn record_with_exit(
+        &self,
+        recipient: ActorId,
+        message_type: &'static str,
+        message: &dyn fmt::Debug,
+        reason: DeadLetterReason,
+        exit: Option<&ExitReason>,
+    ) {
         self.counts[reason.index()].fetch_add(1, Ordering::Relaxed);
         if let Some(metrics) = &self.metrics {
             metrics.dead_letter();
@@ -228,6 +253,7 @@ impl DeadLetterOffice {
             message_type,
             message: summary(message),
             reason,
+            exit: exit.cloned(),
             at: time::now(),
         };
         self.subscribers.send(&letter);
@@ -248,8 +274,9 @@ impl DeadLetterOffice {
         recipient: ActorId,
         message: M,
         reason: DeadLetterReason,
+        exit: Option<&ExitReason>,
     ) {
-        self.record(recipient, M::MESSAGE_TYPE, &message, reason);
+        self.record_with_exit(recipient, M::MESSAGE_TYPE, &message, reason, exit);
         self.reclaimers.hand_back(recipient, message, reason);
     }
 
