@@ -483,3 +483,56 @@ async fn killing_members_under_load_loses_no_message() {
     assert_eq!(total, SENDERS * EACH, "handled + dead letters + returned");
     assert!(handled.load(Ordering::Relaxed) > 0);
 }
+
+/// A pool whose supervisor gave up says so, in the send error and in its
+/// status; one that was shut down says that instead.
+#[tokio::test]
+async fn a_pool_that_gave_up_says_so_and_a_stopped_one_says_stopped() {
+    use airssys_rt::address::PoolStatus;
+
+    let system = system();
+    let pool = system
+        .start_pool(
+            PoolSpec::new("fragile", 2, Member::default).intensity(1, Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        pool.status(),
+        PoolStatus::Running {
+            members: 2,
+            live: 2
+        }
+    );
+    // Two crashes within the window: one restart more than it allows.
+    for member in pool.members() {
+        member.kill();
+    }
+    pool.supervisor().wait_for_exit().await;
+    let PoolStatus::GaveUp(failure) = pool.status() else {
+        panic!("{:?}", pool.status());
+    };
+    assert_eq!(failure.supervisor, pool.supervisor().id());
+    let refused = pool.tell(Job::Hit).await.unwrap_err();
+    assert!(
+        matches!(refused.error(), PoolError::GaveUp { pool, .. } if pool == "fragile"),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("gave up"), "{refused}");
+    assert!(
+        matches!(refused.into_message(), Job::Hit),
+        "the job comes back"
+    );
+
+    let calm = system
+        .start_pool(PoolSpec::new("calm", 1, Member::default))
+        .await
+        .unwrap();
+    calm.shutdown().await;
+    assert_eq!(calm.status(), PoolStatus::Stopped);
+    let refused = calm.tell(Job::Hit).await.unwrap_err();
+    assert!(
+        matches!(refused.error(), PoolError::Stopped { .. }),
+        "{refused}"
+    );
+}

@@ -7,6 +7,6 @@ pub mod resolver;
 pub mod ring;
 pub mod types;
 
-pub use pool::{ActorPool, PoolError, PoolSendError, PoolSpec};
+pub use pool::{ActorPool, PoolError, PoolSendError, PoolSpec, PoolStatus};
 pub use ring::HashRing;
 pub use types::{ActorAddress, PoolStrategy};

@@ -22,18 +22,38 @@ use crate::broker::RegistryError;
 use crate::mailbox::MailboxConfig;
 use crate::message::Message;
 use crate::supervisor::{ChildSpec, SupervisorError, SupervisorRef, SupervisorSpec};
-use crate::system::{ActorSystem, AskError, SendErrorKind};
+use crate::system::{ActorSystem, AskError, RootFailure, SendErrorKind};
 use crate::util::ActorId;
 
 /// What can go wrong routing to, or managing, a pool.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PoolError {
-    /// Every member has stopped (restarting, or the pool gave up).
+    /// The pool runs but no member is live right now: its members are
+    /// restarting, or it was resized to none.
     #[error(
-        "pool '{pool}' has no live member; its members are restarting or its supervisor gave up (see supervision events)"
+        "pool '{pool}' has no live member right now: its members are restarting (retry shortly) or it has none (see ActorPool::status)"
     )]
     NoLiveMember {
+        /// The pool.
+        pool: String,
+    },
+    /// The pool's supervisor exceeded its restart intensity and stopped,
+    /// with every member: nothing restarts it.
+    #[error(
+        "pool '{pool}' gave up: its members crashed {restarts} times within {period:?}, so its supervisor stopped them all; start the pool again, or start it under a supervisor of yours that restarts it"
+    )]
+    GaveUp {
+        /// The pool.
+        pool: String,
+        /// Restarts in the intensity window when it gave up.
+        restarts: u32,
+        /// The intensity window.
+        period: Duration,
+    },
+    /// The pool was shut down.
+    #[error("pool '{pool}' was shut down; start it again to use it")]
+    Stopped {
         /// The pool.
         pool: String,
     },
@@ -101,6 +121,24 @@ impl<M> PoolSendError<M> {
     pub fn into_message(self) -> M {
         self.message
     }
+}
+
+/// Whether a pool runs ([`ActorPool::status`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PoolStatus {
+    /// Its supervisor runs; `live` of its `members` are running (the rest
+    /// are restarting).
+    Running {
+        /// Member slots.
+        members: usize,
+        /// Members running now.
+        live: usize,
+    },
+    /// Its supervisor exceeded its restart intensity and stopped, with
+    /// every member.
+    GaveUp(RootFailure),
+    /// It was shut down.
+    Stopped,
 }
 
 /// How to start a pool: its name, size, strategy and member factory.
@@ -438,9 +476,40 @@ impl<M: Message> ActorPool<M> {
         }
     }
 
+    /// Whether the pool runs, and with how many live members.
+    pub fn status(&self) -> PoolStatus {
+        if self.inner.supervisor.is_alive() {
+            self.refresh_stale();
+            let members = self.inner.members.read();
+            return PoolStatus::Running {
+                members: members.slots.len(),
+                live: members.slots.iter().filter(|s| s.actor.is_alive()).count(),
+            };
+        }
+        let supervisor = self.inner.supervisor.id();
+        match self
+            .inner
+            .system
+            .root_failures()
+            .into_iter()
+            .find(|failure| failure.supervisor == supervisor)
+        {
+            Some(failure) => PoolStatus::GaveUp(failure),
+            None => PoolStatus::Stopped,
+        }
+    }
+
+    /// Why no member can take a message: restarting, gave up, or stopped.
     fn no_live_member(&self) -> PoolError {
-        PoolError::NoLiveMember {
-            pool: self.inner.name.to_string(),
+        let pool = self.inner.name.to_string();
+        match self.status() {
+            PoolStatus::Running { .. } => PoolError::NoLiveMember { pool },
+            PoolStatus::GaveUp(failure) => PoolError::GaveUp {
+                pool,
+                restarts: failure.restarts,
+                period: failure.period,
+            },
+            PoolStatus::Stopped => PoolError::Stopped { pool },
         }
     }
 
