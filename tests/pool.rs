@@ -536,3 +536,169 @@ async fn a_pool_that_gave_up_says_so_and_a_stopped_one_says_stopped() {
         "{refused}"
     );
 }
+
+/// A job for the work-sharing tests: `Poison` makes its member panic.
+#[derive(Debug)]
+enum Task {
+    Work(u32),
+    Poison(u32),
+    /// Holds its member until released.
+    Hold(oneshot::Sender<()>, oneshot::Receiver<()>),
+}
+
+impl Message for Task {
+    const MESSAGE_TYPE: &'static str = "test.task";
+}
+
+/// Reports each `Work` it finishes.
+struct Worker(tokio::sync::mpsc::UnboundedSender<u32>);
+
+impl Actor for Worker {
+    type Message = Task;
+    type Error = Infallible;
+    async fn handle_message(
+        &mut self,
+        task: Task,
+        _: &mut ActorContext<Task>,
+    ) -> Result<(), Infallible> {
+        match task {
+            Task::Work(n) => drop(self.0.send(n)),
+            Task::Poison(n) => panic!("poison job {n}"),
+            Task::Hold(started, release) => {
+                let _ = started.send(());
+                let _ = release.await;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A work-sharing pool of `members` workers over a `queue`, and the
+/// stream of the jobs they finish.
+async fn work_sharing_pool(
+    system: &ActorSystem,
+    name: &str,
+    members: usize,
+    queue: MailboxConfig,
+) -> (
+    airssys_rt::address::ActorPool<Task>,
+    tokio::sync::mpsc::UnboundedReceiver<u32>,
+) {
+    let (done, finished) = tokio::sync::mpsc::unbounded_channel();
+    let spec = PoolSpec::new(name.to_owned(), members, move || Worker(done.clone()))
+        .strategy(PoolStrategy::WorkSharing)
+        .mailbox(queue)
+        .intensity(1_000, Duration::from_secs(60));
+    (system.start_pool(spec).await.unwrap(), finished)
+}
+
+/// The new user's pipeline: 300 jobs, 4 members, a `bounded(4, Block)`
+/// queue, 8 poison jobs. Every good job is handled exactly once; each
+/// poison job is one dead letter that names the crash; nothing else is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_work_sharing_pool_loses_only_the_jobs_that_crashed_a_member() {
+    const JOBS: u32 = 300;
+    let system = system();
+    let mut letters = system.dead_letters().subscribe();
+    let (pool, mut finished) = work_sharing_pool(
+        &system,
+        "pipeline",
+        4,
+        MailboxConfig::bounded(4, Backpressure::Block),
+    )
+    .await;
+    let poison = |n: u32| n % 37 == 5; // 8 of 300
+    for n in 0..JOBS {
+        let task = if poison(n) {
+            Task::Poison(n)
+        } else {
+            Task::Work(n)
+        };
+        pool.tell(task).await.unwrap();
+    }
+    let good = (0..JOBS).filter(|&n| !poison(n)).count();
+    let mut handled = HashSet::new();
+    while handled.len() < good {
+        let n = tokio::time::timeout(PATIENCE, finished.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(handled.insert(n), "job {n} handled twice");
+    }
+    let mut crashed = Vec::new();
+    while crashed.len() < 8 {
+        let letter = tokio::time::timeout(PATIENCE, letters.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if letter.message_type == Task::MESSAGE_TYPE {
+            assert_eq!(
+                letter.reason,
+                airssys_rt::mailbox::DeadLetterReason::ActorCrashed
+            );
+            crashed.push(letter.exit.expect("names the crash").to_string());
+        }
+    }
+    assert!(
+        crashed
+            .iter()
+            .all(|exit| exit.starts_with("panic: poison job")),
+        "{crashed:?}"
+    );
+    assert!(handled.iter().all(|&n| !poison(n)));
+    pool.shutdown().await;
+    while let Some(letter) = letters.try_recv() {
+        assert_ne!(letter.message_type, Task::MESSAGE_TYPE, "lost: {letter}");
+    }
+}
+
+/// An idle member always gets the next job: while one member is held by a
+/// long job, the others handle everything queued behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_member_takes_the_next_job_while_another_is_busy() {
+    let system = system();
+    let (pool, mut finished) =
+        work_sharing_pool(&system, "busy", 2, MailboxConfig::unbounded()).await;
+    let (started, is_started) = oneshot::channel();
+    let (release, released) = oneshot::channel();
+    pool.tell(Task::Hold(started, released)).await.unwrap();
+    is_started.await.unwrap();
+    for n in 0..20 {
+        pool.tell(Task::Work(n)).await.unwrap();
+    }
+    for n in 0..20 {
+        let got = tokio::time::timeout(PATIENCE, finished.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, n, "one free member: in queue order");
+    }
+    release.send(()).unwrap();
+}
+
+/// Shutting a work-sharing pool down records what its queue still held
+/// (as `ActorStopped`), and later sends are refused with `Stopped`.
+#[tokio::test(start_paused = true)]
+async fn a_work_sharing_pool_shut_down_records_its_queue_and_refuses_more() {
+    let system = system();
+    let (pool, _finished) =
+        work_sharing_pool(&system, "closing", 1, MailboxConfig::unbounded()).await;
+    let (started, is_started) = oneshot::channel();
+    let (_release, released) = oneshot::channel::<()>();
+    pool.tell(Task::Hold(started, released)).await.unwrap();
+    is_started.await.unwrap();
+    for n in 0..5 {
+        pool.tell(Task::Work(n)).await.unwrap();
+    }
+    let before = system.dead_letters().total();
+    // The held member ignores the shutdown until killed; its job is the one
+    // being handled (killed with it, as for any actor).
+    pool.shutdown().await;
+    let dead = system.dead_letters().total() - before;
+    assert_eq!(dead, 5, "the queued jobs");
+    let refused = pool.tell(Task::Work(9)).await.unwrap_err();
+    assert!(
+        matches!(refused.error(), PoolError::Stopped { .. }),
+        "{refused}"
+    );
+}

@@ -76,9 +76,17 @@ impl fmt::Display for ExitReason {
 pub(crate) fn panic_text(payload: Box<dyn Any + Send>) -> String {
     match payload.downcast::<String>() {
         Ok(s) => *s,
-        Err(payload) => match payload.downcast::<&'static str>() {
-            Ok(s) => (*s).to_owned(),
-            Err(_) => "panic with a non-string payload".to_owned(),
+        Err(payload) => panic_text_of(&*payload),
+    }
+}
+
+/// The text of a panic payload that stays where it is (to be resumed).
+pub(crate) fn panic_text_of(payload: &(dyn Any + Send)) -> String {
+    match payload.downcast_ref::<String>() {
+        Some(s) => s.clone(),
+        None => match payload.downcast_ref::<&'static str>() {
+            Some(s) => (*s).to_owned(),
+            None => "panic with a non-string payload".to_owned(),
         },
     }
 }

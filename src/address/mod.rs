@@ -6,6 +6,7 @@ pub mod pool;
 pub mod resolver;
 pub mod ring;
 pub mod types;
+pub(crate) mod work_sharing;
 
 pub use pool::{ActorPool, PoolError, PoolSendError, PoolSpec, PoolStatus};
 pub use ring::HashRing;

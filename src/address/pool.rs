@@ -7,6 +7,13 @@
 //! its consistent-hash keys) back; while it restarts, messages go to the next
 //! live member. The pool itself is registered in the system's registry, so
 //! `ActorAddress::Pool` reaches it through the broker.
+//!
+//! The keyed strategies push each message into one member's mailbox, which
+//! a crash of that member throws away (OTP's semantics: a restarted process
+//! starts with an empty mailbox; the jobs become `ActorCrashed` dead
+//! letters). [`PoolStrategy::WorkSharing`] keeps the jobs in one shared
+//! queue instead (see `work_sharing.rs`): a crash loses only the job being
+//! handled.
 
 use std::fmt;
 use std::sync::Arc;
@@ -16,6 +23,7 @@ use std::time::Duration;
 use parking_lot::RwLock;
 use tokio::sync::oneshot;
 
+use super::work_sharing::{self, Idle, Sharing};
 use super::{HashRing, PoolStrategy};
 use crate::actor::{Actor, ActorRef, ReplyTo};
 use crate::broker::RegistryError;
@@ -67,7 +75,8 @@ pub enum PoolError {
         /// The message's type.
         message_type: &'static str,
     },
-    /// The chosen member's mailbox is full.
+    /// The chosen member's mailbox is full (for a work-sharing pool,
+    /// `member` is its shared queue).
     #[error("the mailbox of pool '{pool}' member {member} is full; retry later or grow the pool")]
     MailboxFull {
         /// The pool.
@@ -184,7 +193,9 @@ impl<A: Actor> PoolSpec<A> {
         self
     }
 
-    /// Each member's mailbox (the system's default otherwise).
+    /// Each member's mailbox (the system's default otherwise); for
+    /// [`PoolStrategy::WorkSharing`], the shared queue's (members then take
+    /// one job at a time).
     pub fn mailbox(mut self, mailbox: MailboxConfig) -> Self {
         self.mailbox = Some(mailbox);
         self
@@ -262,6 +273,8 @@ struct PoolInner<M: Message> {
     turn: AtomicUsize,
     member_spec: MemberSpec,
     resizing: tokio::sync::Mutex<()>,
+    /// A work-sharing pool's shared queue: every message goes here.
+    queue: Option<ActorRef<M>>,
 }
 
 struct Members<M: Message> {
@@ -298,14 +311,36 @@ impl<M: Message> ActorPool<M> {
             .await
             .map_err(supervisor_error)?;
         let (factory, mailbox) = (spec.factory, spec.mailbox);
-        let member_spec: MemberSpec = Box::new(move |member| {
-            let factory = factory.clone();
-            let worker = ChildSpec::worker(member, move || factory()).register(member);
-            match mailbox {
-                Some(mailbox) => worker.mailbox(mailbox).into(),
-                None => worker.into(),
-            }
-        });
+        let (member_spec, queue): (MemberSpec, _) = if spec.strategy == PoolStrategy::WorkSharing {
+            // Members take one job at a time from the shared queue, which
+            // gets the pool's mailbox config.
+            let idle = Idle::new();
+            let queue = work_sharing::open_queue(
+                system,
+                &name,
+                mailbox.unwrap_or(system.config().default_mailbox),
+                idle.clone(),
+                supervisor.clone(),
+            );
+            let member_spec: MemberSpec = Box::new(move |member| {
+                let (factory, idle) = (factory.clone(), idle.clone());
+                ChildSpec::worker(member, move || Sharing::new(factory(), idle.clone()))
+                    .register(member)
+                    .mailbox(MailboxConfig::unbounded())
+                    .into()
+            });
+            (member_spec, Some(queue))
+        } else {
+            let member_spec: MemberSpec = Box::new(move |member| {
+                let factory = factory.clone();
+                let worker = ChildSpec::worker(member, move || factory()).register(member);
+                match mailbox {
+                    Some(mailbox) => worker.mailbox(mailbox).into(),
+                    None => worker.into(),
+                }
+            });
+            (member_spec, None)
+        };
         let ring_name = match &spec.strategy {
             PoolStrategy::ConsistentHash(ring) => ring.clone(),
             _ => name.to_string(),
@@ -323,6 +358,7 @@ impl<M: Message> ActorPool<M> {
                 turn: AtomicUsize::new(0),
                 member_spec,
                 resizing: tokio::sync::Mutex::new(()),
+                queue,
             }),
         };
         let registered = async {
@@ -389,12 +425,19 @@ impl<M: Message> ActorPool<M> {
 
     /// The member `strategy` picks for `message`: a live member, preferring
     /// the strategy's choice, else the next live one after it. Only
-    /// consistent hashing needs the message.
+    /// consistent hashing needs the message. A work-sharing pool routes
+    /// everything to its shared queue, whatever the strategy.
     pub fn route_with(
         &self,
         strategy: &PoolStrategy,
         message: Option<&M>,
     ) -> Result<ActorRef<M>, PoolError> {
+        if let Some(queue) = &self.inner.queue {
+            return match queue.is_alive() {
+                true => Ok(queue.clone()),
+                false => Err(self.no_live_member()),
+            };
+        }
         let choice = {
             let members = self.inner.members.read();
             let choice = self.choose(&members, strategy, message)?;
@@ -428,7 +471,10 @@ impl<M: Message> ActorPool<M> {
             return Err(self.no_live_member());
         }
         Ok(match strategy {
-            PoolStrategy::RoundRobin => self.inner.turn.fetch_add(1, Ordering::Relaxed) % n,
+            // Only a pool started otherwise gets here with `WorkSharing`.
+            PoolStrategy::RoundRobin | PoolStrategy::WorkSharing => {
+                self.inner.turn.fetch_add(1, Ordering::Relaxed) % n
+            }
             PoolStrategy::Random => fastrand::usize(..n),
             PoolStrategy::LeastConnections => {
                 // Start the scan at a rotating slot so ties spread out.

@@ -49,6 +49,12 @@ pub enum PoolStrategy {
     /// The member chosen by hashing the message's routing key; the string
     /// names the hash ring (pools with the same ring name agree).
     ConsistentHash(String),
+    /// One queue shared by every member: an idle member always takes the
+    /// next job, and a member that crashes loses only the job it was
+    /// handling (Akka's balancing pool). The pool's mailbox config (capacity,
+    /// backpressure) applies to the shared queue. A pool started with
+    /// another strategy and addressed with this one routes round-robin.
+    WorkSharing,
 }
 
 impl ActorAddress {
@@ -80,6 +86,7 @@ impl fmt::Display for PoolStrategy {
             PoolStrategy::LeastConnections => f.write_str("least-connections"),
             PoolStrategy::Random => f.write_str("random"),
             PoolStrategy::ConsistentHash(ring) => write!(f, "consistent-hash({ring})"),
+            PoolStrategy::WorkSharing => f.write_str("work-sharing"),
         }
     }
 }

@@ -280,6 +280,30 @@ impl DeadLetterOffice {
         self.reclaimers.hand_back(recipient, message, reason);
     }
 
+    /// Records the message an actor was handling when it crashed: it is
+    /// gone (the handler owned it), so the letter says so instead of its text.
+    pub(crate) fn record_crashed_in_handler(
+        &self,
+        recipient: ActorId,
+        message_type: &'static str,
+        exit: &ExitReason,
+    ) {
+        /// Stands in for the message's text.
+        struct InHandler;
+        impl fmt::Debug for InHandler {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("(being handled when its actor crashed)")
+            }
+        }
+        self.record_with_exit(
+            recipient,
+            message_type,
+            &InHandler,
+            DeadLetterReason::ActorCrashed,
+            Some(exit),
+        );
+    }
+
     /// Hands back every dead letter of type `M` recorded from now on, by
     /// value, to resubmit or inspect (the ring and [`subscribe`](Self::subscribe)
     /// keep only a summary). One reclaimer per type: a newer call takes
