@@ -78,10 +78,15 @@ async fn a_panic_in_handle_message_is_the_exit_reason_and_pending_asks_fail() {
     assert!(journal.log().is_empty());
     assert_eq!(
         system.dead_letters().count(DeadLetterReason::ActorCrashed),
-        3,
-        "the two requests and Rec(1) were queued behind the panic"
+        4,
+        "the message it panicked on, then the two requests and Rec(1) queued behind it"
     );
-    let letter = system.dead_letters().recent().pop().expect("recorded");
+    let letters = system.dead_letters().recent();
+    assert_eq!(
+        letters[letters.len() - 4].message,
+        "(being handled when its actor crashed)"
+    );
+    let letter = letters.last().cloned().expect("recorded");
     assert_eq!(
         letter.exit,
         Some(ExitReason::Panic("handler blew up on 7".into())),

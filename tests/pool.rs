@@ -702,3 +702,147 @@ async fn a_work_sharing_pool_shut_down_records_its_queue_and_refuses_more() {
         "{refused}"
     );
 }
+
+/// A job of the conservation property: `poison` crashes its member.
+#[derive(Debug)]
+struct Numbered {
+    id: u32,
+    poison: bool,
+    key: String,
+}
+
+impl Message for Numbered {
+    const MESSAGE_TYPE: &'static str = "test.numbered";
+    fn routing_key(&self) -> Option<&str> {
+        Some(&self.key)
+    }
+}
+
+/// Reports each good job it handles; panics on poison.
+struct Handler(tokio::sync::mpsc::UnboundedSender<u32>);
+
+impl Actor for Handler {
+    type Message = Numbered;
+    type Error = Infallible;
+    async fn handle_message(
+        &mut self,
+        job: Numbered,
+        _: &mut ActorContext<Numbered>,
+    ) -> Result<(), Infallible> {
+        assert!(!job.poison, "poison job {}", job.id);
+        let _ = self.0.send(job.id);
+        Ok(())
+    }
+}
+
+fn any_strategy() -> impl proptest::strategy::Strategy<Value = PoolStrategy> {
+    use proptest::prelude::*;
+    prop_oneof![
+        Just(PoolStrategy::RoundRobin),
+        Just(PoolStrategy::LeastConnections),
+        Just(PoolStrategy::Random),
+        Just(PoolStrategy::ConsistentHash("keys".into())),
+        Just(PoolStrategy::WorkSharing),
+    ]
+}
+
+fn any_mailbox() -> impl proptest::strategy::Strategy<Value = MailboxConfig> {
+    use proptest::prelude::*;
+    let bounded = (1usize..6, 0..4usize).prop_map(|(capacity, strategy)| {
+        let backpressure = [
+            Backpressure::Block,
+            Backpressure::Reject,
+            Backpressure::DropOldest,
+            Backpressure::DropNewest,
+        ][strategy];
+        MailboxConfig::bounded(capacity, backpressure)
+    });
+    prop_oneof![Just(MailboxConfig::unbounded()), bounded].prop_flat_map(|config| {
+        prop_oneof![
+            Just(config),
+            Just(config.with_kind(airssys_rt::mailbox::MailboxKind::Priority))
+        ]
+    })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(40))]
+
+    /// Conservation, exactly: every job is handled, dead-lettered once (by
+    /// value, or as the job a member crashed on), or handed back to its
+    /// sender. A work-sharing pool with room for everything loses exactly
+    /// the poison jobs.
+    #[test]
+    fn every_job_is_handled_dead_lettered_once_or_handed_back(
+        strategy in any_strategy(),
+        mailbox in any_mailbox(),
+        poison in proptest::collection::vec(proptest::bool::weighted(0.1), 10..60),
+        members in 1usize..4,
+    ) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let system = system();
+            let mut reclaimed = system.dead_letters().reclaim::<Numbered>();
+            let (done, mut handled_ids) = tokio::sync::mpsc::unbounded_channel();
+            let pool = system
+                .start_pool(
+                    PoolSpec::new("conserve", members, move || Handler(done.clone()))
+                        .strategy(strategy.clone())
+                        .mailbox(mailbox)
+                        .intensity(1_000, Duration::from_secs(60)),
+                )
+                .await
+                .unwrap();
+            let mut letters = system.dead_letters().subscribe();
+            let mut handed_back = HashSet::new();
+            for (id, &poison) in poison.iter().enumerate() {
+                let id = id as u32;
+                let job = Numbered { id, poison, key: format!("k{}", id % 7) };
+                if let Err(refused) = pool.tell(job).await {
+                    assert!(handed_back.insert(refused.into_message().id));
+                }
+            }
+            // Every job settles without a shutdown: handled, dead-lettered
+            // (by value, or as the job a member crashed on), or handed back.
+            // A job lost silently never settles (the wait fails).
+            let (mut handled, mut dead, mut crashed_in_handler) = (HashSet::new(), HashSet::new(), 0);
+            while handled.len() + dead.len() + handed_back.len() + crashed_in_handler < poison.len() {
+                let settled = tokio::time::timeout(PATIENCE, async {
+                    tokio::select! {
+                        Some(id) = handled_ids.recv() => assert!(handled.insert(id), "{id} handled twice"),
+                        Some(letter) = reclaimed.recv() => {
+                            assert!(dead.insert(letter.message.id), "{} dead-lettered twice", letter.message.id);
+                        }
+                        Some(letter) = letters.recv() => {
+                            if letter.message.starts_with("(being handled") {
+                                crashed_in_handler += 1;
+                            }
+                        }
+                    }
+                })
+                .await;
+                assert!(
+                    settled.is_ok(),
+                    "{strategy} {mailbox:?}: a job never settled (handled {} dead {} back {} crashed {crashed_in_handler})",
+                    handled.len(), dead.len(), handed_back.len()
+                );
+            }
+            pool.shutdown().await;
+            assert!(handled_ids.try_recv().is_err() && reclaimed.try_recv().is_none(), "nothing more");
+            let poisoned: HashSet<u32> =
+                (0..poison.len() as u32).filter(|&id| poison[id as usize]).collect();
+            assert!(handled.is_disjoint(&dead) && handled.is_disjoint(&handed_back) && dead.is_disjoint(&handed_back));
+            assert!(handled.is_disjoint(&poisoned), "a poison job was handled");
+            assert!(crashed_in_handler <= poisoned.len());
+            if strategy == PoolStrategy::WorkSharing && mailbox.backpressure == Backpressure::Block {
+                // Room for everything (or a wait for it): only poison is lost.
+                assert!(dead.is_empty() && handed_back.is_empty(), "dead {dead:?} back {handed_back:?}");
+                assert_eq!(crashed_in_handler, poisoned.len());
+            }
+        });
+    }
+}

@@ -402,7 +402,17 @@ async fn run<A, F>(
             .await
         {
             Ok(loop_exit) => loop_exit,
-            Err(panic) => LoopExit::Stop(exit.panicked(panic)),
+            Err(panic) => {
+                // A panic in the loop is a handler's (or `on_error`'s): the
+                // message it was handling is gone with it; say so.
+                let reason = exit.panicked(panic);
+                exit.cell.shared.dead_letters.record_crashed_in_handler(
+                    exit.cell.id,
+                    A::Message::MESSAGE_TYPE,
+                    &reason,
+                );
+                LoopExit::Stop(reason)
+            }
         };
         let restarting = matches!(loop_exit, LoopExit::Restart);
         if restarting {

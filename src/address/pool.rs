@@ -440,7 +440,10 @@ impl<M: Message> ActorPool<M> {
         }
         let choice = {
             let members = self.inner.members.read();
-            let choice = self.choose(&members, strategy, message)?;
+            let Some(choice) = self.choose(&members, strategy, message)? else {
+                drop(members);
+                return Err(self.no_live_member());
+            };
             if let Some(slot) = members.slots.get(choice)
                 && slot.actor.is_alive()
             {
@@ -451,26 +454,30 @@ impl<M: Message> ActorPool<M> {
         // The chosen member stopped: pick up restarted instances, then take
         // the first live member from the choice on.
         self.refresh_stale();
-        let members = self.inner.members.read();
-        let n = members.slots.len();
-        (0..n)
-            .map(|step| &members.slots[(choice + step) % n])
-            .find(|slot| slot.actor.is_alive())
-            .map(|slot| slot.actor.clone())
-            .ok_or_else(|| self.no_live_member())
+        let live = {
+            let members = self.inner.members.read();
+            let n = members.slots.len();
+            (0..n)
+                .map(|step| &members.slots[(choice + step) % n])
+                .find(|slot| slot.actor.is_alive())
+                .map(|slot| slot.actor.clone())
+        };
+        // Outside the lock: finding out why takes it again.
+        live.ok_or_else(|| self.no_live_member())
     }
 
+    /// The slot `strategy` picks; `None` when the pool has no members.
     fn choose(
         &self,
         members: &Members<M>,
         strategy: &PoolStrategy,
         message: Option<&M>,
-    ) -> Result<usize, PoolError> {
+    ) -> Result<Option<usize>, PoolError> {
         let n = members.slots.len();
         if n == 0 {
-            return Err(self.no_live_member());
+            return Ok(None);
         }
-        Ok(match strategy {
+        Ok(Some(match strategy {
             // Only a pool started otherwise gets here with `WorkSharing`.
             PoolStrategy::RoundRobin | PoolStrategy::WorkSharing => {
                 self.inner.turn.fetch_add(1, Ordering::Relaxed) % n
@@ -495,7 +502,7 @@ impl<M: Message> ActorPool<M> {
                         })?;
                 members.ring.member(key).unwrap_or(0)
             }
-        })
+        }))
     }
 
     /// Replaces stopped instances with their restarted ones, if registered.
@@ -667,8 +674,12 @@ impl<M: Message> ActorPool<M> {
         Ok(())
     }
 
-    /// Stops every member and the pool's supervisor.
+    /// Stops every member and the pool's supervisor (and a work-sharing
+    /// pool's queue, whose remaining jobs become dead letters).
     pub async fn shutdown(&self) {
         self.inner.supervisor.shutdown().await;
+        if let Some(queue) = &self.inner.queue {
+            queue.wait_for_exit().await;
+        }
     }
 }

@@ -17,15 +17,12 @@
 //! [`PoolStrategy::WorkSharing`]: super::PoolStrategy::WorkSharing
 
 use std::collections::VecDeque;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use futures::FutureExt;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use crate::actor::cell::ActorCell;
-use crate::actor::lifecycle::panic_text_of;
 use crate::actor::{Actor, ActorContext, ActorRef, ActorState, ErrorAction, ExitReason};
 use crate::mailbox::{DeadLetterReason, MailboxConfig, Received};
 use crate::message::Message;
@@ -71,8 +68,7 @@ impl<M: Message> Idle<M> {
 }
 
 /// A work-sharing pool's member: the pool's actor, announcing itself idle
-/// whenever it can take the next job, and recording the job it was
-/// handling if it panics.
+/// whenever it can take the next job.
 pub(crate) struct Sharing<A: Actor> {
     actor: A,
     idle: Arc<Idle<A::Message>>,
@@ -99,28 +95,14 @@ impl<A: Actor> Actor for Sharing<A> {
         job: A::Message,
         ctx: &mut ActorContext<A::Message>,
     ) -> Result<(), A::Error> {
-        match AssertUnwindSafe(self.actor.handle_message(job, ctx))
-            .catch_unwind()
-            .await
-        {
-            Ok(Ok(())) => {
-                self.idle.announce(ctx.myself());
-                Ok(())
-            }
-            // Idle again only if `on_error` resumes (below).
-            Ok(Err(error)) => Err(error),
-            Err(panic) => {
-                let exit = ExitReason::Panic(panic_text_of(&*panic));
-                ctx.system().dead_letters().record_crashed_in_handler(
-                    ctx.id(),
-                    A::Message::MESSAGE_TYPE,
-                    &exit,
-                );
-                // The member crashes as any actor does (no second report:
-                // resuming does not run the panic hook again).
-                std::panic::resume_unwind(panic)
-            }
+        // A panic here crashes the member as it does any actor (the job is
+        // recorded as the one it crashed on); an error makes it idle again
+        // only if `on_error` resumes (below).
+        let handled = self.actor.handle_message(job, ctx).await;
+        if handled.is_ok() {
+            self.idle.announce(ctx.myself());
         }
+        handled
     }
 
     async fn post_stop(&mut self, ctx: &ActorContext<A::Message>) -> Result<(), A::Error> {

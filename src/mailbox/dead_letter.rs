@@ -29,7 +29,8 @@ pub enum DeadLetterReason {
     /// Still queued when its actor was killed.
     ActorKilled,
     /// Still queued when its actor crashed (a panic, an error, an
-    /// escalation); the letter's `exit` says how.
+    /// escalation), or the message whose handler panicked; the letter's
+    /// `exit` says how.
     ActorCrashed,
     /// Dropped by a full `DropOldest` mailbox to make room.
     DroppedOldest,
