@@ -57,9 +57,12 @@ impl<M: Message> Idle<M> {
             let ready = self.ready.notified();
             tokio::pin!(ready);
             ready.as_mut().enable();
-            while let Some(member) = self.members.lock().pop_front() {
-                if member.is_alive() {
-                    return member;
+            loop {
+                let next = self.members.lock().pop_front();
+                match next {
+                    Some(member) if member.is_alive() => return member,
+                    Some(_stopped) => continue,
+                    None => break,
                 }
             }
             ready.await;
