@@ -539,6 +539,32 @@ async fn a_pending_send_after_is_cancelled_when_the_actor_stops() {
     assert_eq!(system.dead_letters().total(), 0);
 }
 
+/// A `send_interval` or `send_after` of `Duration::MAX` neither overflows
+/// when it is scheduled (the handler scheduling it would panic, and its
+/// reply would be `NoReply`) nor ever fires.
+#[tokio::test(start_paused = true)]
+async fn a_timer_with_an_enormous_period_never_fires_and_does_not_panic() {
+    let system = system();
+    let journal = Journal::new();
+    let actor = spawn_timed(&system, &journal);
+    actor
+        .ask(|r| TimerCmd::Every(Duration::MAX, 1, r), PATIENCE)
+        .await
+        .expect("send_interval(Duration::MAX) is scheduled");
+    actor
+        .ask(|r| TimerCmd::After(Duration::MAX, 2, r), PATIENCE)
+        .await
+        .expect("send_after(Duration::MAX) is scheduled");
+    // Ten years.
+    tokio::time::sleep(Duration::from_secs(10 * 365 * 24 * 3600)).await;
+    assert_eq!(
+        actor.ask(TimerCmd::Log, PATIENCE).await.unwrap(),
+        Vec::<u64>::new(),
+        "a timer of Duration::MAX fired"
+    );
+    assert!(actor.is_alive());
+}
+
 // ---------------------------------------------------------------------------
 // Children
 // ---------------------------------------------------------------------------
