@@ -4,15 +4,17 @@
 mod common;
 
 use std::pin::pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use airssys_rt::actor::ActorState;
 use airssys_rt::mailbox::DeadLetterReason;
 use airssys_rt::prelude::*;
 use common::{
-    Cmd, Journal, PATIENCE, Recorder, dead_messages, exit_of, park, rendered, spawn_recorder,
-    system, within,
+    Cmd, Failure, Journal, PATIENCE, Recorder, dead_messages, exit_of, park, rendered,
+    spawn_recorder, system, within,
 };
+use parking_lot::Mutex;
 use tokio::time::Instant;
 
 // ---------------------------------------------------------------------------
@@ -99,6 +101,7 @@ async fn a_panic_in_handle_message_is_the_exit_reason_and_pending_asks_fail() {
         "post_stop runs after a handler panic"
     );
     assert_eq!(system.metrics().snapshot().panics, 1);
+    assert_eq!(actor.state(), ActorState::Stopped);
 }
 
 #[tokio::test(start_paused = true)]
@@ -359,6 +362,71 @@ async fn a_restart_whose_fresh_pre_start_fails_exits_with_that_error() {
     assert_eq!(journal.pre_starts(), 2);
 }
 
+/// Spawns one child in `pre_start` and restarts on every error.
+struct Breeder {
+    children: Arc<Mutex<Vec<ActorRef<Cmd>>>>,
+}
+
+impl Actor for Breeder {
+    type Message = Cmd;
+    type Error = Failure;
+
+    async fn pre_start(&mut self, ctx: &mut ActorContext<Cmd>) -> Result<(), Failure> {
+        let child = ctx
+            .spawn_child()
+            .spawn(Recorder::new(&Journal::new()))
+            .expect("spawn child");
+        self.children.lock().push(child);
+        Ok(())
+    }
+
+    async fn handle_message(&mut self, cmd: Cmd, _: &mut ActorContext<Cmd>) -> Result<(), Failure> {
+        match cmd {
+            Cmd::Fail(text) => return Err(Failure(text)),
+            Cmd::Echo(v, reply) => {
+                let _ = reply.reply(v);
+            }
+            other => panic!("a Breeder does not handle {other:?}"),
+        }
+        Ok(())
+    }
+
+    async fn on_error(&mut self, _: Failure, _: &ActorContext<Cmd>) -> ErrorAction {
+        ErrorAction::Restart
+    }
+}
+
+// Paused clock: if an old child never exits, the hang guard below fails at once.
+#[tokio::test(start_paused = true)]
+async fn a_restart_shuts_down_the_children_of_the_old_instance() {
+    let system = system();
+    let children = Arc::new(Mutex::new(Vec::new()));
+    let shared = children.clone();
+    let breeder = system
+        .spawn_builder()
+        .spawn_with_factory(move || Breeder {
+            children: shared.clone(),
+        })
+        .unwrap();
+    breeder.tell(Cmd::Fail("first".into())).await.unwrap();
+    breeder.tell(Cmd::Fail("second".into())).await.unwrap();
+    // Answered by the third instance: both restarts, and the pre_start of
+    // each fresh instance, are done.
+    assert_eq!(breeder.ask(|r| Cmd::Echo(0, r), PATIENCE).await, Ok(0));
+    let all = children.lock().clone();
+    assert_eq!(all.len(), 3, "one child per instance");
+    for old in &all[..2] {
+        let exit = tokio::time::timeout(PATIENCE, old.wait_for_exit()).await;
+        assert_eq!(
+            exit,
+            Ok(ExitReason::Shutdown),
+            "a child of an old instance outlived the restart"
+        );
+    }
+    assert!(all[2].is_alive(), "the current instance's child lives on");
+    assert_eq!(system.metrics().snapshot().restarts, 2);
+}
+
 // ---------------------------------------------------------------------------
 // Stopping with queued messages
 // ---------------------------------------------------------------------------
@@ -433,6 +501,24 @@ async fn ctx_stop_in_pre_start_stops_the_actor() {
     assert_eq!(journal.post_stops(), 1);
 }
 
+/// A stop requested in `pre_start` ends the actor before it handles any
+/// message, even one sent right after the spawn.
+#[tokio::test]
+async fn a_stop_requested_in_pre_start_stops_before_any_message() {
+    let system = system();
+    let journal = Journal::new();
+    let actor = system
+        .spawn(Recorder::new(&journal).stop_in_pre_start())
+        .unwrap();
+    // Queued or refused, depending on how far the actor got; never handled.
+    let _ = actor.tell(Cmd::Rec(1)).await;
+    assert_eq!(exit_of(&actor).await, ExitReason::Normal);
+    assert!(
+        journal.log().is_empty(),
+        "a message was handled after pre_start asked to stop"
+    );
+}
+
 #[tokio::test]
 async fn kill_skips_post_stop_and_queued_messages_become_dead_letters() {
     let system = system();
@@ -469,6 +555,25 @@ async fn kill_right_after_spawn_accounts_for_the_queue() {
     let dead = system.dead_letters().count(DeadLetterReason::ActorKilled);
     assert_eq!(handled + dead, 3);
     within(system.all_stopped()).await;
+}
+
+/// Whoever wakes from `wait_for_exit` sees a system that no longer counts
+/// the actor (the registry is updated before waiters are woken). Repeated on
+/// two worker threads to give the race a chance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_wait_for_exit_the_system_no_longer_counts_the_actor() {
+    let system = system();
+    let journal = Journal::new();
+    for round in 0..500 {
+        let actor = spawn_recorder(&system, &journal, MailboxConfig::unbounded());
+        if round % 2 == 0 {
+            actor.stop();
+        } else {
+            actor.kill();
+        }
+        exit_of(&actor).await;
+        assert_eq!(system.actor_count(), 0, "round {round}");
+    }
 }
 
 // ---------------------------------------------------------------------------
