@@ -330,6 +330,38 @@ async fn drop_oldest_drops_exactly_the_oldest_and_records_them() {
     assert_eq!(system.dead_letters().total(), 6);
 }
 
+/// An ask sent into a full DropOldest mailbox is accepted like a tell: it
+/// pushes out the oldest queued message (recorded with the earlier drops,
+/// in order) and is answered once the actor gets to it.
+#[tokio::test]
+async fn drop_oldest_an_ask_into_a_full_mailbox_evicts_the_oldest() {
+    let system = system();
+    let journal = Journal::new();
+    let actor = spawn_recorder(
+        &system,
+        &journal,
+        MailboxConfig::bounded(4, Backpressure::DropOldest),
+    );
+    let key = park(&actor, Cmd::Park).await;
+    for v in 0..10 {
+        actor.tell(Cmd::Rec(v)).await.expect("DropOldest accepts");
+    }
+    assert_eq!(actor.mailbox_len(), 4);
+    assert_eq!(actor.dropped_messages(), 6);
+    // While the actor is still parked, the request pushes out Rec(6) too.
+    let mut ask = pin!(actor.ask(Cmd::Log, PATIENCE));
+    assert!(futures::poll!(ask.as_mut()).is_pending());
+    assert_eq!(actor.dropped_messages(), 7);
+    assert_eq!(actor.mailbox_len(), 4);
+    key.release();
+    assert_eq!(within(ask).await.unwrap(), vec![7, 8, 9]);
+    assert_eq!(
+        dead_messages(&system, DeadLetterReason::DroppedOldest),
+        rendered(0..7)
+    );
+    assert_eq!(system.dead_letters().total(), 7);
+}
+
 #[tokio::test(start_paused = true)]
 async fn drop_oldest_evicting_an_ask_resolves_it_with_no_reply() {
     let system = system();
