@@ -290,10 +290,12 @@ async fn reject_returns_the_message_when_full() {
 // DropOldest / DropNewest
 // ---------------------------------------------------------------------------
 
-#[tokio::test]
-async fn drop_oldest_drops_exactly_the_oldest_and_records_them() {
-    let system = system();
-    let journal = Journal::new();
+/// A `bounded(4, DropOldest)` recorder, parked, told `Rec(0..10)`: it
+/// holds `Rec(6..10)` and has dropped the six oldest.
+async fn parked_drop_oldest_after_ten(
+    system: &ActorSystem,
+    journal: &Arc<Journal>,
+) -> (ActorRef<Cmd>, common::GateKey) {
     let actor = spawn_recorder(
         &system,
         &journal,
@@ -305,6 +307,14 @@ async fn drop_oldest_drops_exactly_the_oldest_and_records_them() {
     }
     assert_eq!(actor.mailbox_len(), 4);
     assert_eq!(actor.dropped_messages(), 6);
+    (actor, key)
+}
+
+#[tokio::test]
+async fn drop_oldest_drops_exactly_the_oldest_and_records_them() {
+    let system = system();
+    let journal = Journal::new();
+    let (actor, key) = parked_drop_oldest_after_ten(&system, &journal).await;
     assert_eq!(
         system.dead_letters().count(DeadLetterReason::DroppedOldest),
         6
@@ -337,17 +347,7 @@ async fn drop_oldest_drops_exactly_the_oldest_and_records_them() {
 async fn drop_oldest_an_ask_into_a_full_mailbox_evicts_the_oldest() {
     let system = system();
     let journal = Journal::new();
-    let actor = spawn_recorder(
-        &system,
-        &journal,
-        MailboxConfig::bounded(4, Backpressure::DropOldest),
-    );
-    let key = park(&actor, Cmd::Park).await;
-    for v in 0..10 {
-        actor.tell(Cmd::Rec(v)).await.expect("DropOldest accepts");
-    }
-    assert_eq!(actor.mailbox_len(), 4);
-    assert_eq!(actor.dropped_messages(), 6);
+    let (actor, key) = parked_drop_oldest_after_ten(&system, &journal).await;
     // While the actor is still parked, the request pushes out Rec(6) too.
     let mut ask = pin!(actor.ask(Cmd::Log, PATIENCE));
     assert!(futures::poll!(ask.as_mut()).is_pending());
