@@ -297,8 +297,8 @@ async fn parked_drop_oldest_after_ten(
     journal: &Arc<Journal>,
 ) -> (ActorRef<Cmd>, common::GateKey) {
     let actor = spawn_recorder(
-        &system,
-        &journal,
+        system,
+        journal,
         MailboxConfig::bounded(4, Backpressure::DropOldest),
     );
     let key = park(&actor, Cmd::Park).await;
