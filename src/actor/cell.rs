@@ -10,6 +10,7 @@
 //! each behind a `SeqCst` fence, so either the waiter sees `Stopped` or the
 //! exit sees the waiter and wakes it.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -21,6 +22,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
+use super::kept_mail::{Kept, KeptMail};
 use super::{ActorState, ExitReason};
 use crate::address::ActorAddress;
 use crate::mailbox::{DeadLetterReason, Mailbox, MailboxConfig, MailboxItem, SystemSignal};
@@ -89,6 +91,11 @@ pub(crate) trait LifecycleWatcher: Send + Sync {
     /// Called once, after the exit reason is published and the actor has
     /// left the system's registry.
     fn exited(&self, actor: ActorId, reason: &ExitReason);
+    /// Takes what an exiting instance that keeps its mailbox left queued
+    /// (see [`super::kept_mail`]); called before the exit is published.
+    fn keep(&self, mail: Box<dyn Kept>);
+    /// Hands everything kept to the child's next instance, oldest first.
+    fn take_kept(&self) -> Vec<Box<dyn Kept>>;
 }
 
 pub(crate) struct ActorCell<M: Message> {
@@ -112,6 +119,9 @@ pub(crate) struct ActorCell<M: Message> {
     /// Set at spawn for actors someone watches (supervised children and
     /// root supervisors); `None` costs nothing on the message path.
     pub(crate) watcher: Option<Arc<dyn LifecycleWatcher>>,
+    /// At exit, what is still queued goes to `watcher` for the replacement
+    /// instead of the dead letters (a kept mailbox).
+    keeps_mailbox: bool,
 }
 
 impl<M: Message> fmt::Debug for ActorCell<M> {
@@ -136,6 +146,7 @@ impl<M: Message> ActorCell<M> {
         mailbox: MailboxConfig,
         shared: Arc<SystemShared>,
         watcher: Option<Arc<dyn LifecycleWatcher>>,
+        keeps_mailbox: bool,
     ) -> Arc<Self> {
         let mut cell = Arc::<Self>::new_uninit();
         match Arc::get_mut(&mut cell) {
@@ -152,6 +163,7 @@ impl<M: Message> ActorCell<M> {
                     exited: Notify::new(),
                     exit_waiters: AtomicU32::new(0),
                     abort: Mutex::new(None),
+                    keeps_mailbox: keeps_mailbox && watcher.is_some(),
                     watcher,
                 });
             }
@@ -213,13 +225,10 @@ impl<M: Message> ActorCell<M> {
 
     /// Closes the mailbox and records everything still queued as dead
     /// letters: `ActorKilled` after a kill, `ActorCrashed` (with the exit)
-    /// after any other abnormal exit, `ActorStopped` after a normal one.
+    /// after any other abnormal exit, `ActorStopped` after a normal one. An
+    /// actor that keeps its mailbox leaves it with its watcher instead, for
+    /// its replacement.
     pub(crate) fn close_and_drain(&self, exit: &ExitReason) {
-        let (reason, crash) = match exit {
-            ExitReason::Killed => (DeadLetterReason::ActorKilled, None),
-            exit if exit.is_normal() => (DeadLetterReason::ActorStopped, None),
-            crash => (DeadLetterReason::ActorCrashed, Some(crash)),
-        };
         self.mailbox.close();
         let Some(mut inbox) = self.mailbox.receiver() else {
             // The actor task is the only receiver and drains after releasing
@@ -227,10 +236,36 @@ impl<M: Message> ActorCell<M> {
             tracing::error!(actor = %self.id, "mailbox receiver busy while draining; queued messages not recorded");
             return;
         };
+        if self.keeps_mailbox
+            && let Some(watcher) = &self.watcher
+        {
+            let queued: VecDeque<_> = std::iter::from_fn(|| inbox.drain_one()).collect();
+            if !queued.is_empty() {
+                let kept = KeptMail::new(self.id, exit, self.shared.clone(), queued);
+                watcher.keep(Box::new(kept));
+            }
+            return;
+        }
+        let (reason, crash) = DeadLetterReason::for_exit(exit);
         while let Some(delivery) = inbox.drain_one() {
             self.shared
                 .dead_letters
                 .record_owned(self.id, delivery.into_message(), reason, crash);
+        }
+    }
+
+    /// Moves what the child's previous instance kept into this (new, not
+    /// yet reachable) instance's mailbox, ahead of anything sent to it.
+    pub(crate) fn take_kept_mail(&self) {
+        let Some(watcher) = self.watcher.as_ref().filter(|_| self.keeps_mailbox) else {
+            return;
+        };
+        for kept in watcher.take_kept() {
+            // A child's instances all take one message type; a mismatch
+            // cannot happen, and would dead-letter the mail as it drops.
+            if let Ok(mail) = kept.into_any().downcast::<KeptMail<M>>() {
+                mail.deliver_into(&self.mailbox, self.id);
+            }
         }
     }
 
@@ -354,6 +389,7 @@ mod tests {
             MailboxConfig::unbounded(),
             shared.clone(),
             None,
+            false,
         )
     }
 

@@ -10,6 +10,7 @@ pub mod cell;
 pub mod context;
 pub(crate) mod dock;
 pub mod handle;
+pub(crate) mod kept_mail;
 pub mod lifecycle;
 pub mod spawn;
 pub mod tell;

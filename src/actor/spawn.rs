@@ -63,6 +63,9 @@ pub(crate) struct SpawnOptions {
     pub(crate) watcher: Option<Arc<dyn LifecycleWatcher>>,
     /// A name to register in the system's registry before the actor runs.
     pub(crate) register: Option<Arc<str>>,
+    /// A supervised worker that keeps its mailbox across restarts (see
+    /// [`super::kept_mail`]).
+    pub(crate) keep_mailbox: bool,
 }
 
 impl SpawnOptions {
@@ -72,6 +75,7 @@ impl SpawnOptions {
             mailbox,
             watcher: None,
             register: None,
+            keep_mailbox: false,
         }
     }
 }
@@ -147,15 +151,24 @@ where
         options.mailbox,
         system.shared(),
         options.watcher,
+        options.keep_mailbox,
     );
+    // Before anyone can reach it: what its predecessor kept comes first.
+    cell.take_kept_mail();
     let myself = ActorRef::from_cell(cell.clone());
-    if let Some(name) = options.register {
-        system.registry().register_name(name, &myself)?;
-    }
-    let slot = match system.register(myself.control()) {
+    let registered = match options.register {
+        Some(name) => system
+            .registry()
+            .register_name(name, &myself)
+            .map_err(SystemError::from),
+        None => Ok(()),
+    };
+    let slot = match registered.and_then(|()| system.register(myself.control())) {
         Ok(slot) => slot,
         Err(error) => {
             system.registry().release(cell.id);
+            // Kept mail goes back for the next try.
+            cell.close_and_drain(&ExitReason::Error(error.to_string()));
             return Err(error);
         }
     };

@@ -136,6 +136,7 @@ pub(crate) fn open_queue<M: Message>(
         mailbox,
         system.shared(),
         None,
+        false,
     );
     cell.set_state(ActorState::Running);
     tokio::spawn(dispatch(cell.clone(), idle, supervisor, system.clone()));

@@ -38,17 +38,32 @@ pub enum DeadLetterReason {
     DroppedNewest,
     /// Its envelope's time-to-live ran out before it was handled.
     Expired,
+    /// Kept for a replacement of its actor (a kept mailbox) that was never
+    /// started: the restart failed, or its supervisor gave up or stopped
+    /// first. The letter's `exit` says how the actor had exited.
+    NotRestarted,
 }
 
 impl DeadLetterReason {
-    const ALL: [DeadLetterReason; 6] = [
+    const ALL: [DeadLetterReason; 7] = [
         DeadLetterReason::ActorStopped,
         DeadLetterReason::ActorKilled,
         DeadLetterReason::ActorCrashed,
         DeadLetterReason::DroppedOldest,
         DeadLetterReason::DroppedNewest,
         DeadLetterReason::Expired,
+        DeadLetterReason::NotRestarted,
     ];
+
+    /// The reason for what is still queued when an actor exits with
+    /// `exit`, and the exit itself when that was a crash.
+    pub(crate) fn for_exit(exit: &ExitReason) -> (Self, Option<&ExitReason>) {
+        match exit {
+            ExitReason::Killed => (DeadLetterReason::ActorKilled, None),
+            exit if exit.is_normal() => (DeadLetterReason::ActorStopped, None),
+            crash => (DeadLetterReason::ActorCrashed, Some(crash)),
+        }
+    }
 
     fn index(self) -> usize {
         self as usize
@@ -63,6 +78,7 @@ impl DeadLetterReason {
             DeadLetterReason::DroppedOldest => "dropped_oldest",
             DeadLetterReason::DroppedNewest => "dropped_newest",
             DeadLetterReason::Expired => "expired",
+            DeadLetterReason::NotRestarted => "not_restarted",
         }
     }
 }
@@ -76,6 +92,9 @@ impl fmt::Display for DeadLetterReason {
             DeadLetterReason::DroppedOldest => "dropped as the oldest message of a full mailbox",
             DeadLetterReason::DroppedNewest => "dropped on arrival at a full mailbox",
             DeadLetterReason::Expired => "time-to-live expired before delivery",
+            DeadLetterReason::NotRestarted => {
+                "kept for its actor's replacement, which was never started"
+            }
         })
     }
 }
@@ -93,7 +112,8 @@ pub struct DeadLetter {
     pub message: String,
     /// Why it was not handled.
     pub reason: DeadLetterReason,
-    /// For [`DeadLetterReason::ActorCrashed`]: how the actor exited.
+    /// For [`DeadLetterReason::ActorCrashed`] and
+    /// [`DeadLetterReason::NotRestarted`]: how the actor exited.
     pub exit: Option<ExitReason>,
     /// When it was recorded.
     pub at: DateTime<Utc>,
@@ -164,7 +184,7 @@ impl fmt::Display for DeadLetter {
 /// assert_eq!(office.recent()[0].message, "5");
 /// ```
 pub struct DeadLetterOffice {
-    counts: [AtomicU64; 6],
+    counts: [AtomicU64; 7],
     recent: Mutex<VecDeque<DeadLetter>>,
     keep: usize,
     metrics: Option<Arc<RuntimeMetrics>>,

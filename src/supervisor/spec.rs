@@ -163,6 +163,7 @@ impl ChildSpec {
             mailbox: None,
             register: None,
             probe: None,
+            keep_mailbox: false,
             options: ChildOptions {
                 restart: RestartType::Permanent,
                 shutdown: ChildShutdown::Timeout(DEFAULT_WORKER_SHUTDOWN),
@@ -234,6 +235,7 @@ pub struct WorkerSpec<A: Actor> {
     mailbox: Option<MailboxConfig>,
     register: Option<Arc<str>>,
     probe: Option<Probe<A::Message>>,
+    keep_mailbox: bool,
     options: ChildOptions,
 }
 
@@ -242,6 +244,7 @@ impl<A: Actor> fmt::Debug for WorkerSpec<A> {
         f.debug_struct("WorkerSpec")
             .field("id", &self.id)
             .field("mailbox", &self.mailbox)
+            .field("keep_mailbox", &self.keep_mailbox)
             .field("options", &self.options)
             .finish()
     }
@@ -278,6 +281,42 @@ impl<A: Actor> WorkerSpec<A> {
     /// Its mailbox (the system's default otherwise).
     pub fn mailbox(mut self, mailbox: MailboxConfig) -> Self {
         self.mailbox = Some(mailbox);
+        self
+    }
+
+    /// Keeps its mailbox across restarts (beyond OTP; off by default).
+    ///
+    /// By default a restarted child is a new actor with a new, empty
+    /// mailbox, as in OTP: what was queued for the old instance becomes
+    /// dead letters. With `keep_mailbox(true)` the replacement handles what
+    /// was queued, first and in order (Akka's behaviour). The message being
+    /// handled when an instance crashed is still dead-lettered, with the
+    /// crash. The replacement is still a new actor with a new [`ActorRef`]:
+    /// send through a name ([`register`](Self::register)) to reach
+    /// whichever instance runs. Messages kept for a restart that does not
+    /// happen (the supervisor gave up or stopped, or the child is not
+    /// restarted after this exit) are dead-lettered, with
+    /// [`DeadLetterReason::NotRestarted`](crate::mailbox::DeadLetterReason::NotRestarted)
+    /// or the reason the exit gives. Under `one_for_all` and `rest_for_one`
+    /// the siblings stopped for the restart keep theirs too (if they keep
+    /// their mailboxes); the stop and start order stays OTP's.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use airssys_rt::prelude::*;
+    /// use airssys_rt::supervisor::ChildSpec;
+    ///
+    /// struct Mailer;
+    /// impl Actor for Mailer {
+    ///     type Message = String;
+    ///     type Error = Infallible;
+    ///     async fn handle_message(&mut self, _: String, _: &mut ActorContext<String>) -> Result<(), Infallible> { Ok(()) }
+    /// }
+    ///
+    /// let spec = ChildSpec::worker("mailer", || Mailer).register("mailer").keep_mailbox(true);
+    /// ```
+    pub fn keep_mailbox(mut self, keep: bool) -> Self {
+        self.keep_mailbox = keep;
         self
     }
 
@@ -329,6 +368,7 @@ impl<A: Actor> From<WorkerSpec<A>> for ChildSpec {
                 mailbox: spec.mailbox,
                 register: spec.register,
                 probe: spec.probe,
+                keep_mailbox: spec.keep_mailbox,
             }),
             kind: ChildKind::Worker,
             options: spec.options,
@@ -342,6 +382,7 @@ struct WorkerStart<A: Actor> {
     mailbox: Option<MailboxConfig>,
     register: Option<Arc<str>>,
     probe: Option<Probe<A::Message>>,
+    keep_mailbox: bool,
 }
 
 impl<A: Actor> ChildStart for WorkerStart<A> {
@@ -360,6 +401,7 @@ impl<A: Actor> ChildStart for WorkerStart<A> {
             let options = SpawnOptions {
                 watcher: Some(watcher),
                 register: self.register.clone(),
+                keep_mailbox: self.keep_mailbox,
                 ..SpawnOptions::new(Some(name), mailbox)
             };
             let mut worker = prepare_in_place(system, options, actor)?;

@@ -9,10 +9,11 @@
 use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
@@ -26,6 +27,7 @@ use super::{
 };
 use crate::actor::cell::{ActorControl, LifecycleWatcher};
 use crate::actor::dock::DockKey;
+use crate::actor::kept_mail::Kept;
 use crate::actor::spawn::{SpawnOptions, start_actor};
 use crate::actor::{Actor, ActorContext, ActorRef, ExitReason};
 use crate::mailbox::{MailboxConfig, SystemSignal};
@@ -159,13 +161,19 @@ pub(crate) async fn start_supervisor(
     Ok(SupervisorRef { actor })
 }
 
-/// Tells a supervisor when an instance of one child exits. One per child,
-/// shared by its successive instances (each exit names its instance).
+/// Tells a supervisor when an instance of one child exits, and holds what
+/// an instance that keeps its mailbox left queued until the next instance
+/// starts. One per child, shared by its successive instances (each exit
+/// names its instance).
 pub(crate) struct ChildWatcher {
     supervisor: ActorRef<SupervisorMsg>,
     /// The instance the supervisor stopped itself and will not need to
     /// hear about (raw id; 0: none).
     detached: AtomicU64,
+    /// Kept mail for the child's next instance, oldest first.
+    kept: Mutex<Vec<Box<dyn Kept>>>,
+    /// The supervisor is gone: kept mail is dead-lettered at once.
+    closed: AtomicBool,
 }
 
 impl ChildWatcher {
@@ -173,7 +181,18 @@ impl ChildWatcher {
         Arc::new(Self {
             supervisor,
             detached: AtomicU64::new(0),
+            kept: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
         })
+    }
+
+    /// No instance of this child will start again: what it keeps now, or
+    /// is left later, is dead-lettered.
+    fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        for mail in self.take_kept() {
+            mail.not_restarted();
+        }
     }
 
     /// Stops listening to the exit of `actor` (the supervisor stopped it
@@ -188,10 +207,26 @@ impl LifecycleWatcher for ChildWatcher {
         if self.detached.load(Ordering::Acquire) == actor.as_u64() {
             return;
         }
-        let _ = self.supervisor.try_tell(SupervisorMsg::Exited {
+        let told = self.supervisor.try_tell(SupervisorMsg::Exited {
             actor,
             reason: reason.clone(),
         });
+        if told.is_err() {
+            // No supervisor to restart it: nothing will take the mail.
+            self.close();
+        }
+    }
+
+    fn keep(&self, mail: Box<dyn Kept>) {
+        self.kept.lock().push(mail);
+        // Checked after the push: a `close` in between takes it.
+        if self.closed.load(Ordering::SeqCst) {
+            drop(self.take_kept());
+        }
+    }
+
+    fn take_kept(&self) -> Vec<Box<dyn Kept>> {
+        std::mem::take(&mut *self.kept.lock())
     }
 }
 
@@ -382,6 +417,31 @@ impl Supervisor {
         }
     }
 
+    /// Dead-letters the mail the child at `at` kept for a restart that will
+    /// not happen now.
+    fn abandon_kept(&self, at: usize) {
+        if let Some(watcher) = &self.children[at].watcher {
+            for mail in watcher.take_kept() {
+                mail.not_restarted();
+            }
+        }
+    }
+
+    /// Dead-letters the mail the child at `at` kept as its instance's exit
+    /// says (it will not be restarted after that exit).
+    fn drop_kept(&self, at: usize) {
+        if let Some(watcher) = &self.children[at].watcher {
+            drop(watcher.take_kept());
+        }
+    }
+
+    /// Stops the child at `at` for good (its kept mail, if any, with it).
+    async fn stop_for_good(&mut self, at: usize) {
+        self.abandon_kept(at);
+        self.stop_at(at).await;
+        self.drop_kept(at);
+    }
+
     /// Lets every kept task that no restart used end.
     fn release_recycled(&mut self) {
         if std::mem::take(&mut self.recycling) {
@@ -506,7 +566,7 @@ impl Supervisor {
         self.stopping = true;
         for at in (0..self.children.len()).rev() {
             self.children[at].pending = false;
-            self.stop_at(at).await;
+            self.stop_for_good(at).await;
         }
     }
 
@@ -570,7 +630,10 @@ impl Supervisor {
     ) {
         if restarts {
             self.restart(at, ctx).await;
-        } else if self.children[at].spec.options.restart == RestartType::Temporary {
+            return;
+        }
+        self.drop_kept(at);
+        if self.children[at].spec.options.restart == RestartType::Temporary {
             self.children.remove(at);
         }
     }
@@ -595,6 +658,7 @@ impl Supervisor {
         let mut end = affected.end;
         for i in affected.clone().rev() {
             if self.children[i].spec.options.restart == RestartType::Temporary {
+                self.drop_kept(i);
                 self.children.remove(i);
                 end -= 1;
             }
@@ -715,7 +779,7 @@ impl Supervisor {
             .index_of(id)
             .ok_or_else(|| SupervisorError::UnknownChild { child: id.clone() })?;
         self.children[at].pending = false;
-        self.stop_at(at).await;
+        self.stop_for_good(at).await;
         if self.children[at].spec.options.restart == RestartType::Temporary {
             self.children.remove(at);
         }
@@ -745,6 +809,7 @@ impl Supervisor {
         if self.children[at].running.is_some() {
             return Err(SupervisorError::ChildRunning { child: id });
         }
+        self.abandon_kept(at);
         self.children.remove(at);
         Ok(())
     }
@@ -772,6 +837,9 @@ impl Drop for Supervisor {
     /// dropped) takes its children with it, like a linked OTP supervisor.
     fn drop(&mut self) {
         for child in self.children.iter_mut().rev() {
+            if let Some(watcher) = &child.watcher {
+                watcher.close();
+            }
             if let Some(mut running) = child.running.take() {
                 // The key goes first: the killed instance's task must not
                 // wait for a replacement.
