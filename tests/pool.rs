@@ -770,7 +770,8 @@ proptest::proptest! {
 
     /// Conservation, exactly: every job is handled, dead-lettered once (by
     /// value, or as the job a member crashed on), or handed back to its
-    /// sender. A work-sharing pool with room for everything loses exactly
+    /// sender. A work-sharing pool, or a keyed pool whose members keep their
+    /// mailboxes, with room for everything (or a wait for it) loses exactly
     /// the poison jobs.
     #[test]
     fn every_job_is_handled_dead_lettered_once_or_handed_back(
@@ -778,6 +779,7 @@ proptest::proptest! {
         mailbox in any_mailbox(),
         poison in proptest::collection::vec(proptest::bool::weighted(0.1), 10..60),
         members in 1usize..4,
+        keep_mailboxes in proptest::bool::ANY,
     ) {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -793,6 +795,7 @@ proptest::proptest! {
                     PoolSpec::new("conserve", members, move || Handler(done.clone()))
                         .strategy(strategy.clone())
                         .mailbox(mailbox)
+                        .keep_mailboxes(keep_mailboxes)
                         .intensity(1_000, Duration::from_secs(60)),
                 )
                 .await
@@ -838,8 +841,10 @@ proptest::proptest! {
             assert!(handled.is_disjoint(&dead) && handled.is_disjoint(&handed_back) && dead.is_disjoint(&handed_back));
             assert!(handled.is_disjoint(&poisoned), "a poison job was handled");
             assert!(crashed_in_handler <= poisoned.len());
-            if strategy == PoolStrategy::WorkSharing && mailbox.backpressure == Backpressure::Block {
-                // Room for everything (or a wait for it): only poison is lost.
+            let shares_or_keeps = strategy == PoolStrategy::WorkSharing || keep_mailboxes;
+            let room = mailbox.capacity.is_none() || mailbox.backpressure == Backpressure::Block;
+            if shares_or_keeps && room {
+                // Only the jobs that crashed a member are lost.
                 assert!(dead.is_empty() && handed_back.is_empty(), "dead {dead:?} back {handed_back:?}");
                 assert_eq!(crashed_in_handler, poisoned.len());
             }

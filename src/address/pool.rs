@@ -8,12 +8,17 @@
 //! live member. The pool itself is registered in the system's registry, so
 //! `ActorAddress::Pool` reaches it through the broker.
 //!
-//! The keyed strategies push each message into one member's mailbox, which
-//! a crash of that member throws away (OTP's semantics: a restarted process
-//! starts with an empty mailbox; the jobs become `ActorCrashed` dead
-//! letters). [`PoolStrategy::WorkSharing`] keeps the jobs in one shared
-//! queue instead (see `work_sharing.rs`): a crash loses only the job being
-//! handled.
+//! The keyed strategies push each message into one member's mailbox. A
+//! member keeps its mailbox across a restart by default
+//! ([`PoolSpec::keep_mailboxes`]; see [`crate::actor::kept_mail`]): its
+//! replacement handles what was queued, and a crash loses only the job
+//! being handled. Without it a crash throws the queue away (OTP's
+//! semantics: a restarted process starts with an empty mailbox; the jobs
+//! become `ActorCrashed` dead letters). [`PoolStrategy::WorkSharing`]
+//! keeps the jobs in one shared queue instead (see `work_sharing.rs`).
+//!
+//! [`ActorPool::tell`] waits while every member is restarting (as a `Block`
+//! mailbox waits for room), so a crash does not hand jobs back to senders.
 
 use std::fmt;
 use std::sync::Arc;
@@ -29,7 +34,9 @@ use crate::actor::{Actor, ActorRef, ReplyTo};
 use crate::broker::RegistryError;
 use crate::mailbox::MailboxConfig;
 use crate::message::Message;
-use crate::supervisor::{ChildSpec, SupervisorError, SupervisorRef, SupervisorSpec};
+use crate::supervisor::{
+    ChildSpec, SupervisionEvent, SupervisorError, SupervisorRef, SupervisorSpec,
+};
 use crate::system::{ActorSystem, AskError, RootFailure, SendErrorKind};
 use crate::util::ActorId;
 
@@ -37,10 +44,11 @@ use crate::util::ActorId;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PoolError {
-    /// The pool runs but no member is live right now: its members are
-    /// restarting, or it was resized to none.
+    /// The pool runs but no member is live right now: it was resized to
+    /// none, or (from [`ActorPool::route`], which does not wait) its members
+    /// are restarting.
     #[error(
-        "pool '{pool}' has no live member right now: its members are restarting (retry shortly) or it has none (see ActorPool::status)"
+        "pool '{pool}' has no live member right now: it has none (see ActorPool::resize) or they are restarting (ActorPool::tell waits for one; see ActorPool::status)"
     )]
     NoLiveMember {
         /// The pool.
@@ -159,6 +167,7 @@ pub struct PoolSpec<A: Actor> {
     factory: Arc<dyn Fn() -> A + Send + Sync>,
     mailbox: Option<MailboxConfig>,
     intensity: Option<(u32, Duration)>,
+    keep_mailboxes: bool,
 }
 
 impl<A: Actor> fmt::Debug for PoolSpec<A> {
@@ -184,6 +193,7 @@ impl<A: Actor> PoolSpec<A> {
             factory: Arc::new(factory),
             mailbox: None,
             intensity: None,
+            keep_mailboxes: true,
         }
     }
 
@@ -198,6 +208,17 @@ impl<A: Actor> PoolSpec<A> {
     /// one job at a time).
     pub fn mailbox(mut self, mailbox: MailboxConfig) -> Self {
         self.mailbox = Some(mailbox);
+        self
+    }
+
+    /// Whether a member keeps its mailbox across a restart (default: yes),
+    /// for every strategy but [`PoolStrategy::WorkSharing`], whose members
+    /// take one job at a time from the shared queue. Kept, the replacement
+    /// handles what was queued for the crashed member; not kept (OTP's
+    /// semantics), those jobs become `ActorCrashed` dead letters. See
+    /// [`WorkerSpec::keep_mailbox`](crate::supervisor::WorkerSpec::keep_mailbox).
+    pub fn keep_mailboxes(mut self, keep: bool) -> Self {
+        self.keep_mailboxes = keep;
         self
     }
 
@@ -331,9 +352,12 @@ impl<M: Message> ActorPool<M> {
             });
             (member_spec, Some(queue))
         } else {
+            let keep_mailboxes = spec.keep_mailboxes;
             let member_spec: MemberSpec = Box::new(move |member| {
                 let factory = factory.clone();
-                let worker = ChildSpec::worker(member, move || factory()).register(member);
+                let worker = ChildSpec::worker(member, move || factory())
+                    .register(member)
+                    .keep_mailbox(keep_mailboxes);
                 match mailbox {
                     Some(mailbox) => worker.mailbox(mailbox).into(),
                     None => worker.into(),
@@ -567,28 +591,22 @@ impl<M: Message> ActorPool<M> {
     }
 
     /// Sends `message` to the member the strategy picks. A member that stops
-    /// before the message lands is skipped; a full mailbox is reported (a
-    /// `Block` mailbox waits for room). On error the message comes back.
+    /// before the message lands is skipped; while every member is
+    /// restarting, this waits for one to come back (and fails once the pool
+    /// gave up or was shut down). A full mailbox is reported (a `Block`
+    /// mailbox waits for room). On error the message comes back.
     pub async fn tell(&self, mut message: M) -> Result<(), PoolSendError<M>> {
-        let mut stopped = 0;
         loop {
-            let member = match self.route(&message) {
+            let member = match self.live_member(&message).await {
                 Ok(member) => member,
                 Err(error) => return Err(PoolSendError { error, message }),
             };
             match member.tell(message).await {
                 Ok(()) => return Ok(()),
+                // It stopped since it was picked, so the next pick skips it
+                // (a stopped member is not alive).
                 Err(refused) if refused.kind() == SendErrorKind::ActorStopped => {
                     message = refused.into_message();
-                    // Each retry follows a member that stopped; a pool has
-                    // finitely many.
-                    stopped += 1;
-                    if stopped > self.len() {
-                        return Err(PoolSendError {
-                            error: self.no_live_member(),
-                            message,
-                        });
-                    }
                 }
                 Err(refused) => {
                     return Err(PoolSendError {
@@ -604,22 +622,85 @@ impl<M: Message> ActorPool<M> {
     }
 
     /// Sends a request to the member the strategy picks and waits for the
-    /// reply, at most `timeout`.
+    /// reply, at most `timeout` in all (waiting for a restarting member
+    /// included).
     pub async fn ask<R, F>(&self, request: F, timeout: Duration) -> Result<R, PoolError>
     where
         R: Send,
         F: FnOnce(ReplyTo<R>) -> M,
     {
+        let deadline = tokio::time::Instant::now() + timeout;
         let (port, reply) = oneshot::channel();
         let message = request(ReplyTo::from(port));
-        let member = self.route(&message)?;
+        let member = match tokio::time::timeout_at(deadline, self.live_member(&message)).await {
+            Ok(member) => member?,
+            Err(_) => return Err(self.no_live_member()),
+        };
+        // What is left of the timeout (a zero timeout stays zero: refused).
+        let left = match timeout.is_zero() {
+            true => Duration::ZERO,
+            false => deadline
+                .saturating_duration_since(tokio::time::Instant::now())
+                .max(Duration::from_nanos(1)),
+        };
         member
-            .ask_message(message, reply, timeout)
+            .ask_message(message, reply, left)
             .await
             .map_err(|error| PoolError::Ask {
                 pool: self.inner.name.to_string(),
                 error,
             })
+    }
+
+    /// The member for `message`, waiting while every member is restarting.
+    async fn live_member(&self, message: &M) -> Result<ActorRef<M>, PoolError> {
+        match self.route(message) {
+            Err(PoolError::NoLiveMember { .. }) if self.may_recover() => {
+                self.wait_for_member(message).await
+            }
+            routed => routed,
+        }
+    }
+
+    /// Whether a pool with no live member can get one back by itself: it
+    /// has members, which its supervisor restarts (a work-sharing pool's
+    /// queue is not restarted).
+    fn may_recover(&self) -> bool {
+        self.inner.queue.is_none() && !self.is_empty()
+    }
+
+    /// Waits until a member restarts (then routes again), or the pool's
+    /// supervisor ends (then says why).
+    #[cold]
+    async fn wait_for_member(&self, message: &M) -> Result<ActorRef<M>, PoolError> {
+        let supervisor = self.inner.supervisor.id();
+        // Subscribed before looking again: a restart from now on is seen.
+        let mut events = self.inner.system.supervision_events();
+        loop {
+            match self.route(message) {
+                Err(PoolError::NoLiveMember { .. }) if self.may_recover() => {}
+                routed => return routed,
+            }
+            let restarted = async {
+                while let Some(event) = events.recv().await {
+                    if event.supervisor() == supervisor
+                        && matches!(
+                            event,
+                            SupervisionEvent::ChildRestarted { .. }
+                                | SupervisionEvent::ChildStarted { .. }
+                        )
+                    {
+                        return;
+                    }
+                }
+                // The system is gone, and the supervisor with it.
+                std::future::pending::<()>().await;
+            };
+            tokio::select! {
+                () = restarted => {}
+                _ = self.inner.supervisor.wait_for_exit() => {}
+            }
+        }
     }
 
     /// Grows or shrinks the pool to `size` members. New members start (and
