@@ -537,6 +537,77 @@ async fn a_pool_that_gave_up_says_so_and_a_stopped_one_says_stopped() {
     );
 }
 
+/// A pool can be a child of a user's supervisor: when it gives up, its
+/// parent starts it again under the same name, and a handle to the old
+/// pool forwards to the new one.
+#[tokio::test]
+async fn a_pool_under_a_supervisor_is_started_again_when_it_gives_up() {
+    use airssys_rt::address::PoolStatus;
+    use airssys_rt::supervisor::{ChildKind, SupervisorSpec};
+
+    let system = system();
+    let mut events = system.supervision_events();
+    let handled = Arc::new(AtomicU64::new(0));
+    let counter = handled.clone();
+    let app = system
+        .start_supervisor(
+            SupervisorSpec::one_for_one().name("app").child(
+                PoolSpec::new("nested", 2, move || Member {
+                    hits: 0,
+                    handled: counter.clone(),
+                })
+                .intensity(0, Duration::from_secs(60)),
+            ),
+        )
+        .await
+        .unwrap();
+    let children = app.which_children().await.unwrap();
+    assert_eq!(children.len(), 1);
+    assert_eq!(
+        (children[0].id.as_str(), children[0].kind),
+        ("nested", ChildKind::Supervisor)
+    );
+    let first = system.registry().pool::<Job>("nested").unwrap();
+    // One crash is more than an intensity of 0 allows: the pool gives up.
+    first.members()[0].kill();
+    let restarted = tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let Some(SupervisionEvent::ChildRestarted {
+                supervisor, child, ..
+            }) = events.recv().await
+                && supervisor == app.id()
+            {
+                return child;
+            }
+        }
+    })
+    .await
+    .expect("the parent restarts the pool");
+    assert_eq!(restarted, "nested");
+    let second = system.registry().pool::<Job>("nested").unwrap();
+    assert_ne!(
+        second.supervisor().id(),
+        first.supervisor().id(),
+        "a new pool"
+    );
+    assert!(!first.supervisor().is_alive());
+    // The old handle forwards to the new pool.
+    assert!(matches!(
+        first.status(),
+        PoolStatus::Running { members: 2, .. }
+    ));
+    first.tell(Job::Hit).await.unwrap();
+    let who = first.ask(Job::Who, PATIENCE).await.unwrap();
+    assert!(second.members().iter().any(|m| m.id() == who));
+    let mut hits = 0;
+    for member in second.members() {
+        hits += member.ask(Job::Count, PATIENCE).await.unwrap();
+    }
+    assert_eq!(hits, 1, "the job told to the old handle was handled once");
+    assert_eq!(handled.load(Ordering::Relaxed), 1);
+    system.shutdown(PATIENCE).await;
+}
+
 /// A job for the work-sharing tests: `Poison` makes its member panic.
 #[derive(Debug)]
 enum Task {

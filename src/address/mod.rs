@@ -3,6 +3,7 @@
 //! interchangeable actors behind one address.
 
 pub mod pool;
+mod pool_child;
 pub mod resolver;
 pub mod ring;
 pub mod types;

@@ -30,10 +30,12 @@ use tokio::sync::oneshot;
 
 use super::work_sharing::{self, Idle, Sharing};
 use super::{HashRing, PoolStrategy};
+use crate::actor::cell::LifecycleWatcher;
 use crate::actor::{Actor, ActorRef, ReplyTo};
 use crate::broker::RegistryError;
 use crate::mailbox::MailboxConfig;
 use crate::message::Message;
+use crate::supervisor::tree;
 use crate::supervisor::{
     ChildSpec, SupervisionEvent, SupervisorError, SupervisorRef, SupervisorSpec,
 };
@@ -67,8 +69,11 @@ pub enum PoolError {
         /// The intensity window.
         period: Duration,
     },
-    /// The pool was shut down.
-    #[error("pool '{pool}' was shut down; start it again to use it")]
+    /// The pool was shut down (or, under a parent supervisor, gave up and
+    /// is not running again yet).
+    #[error(
+        "pool '{pool}' was shut down, or gave up under a parent supervisor that has not started it again yet; start it again, or retry once its parent has"
+    )]
     Stopped {
         /// The pool.
         pool: String,
@@ -170,6 +175,20 @@ pub struct PoolSpec<A: Actor> {
     keep_mailboxes: bool,
 }
 
+impl<A: Actor> Clone for PoolSpec<A> {
+    fn clone(&self) -> Self {
+        Self {
+            name: self.name.clone(),
+            size: self.size,
+            strategy: self.strategy.clone(),
+            factory: self.factory.clone(),
+            mailbox: self.mailbox,
+            intensity: self.intensity,
+            keep_mailboxes: self.keep_mailboxes,
+        }
+    }
+}
+
 impl<A: Actor> fmt::Debug for PoolSpec<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PoolSpec")
@@ -181,6 +200,11 @@ impl<A: Actor> fmt::Debug for PoolSpec<A> {
 }
 
 impl<A: Actor> PoolSpec<A> {
+    /// The pool's name (also its child id under a supervisor).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// A round-robin pool `name` of `size` members made by `factory`.
     pub fn new<F>(name: impl Into<Arc<str>>, size: usize, factory: F) -> Self
     where
@@ -315,6 +339,19 @@ impl<M: Message> ActorPool<M> {
     where
         A: Actor<Message = M>,
     {
+        Self::start_under(system, spec, None).await
+    }
+
+    /// [`start`](Self::start), with the pool's supervisor watched by
+    /// `parent` (a supervisor the pool is a child of) or by none (a root).
+    pub(crate) async fn start_under<A>(
+        system: &ActorSystem,
+        spec: PoolSpec<A>,
+        parent: Option<Arc<dyn LifecycleWatcher>>,
+    ) -> Result<Self, PoolError>
+    where
+        A: Actor<Message = M>,
+    {
         let name = spec.name.clone();
         let supervisor_error = |error| PoolError::Supervisor {
             pool: name.to_string(),
@@ -323,14 +360,17 @@ impl<M: Message> ActorPool<M> {
         let (max_restarts, period) = spec
             .intensity
             .unwrap_or((spec.size.max(1) as u32, Duration::from_secs(5)));
-        let supervisor = system
-            .start_supervisor(
-                SupervisorSpec::one_for_one()
-                    .name(name.clone())
-                    .intensity(max_restarts, period),
-            )
+        let supervisor_spec = SupervisorSpec::one_for_one()
+            .name(name.clone())
+            .intensity(max_restarts, period);
+        let supervisor = tree::start_supervisor(system, supervisor_spec, name.clone(), parent)
             .await
-            .map_err(supervisor_error)?;
+            .map_err(|reason| {
+                supervisor_error(SupervisorError::SupervisorStartFailed {
+                    supervisor: name.to_string(),
+                    reason,
+                })
+            })?;
         let (factory, mailbox) = (spec.factory, spec.mailbox);
         let (member_spec, queue): (MemberSpec, _) = if spec.strategy == PoolStrategy::WorkSharing {
             // Members take one job at a time from the shared queue, which
@@ -553,8 +593,27 @@ impl<M: Message> ActorPool<M> {
         }
     }
 
-    /// Whether the pool runs, and with how many live members.
+    /// The pool now registered under this pool's name, if this one has
+    /// ended and another took its place (a parent supervisor restarted it).
+    fn successor(&self) -> Option<Self> {
+        if self.inner.supervisor.is_alive() {
+            return None;
+        }
+        let next = self
+            .inner
+            .system
+            .registry()
+            .pool::<M>(&self.inner.name)
+            .ok()?;
+        (!Arc::ptr_eq(&next.inner, &self.inner)).then_some(next)
+    }
+
+    /// Whether the pool runs, and with how many live members. A pool that
+    /// a parent supervisor started again reports its successor's status.
     pub fn status(&self) -> PoolStatus {
+        if let Some(next) = self.successor() {
+            return next.status();
+        }
         if self.inner.supervisor.is_alive() {
             self.refresh_stale();
             let members = self.inner.members.read();
@@ -599,7 +658,12 @@ impl<M: Message> ActorPool<M> {
         loop {
             let member = match self.live_member(&message).await {
                 Ok(member) => member,
-                Err(error) => return Err(PoolSendError { error, message }),
+                Err(error) => {
+                    return match self.successor() {
+                        Some(next) => Box::pin(next.tell(message)).await,
+                        None => Err(PoolSendError { error, message }),
+                    };
+                }
             };
             match member.tell(message).await {
                 Ok(()) => return Ok(()),
@@ -633,7 +697,16 @@ impl<M: Message> ActorPool<M> {
         let (port, reply) = oneshot::channel();
         let message = request(ReplyTo::from(port));
         let member = match tokio::time::timeout_at(deadline, self.live_member(&message)).await {
-            Ok(member) => member?,
+            Ok(Ok(member)) => member,
+            Ok(Err(error)) => match self.successor() {
+                Some(next) => {
+                    match tokio::time::timeout_at(deadline, next.live_member(&message)).await {
+                        Ok(member) => member?,
+                        Err(_) => return Err(next.no_live_member()),
+                    }
+                }
+                None => return Err(error),
+            },
             Err(_) => return Err(self.no_live_member()),
         };
         // What is left of the timeout (a zero timeout stays zero: refused).

@@ -26,7 +26,7 @@ mod handle;
 mod monitor;
 mod spec;
 mod strategy;
-mod traits;
+pub(crate) mod traits;
 pub(crate) mod tree;
 
 pub use backoff::Backoff;

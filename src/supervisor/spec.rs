@@ -176,9 +176,15 @@ impl ChildSpec {
     /// A nested supervisor started from `spec` (again on each restart).
     /// Permanent, shutdown `Infinity`, unless changed.
     pub fn supervisor(id: impl Into<ChildId>, spec: SupervisorSpec) -> ChildSpec {
+        Self::nested(id.into(), Arc::new(SupervisorStart::new(spec)))
+    }
+
+    /// A child that is a supervisor started by `start`: permanent, shutdown
+    /// `Infinity`, unless changed.
+    pub(crate) fn nested(id: ChildId, start: Arc<dyn ChildStart>) -> ChildSpec {
         ChildSpec {
-            id: id.into(),
-            start: Arc::new(SupervisorStart::new(spec)),
+            id,
+            start,
             kind: ChildKind::Supervisor,
             options: ChildOptions {
                 restart: RestartType::Permanent,
