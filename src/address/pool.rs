@@ -10,7 +10,8 @@
 //!
 //! The keyed strategies push each message into one member's mailbox. A
 //! member keeps its mailbox across a restart by default
-//! ([`PoolSpec::keep_mailboxes`]; see [`crate::actor::kept_mail`]): its
+//! ([`PoolSpec::keep_mailboxes`]; see
+//! [`WorkerSpec::keep_mailbox`](crate::supervisor::WorkerSpec::keep_mailbox)): its
 //! replacement handles what was queued, and a crash loses only the job
 //! being handled. Without it a crash throws the queue away (OTP's
 //! semantics: a restarted process starts with an empty mailbox; the jobs
