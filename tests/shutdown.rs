@@ -374,3 +374,36 @@ async fn the_report_counts_this_shutdowns_dead_letters_by_type() {
     );
     assert_eq!(system.dead_letters().total(), 6, "the lifetime total");
 }
+
+/// A work-sharing pool's queued jobs are dead-lettered by the shutdown and
+/// counted in its report (the shared queue counts as one of the system's
+/// actors, so the shutdown waits for it).
+#[tokio::test]
+async fn the_report_counts_the_jobs_in_a_work_sharing_pools_queue() {
+    use airssys_rt::address::{PoolSpec, PoolStrategy};
+
+    let system = system();
+    let journal = Journal::new();
+    let recorders = journal.clone();
+    let pool = system
+        .start_pool(
+            PoolSpec::new("queue", 1, move || Recorder::new(&recorders))
+                .strategy(PoolStrategy::WorkSharing),
+        )
+        .await
+        .unwrap();
+    let (gate, mut key) = common::gate();
+    pool.tell(Cmd::Park(gate)).await.unwrap();
+    within(key.entered()).await;
+    for v in 0..4 {
+        pool.tell(Cmd::Rec(v)).await.unwrap();
+    }
+    drop(key);
+    let report = system.shutdown(PATIENCE).await;
+    assert_eq!(
+        report.dead_letters_by_type.get("it.cmd"),
+        Some(&4),
+        "{report}"
+    );
+    assert!(journal.log().is_empty(), "no queued job was handled");
+}

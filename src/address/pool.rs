@@ -384,6 +384,13 @@ impl<M: Message> ActorPool<M> {
                 idle.clone(),
                 supervisor.clone(),
             );
+            let Ok(queue) = queue else {
+                // The system is shutting down.
+                supervisor.shutdown().await;
+                return Err(PoolError::Stopped {
+                    pool: name.to_string(),
+                });
+            };
             let member_spec: MemberSpec = Box::new(move |member| {
                 let (factory, idle) = (factory.clone(), idle.clone());
                 ChildSpec::worker(member, move || Sharing::new(factory(), idle.clone()))

@@ -27,7 +27,8 @@ use crate::actor::{Actor, ActorContext, ActorRef, ActorState, ErrorAction, ExitR
 use crate::mailbox::{DeadLetterReason, MailboxConfig, Received};
 use crate::message::Message;
 use crate::supervisor::SupervisorRef;
-use crate::system::ActorSystem;
+use crate::system::registry::Slot;
+use crate::system::{ActorSystem, SystemError};
 use crate::util::ActorId;
 
 /// Members ready for their next job, oldest first.
@@ -122,14 +123,17 @@ impl<A: Actor> Actor for Sharing<A> {
 }
 
 /// Opens the shared queue of pool `name`, with `mailbox` as its mailbox,
-/// and starts its dispatcher, which runs until `supervisor` exits.
+/// and starts its dispatcher, which runs until `supervisor` exits. The
+/// queue counts as one of the system's actors, so a system shutdown waits
+/// for its jobs to be dead-lettered (and its report counts them). Fails
+/// only when the system is shutting down.
 pub(crate) fn open_queue<M: Message>(
     system: &ActorSystem,
     name: &str,
     mailbox: MailboxConfig,
     idle: Arc<Idle<M>>,
     supervisor: SupervisorRef,
-) -> ActorRef<M> {
+) -> Result<ActorRef<M>, SystemError> {
     let cell = ActorCell::new(
         ActorId::next(),
         Some(format!("{name}/queue").into()),
@@ -138,9 +142,12 @@ pub(crate) fn open_queue<M: Message>(
         None,
         false,
     );
+    let queue = ActorRef::from_cell(cell.clone());
+    let slot = system.register(queue.control())?;
     cell.set_state(ActorState::Running);
-    tokio::spawn(dispatch(cell.clone(), idle, supervisor, system.clone()));
-    ActorRef::from_cell(cell)
+    let dispatcher = dispatch(cell, slot, idle, supervisor, system.clone());
+    system.runtime().spawn(dispatcher);
+    Ok(queue)
 }
 
 /// The dispatcher: each job to the next idle member, until the pool's
@@ -148,6 +155,7 @@ pub(crate) fn open_queue<M: Message>(
 /// (`ActorStopped` after a shutdown, `ActorCrashed` when the pool gave up).
 async fn dispatch<M: Message>(
     queue: Arc<ActorCell<M>>,
+    slot: Slot,
     idle: Arc<Idle<M>>,
     supervisor: SupervisorRef,
     system: ActorSystem,
@@ -199,5 +207,6 @@ async fn dispatch<M: Message>(
     };
     queue.close_and_drain(&exit);
     queue.record_exit(exit);
+    system.deregister(slot);
     queue.mark_stopped();
 }
