@@ -701,28 +701,11 @@ impl<M: Message> ActorPool<M> {
         R: Send,
         F: FnOnce(ReplyTo<R>) -> M,
     {
-        let deadline = tokio::time::Instant::now() + timeout;
         let (port, reply) = oneshot::channel();
         let message = request(ReplyTo::from(port));
-        let member = match tokio::time::timeout_at(deadline, self.live_member(&message)).await {
-            Ok(Ok(member)) => member,
-            Ok(Err(error)) => match self.successor() {
-                Some(next) => {
-                    match tokio::time::timeout_at(deadline, next.live_member(&message)).await {
-                        Ok(member) => member?,
-                        Err(_) => return Err(next.no_live_member()),
-                    }
-                }
-                None => return Err(error),
-            },
-            Err(_) => return Err(self.no_live_member()),
-        };
-        // What is left of the timeout (a zero timeout stays zero: refused).
-        let left = match timeout.is_zero() {
-            true => Duration::ZERO,
-            false => deadline
-                .saturating_duration_since(tokio::time::Instant::now())
-                .max(Duration::from_nanos(1)),
+        let (member, left) = match self.route(&message) {
+            Ok(member) => (member, timeout),
+            Err(_) => self.member_within(&message, timeout).await?,
         };
         member
             .ask_message(message, reply, left)
@@ -731,6 +714,36 @@ impl<M: Message> ActorPool<M> {
                 pool: self.inner.name.to_string(),
                 error,
             })
+    }
+
+    /// For an ask that found no member at once: waits for one (or for the
+    /// pool that replaced this one) at most `timeout`, and returns it with
+    /// what is left of the timeout (a zero timeout stays zero: refused).
+    #[cold]
+    async fn member_within(
+        &self,
+        message: &M,
+        timeout: Duration,
+    ) -> Result<(ActorRef<M>, Duration), PoolError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let member = match tokio::time::timeout_at(deadline, self.live_member(message)).await {
+            Ok(Ok(member)) => member,
+            Ok(Err(error)) => {
+                let next = self.successor().ok_or(error)?;
+                match tokio::time::timeout_at(deadline, next.live_member(message)).await {
+                    Ok(member) => member?,
+                    Err(_) => return Err(next.no_live_member()),
+                }
+            }
+            Err(_) => return Err(self.no_live_member()),
+        };
+        let left = match timeout.is_zero() {
+            true => Duration::ZERO,
+            false => deadline
+                .saturating_duration_since(tokio::time::Instant::now())
+                .max(Duration::from_nanos(1)),
+        };
+        Ok((member, left))
     }
 
     /// The member for `message`, waiting while every member is restarting.
