@@ -27,12 +27,9 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 /// Asks for twice the number.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, Message)]
+#[message(name = "cluster.double")]
 struct Double(u64);
-
-impl Message for Double {
-    const MESSAGE_TYPE: &'static str = "cluster.double";
-}
 
 type Broker = NatsMessageBroker<Double, u64>;
 

@@ -19,14 +19,11 @@ use tokio::sync::mpsc;
 const JOBS: u32 = 10_000;
 const QUEUE: usize = 256;
 
-#[derive(Debug)]
+#[derive(Debug, Message)]
+#[message(name = "jobs.job")]
 enum Job {
     Work { id: u32, slow: bool },
     Poison { id: u32 },
-}
-
-impl Message for Job {
-    const MESSAGE_TYPE: &'static str = "jobs.job";
 }
 
 struct Worker {

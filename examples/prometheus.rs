@@ -17,11 +17,9 @@ use airssys_rt::prelude::*;
 use airssys_rt::supervisor::SupervisionEvent;
 use metrics_exporter_prometheus::PrometheusBuilder;
 
-#[derive(Debug)]
+#[derive(Debug, Message)]
+#[message(name = "square")]
 struct Square(u64);
-impl Message for Square {
-    const MESSAGE_TYPE: &'static str = "square";
-}
 
 /// Squares numbers, answering through the broker.
 struct Squarer(InMemoryMessageBroker<Square, u64>);

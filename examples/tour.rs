@@ -30,14 +30,11 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 
 // ---------------------------------------------------------------- counter --
 
-#[derive(Debug)]
+#[derive(Debug, Message)]
+#[message(name = "tour.counter")]
 enum CounterMsg {
     Add(u64),
     Get(ReplyTo<u64>),
-}
-
-impl Message for CounterMsg {
-    const MESSAGE_TYPE: &'static str = "tour.counter";
 }
 
 struct Counter {
@@ -148,13 +145,10 @@ impl Actor for Fragile {
 
 // ------------------------------------------------------------ services --
 
-#[derive(Debug)]
+#[derive(Debug, Message)]
+#[message(name = "tour.service")]
 enum ServiceMsg {
     Crash,
-}
-
-impl Message for ServiceMsg {
-    const MESSAGE_TYPE: &'static str = "tour.service";
 }
 
 /// A supervised service that crashes when told to.
@@ -181,15 +175,9 @@ impl Actor for Service {
 // -------------------------------------------------------------- quotes --
 
 /// A price request, routed by its symbol in consistent-hash pools.
-#[derive(Debug)]
+#[derive(Debug, Message)]
+#[message(name = "tour.quote", routing_key = 0)]
 struct Quote(&'static str);
-
-impl Message for Quote {
-    const MESSAGE_TYPE: &'static str = "tour.quote";
-    fn routing_key(&self) -> Option<&str> {
-        Some(self.0)
-    }
-}
 
 type QuoteBroker = InMemoryMessageBroker<Quote, String>;
 

@@ -44,6 +44,9 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+// `#[derive(Message)]` names `::airssys_rt`, also inside this crate.
+extern crate self as airssys_rt;
+
 pub mod actor;
 pub mod address;
 pub mod broker;
