@@ -1,5 +1,6 @@
 //! [`ActorContext`]: what a handler can do besides changing its own state —
-//! know itself, reach its system, spawn children, schedule timers, stop.
+//! know itself, reach its system, spawn children, schedule timers, run work
+//! off its turn ([`pipe`](ActorContext::pipe)), stop.
 
 use std::fmt;
 use std::sync::Arc;
@@ -9,10 +10,11 @@ use tokio::task::AbortHandle;
 
 use super::ActorRef;
 use super::cell::ActorControl;
+use super::cell::Delivery;
 use crate::address::ActorAddress;
-use crate::mailbox::SystemSignal;
+use crate::mailbox::{DeadLetterReason, SystemSignal};
 use crate::message::Message;
-use crate::system::{ActorSpawnBuilder, ActorSystem};
+use crate::system::{ActorSpawnBuilder, ActorSystem, SendErrorKind};
 use crate::util::{ActorId, time};
 
 /// The context an actor's hooks run with.
@@ -34,6 +36,7 @@ pub struct ActorContext<M: Message> {
 
 #[derive(Default)]
 struct Dependents {
+    /// Timers and pipes.
     timers: Vec<AbortHandle>,
     children: Vec<Arc<dyn ActorControl>>,
 }
@@ -52,6 +55,23 @@ impl<M: Message> fmt::Debug for ActorContext<M> {
                 &self.dependents.as_ref().map_or(0, |d| d.children.len()),
             )
             .finish()
+    }
+}
+
+/// A future started with [`ActorContext::pipe`]; cancel it with
+/// [`cancel`](PipeHandle::cancel). Dropping the handle does not cancel.
+#[derive(Debug, Clone)]
+pub struct PipeHandle(AbortHandle);
+
+impl PipeHandle {
+    /// Cancels the future; its result will not be sent.
+    pub fn cancel(&self) {
+        self.0.abort();
+    }
+
+    /// Whether the result was sent (or refused), or the pipe was cancelled.
+    pub fn is_finished(&self) -> bool {
+        self.0.is_finished()
     }
 }
 
@@ -165,12 +185,97 @@ impl<M: Message> ActorContext<M> {
         })
     }
 
+    /// Runs `future` alongside this actor, without blocking its handler,
+    /// and sends `into_message(output)` to this actor when it completes
+    /// (Akka's `pipeTo`). This is how to ask another actor, call a database
+    /// or wait on anything from inside a handler: awaiting it in the handler
+    /// holds up every other message, and waiting on an actor that waits on
+    /// this one deadlocks.
+    ///
+    /// The result obeys the mailbox's backpressure like any other message
+    /// (a full `Block` mailbox makes it wait); one the mailbox refuses is a
+    /// dead letter. The future is cancelled when the actor stops or
+    /// restarts, so a new instance never gets an old instance's result.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::time::Duration;
+    /// use airssys_rt::prelude::*;
+    ///
+    /// #[derive(Debug, Message)]
+    /// enum Msg { Price(ActorRef<Quote>), Got(Result<u64, AskError>) }
+    /// #[derive(Debug, Message)]
+    /// struct Quote(ReplyTo<u64>);
+    ///
+    /// struct Shop(tokio::sync::mpsc::UnboundedSender<u64>);
+    /// impl Actor for Shop {
+    ///     type Message = Msg;
+    ///     type Error = Infallible;
+    ///     async fn handle_message(&mut self, msg: Msg, ctx: &mut ActorContext<Msg>) -> Result<(), Infallible> {
+    ///         match msg {
+    ///             // Ask off the turn: the handler returns at once.
+    ///             Msg::Price(pricer) => {
+    ///                 ctx.pipe(async move { pricer.ask(Quote, Duration::from_secs(1)).await }, Msg::Got);
+    ///             }
+    ///             Msg::Got(price) => { let _ = self.0.send(price.unwrap_or(0)); }
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// struct Pricer;
+    /// impl Actor for Pricer {
+    ///     type Message = Quote;
+    ///     type Error = Infallible;
+    ///     async fn handle_message(&mut self, Quote(reply): Quote, _: &mut ActorContext<Quote>) -> Result<(), Infallible> {
+    ///         let _ = reply.reply(42);
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let system = ActorSystem::new(SystemConfig::default())?;
+    /// let (prices, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    /// let shop = system.spawn(Shop(prices))?;
+    /// shop.tell(Msg::Price(system.spawn(Pricer)?)).await?;
+    /// assert_eq!(seen.recv().await, Some(42));
+    /// # Ok(()) }
+    /// ```
+    pub fn pipe<F, T>(
+        &mut self,
+        future: F,
+        into_message: impl FnOnce(T) -> M + Send + 'static,
+    ) -> PipeHandle
+    where
+        F: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let target = self.myself.clone();
+        PipeHandle(self.track(async move {
+            let output = future.await;
+            if let Err(refused) = target.tell(into_message(output)).await {
+                let reason = match refused.kind() {
+                    SendErrorKind::ActorStopped => DeadLetterReason::ActorStopped,
+                    SendErrorKind::MailboxFull => DeadLetterReason::DroppedNewest,
+                };
+                target
+                    .cell()
+                    .dead_letter(Delivery::Tell(refused.into_message()), reason);
+            }
+        }))
+    }
+
     fn track_timer(&mut self, timer: impl Future<Output = ()> + Send + 'static) -> TimerHandle {
-        let handle = self.system.runtime().spawn(timer).abort_handle();
+        TimerHandle(self.track(timer))
+    }
+
+    /// Spawns `task`, to be cancelled when this actor stops or restarts.
+    fn track(&mut self, task: impl Future<Output = ()> + Send + 'static) -> AbortHandle {
+        let handle = self.system.runtime().spawn(task).abort_handle();
         let timers = &mut self.dependents.get_or_insert_with(Box::default).timers;
         timers.retain(|t| !t.is_finished());
         timers.push(handle.clone());
-        TimerHandle(handle)
+        handle
     }
 }
 

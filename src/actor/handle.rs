@@ -214,6 +214,9 @@ impl<M: Message> ActorRef<M> {
         if timeout.is_zero() {
             return Err(AskError::ZeroTimeout { actor });
         }
+        if super::running::is_running(actor) {
+            return Err(AskError::SelfAsk { actor });
+        }
         let deadline = time::deadline_after(timeout);
         let pushed = match self.cell.mailbox.try_push(Delivery::Tell(message)) {
             Err(PushError::Full(request)) if self.cell.mailbox.waits_when_full() => {

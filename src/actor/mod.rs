@@ -12,11 +12,12 @@ pub(crate) mod dock;
 pub mod handle;
 pub(crate) mod kept_mail;
 pub mod lifecycle;
+pub(crate) mod running;
 pub mod spawn;
 pub mod tell;
 pub mod traits;
 
-pub use context::{ActorContext, TimerHandle};
+pub use context::{ActorContext, PipeHandle, TimerHandle};
 pub use handle::{ActorHandle, ActorRef, ReplyTo};
 pub use lifecycle::{ActorState, ExitReason};
 pub use tell::{Tell, Telling};

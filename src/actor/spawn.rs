@@ -24,6 +24,7 @@ use tracing::{Instrument, Span};
 use super::cell::{ActorCell, ActorControl, Delivery, LifecycleWatcher};
 use super::dock::{Dock, DockKey, Replacement};
 use super::lifecycle::panic_text;
+use super::running::Running;
 use super::{Actor, ActorContext, ActorRef, ActorState, ErrorAction, ExitReason};
 use crate::mailbox::{DeadLetterReason, MailboxConfig, MailboxReceiver, Ready, SystemSignal};
 use crate::message::Message;
@@ -263,9 +264,11 @@ impl<A: Actor, F: Rebuild<A>> Prepared<A, F> {
         cell.set_abort_handle(task.abort_handle());
     }
 
-    /// The actor's lifecycle, to run in its own task.
+    /// The actor's lifecycle, to run in its own task (marked as this
+    /// actor's while polled: see [`super::running`]).
     fn run(self) -> impl Future<Output = ()> + Send {
-        run(self.actor, self.factory, self.ctx, self.exit)
+        let actor = self.exit.cell.id;
+        Running::new(actor, run(self.actor, self.factory, self.ctx, self.exit))
     }
 
     /// The actor runs in a task that already exists (see [`super::dock`]),

@@ -110,7 +110,7 @@ impl<M> SendError<M> {
 pub enum AskError {
     /// No reply within the timeout.
     #[error(
-        "{actor} did not reply within {timeout:?}; it may be overloaded or stuck (raise the timeout or check the actor)"
+        "{actor} did not reply within {timeout:?}; it may be overloaded or stuck (raise the timeout or check the actor), or waiting on the asker: awaiting an actor from inside a handler can deadlock, so ask from a handler with ActorContext::pipe instead"
     )]
     Timeout {
         /// The asked actor.
@@ -125,6 +125,17 @@ pub enum AskError {
     )]
     ZeroTimeout {
         /// The actor that was to be asked.
+        actor: ActorId,
+    },
+    /// An actor asked itself from inside one of its own hooks: the reply
+    /// could only come from the handler that is waiting for it, so the ask
+    /// fails at once instead of waiting out its timeout. The request was
+    /// not sent.
+    #[error(
+        "{actor} asked itself from inside its own handler, which would deadlock; the request was not sent (handle it directly, or use ActorContext::pipe for work off the actor's turn)"
+    )]
+    SelfAsk {
+        /// The asking (and asked) actor.
         actor: ActorId,
     },
     /// The actor had already stopped.
