@@ -122,4 +122,10 @@ impl airssys_rt_compare::workload::Framework for Skipper {
     async fn restart(n: u64) -> airssys_rt_compare::workload::Sample {
         Self::tell(n).await
     }
+    async fn pool_throughput(n: u64) -> airssys_rt_compare::workload::Sample {
+        Self::tell(n).await
+    }
+    async fn crash_recovery(n: u64) -> airssys_rt_compare::workload::Sample {
+        Self::tell(n).await
+    }
 }
