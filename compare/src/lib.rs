@@ -3,9 +3,12 @@
 //! The side-by-side benchmark harness: the same workloads written
 //! idiomatically for airssys-rt, ractor, kameo, actix and plain tokio, run
 //! interleaved in one process on the same runtime settings, every run checked
-//! for having done all of its work. Features no peer has (the broker's
-//! request/reply, actor pools) are measured against airssys-rt's own direct
-//! path instead, in a separate table ([`internal`]).
+//! for having done all of its work. Two of them send jobs through each
+//! framework's own worker pool: throughput, and recovery when 1 % of the jobs
+//! crash their worker, with the good jobs each pool lost ([`jobs`]).
+//! Features no peer has (the broker's request/reply, the pool's routing
+//! strategies) are measured against airssys-rt's own direct path instead, in
+//! a separate table ([`internal`]).
 //!
 //! `cargo run --release -p airssys-rt-compare -- --quick` for a one-minute
 //! run; without `--quick` for the full one; `--only broker --only pool` for
@@ -26,6 +29,7 @@
 pub mod driver;
 pub mod frameworks;
 pub mod internal;
+pub mod jobs;
 pub mod memory;
 #[cfg(feature = "nats")]
 #[path = "../../tests/support/nats_server.rs"]

@@ -39,6 +39,20 @@ impl Series {
     pub fn spread_percent(&self) -> f64 {
         samples_spread_percent(&self.samples)
     }
+
+    /// Crash recovery: the good jobs lost, as `median` or, when the
+    /// repeats differ, `median (min–max)`.
+    pub fn lost(&self) -> Option<String> {
+        let mut lost: Vec<f64> = self.samples.iter().filter_map(|s| s.secondary).collect();
+        lost.sort_by(f64::total_cmp);
+        let (min, max) = (*lost.first()?, *lost.last()?);
+        let mid = median(&lost);
+        Some(if min == max {
+            format!("{mid:.0}")
+        } else {
+            format!("{mid:.0} ({min:.0}–{max:.0})")
+        })
+    }
 }
 
 /// All measured repeats of one variant of an airssys-rt-only workload.
@@ -168,6 +182,11 @@ impl Report {
                                 && let Some(p99) = s.secondary_median()
                             {
                                 let _ = write!(cell, ", p99 {}", figure(p99));
+                            }
+                            if workload == Workload::CrashRecovery
+                                && let Some(lost) = s.lost()
+                            {
+                                let _ = write!(cell, ", lost {lost}");
                             }
                             if c != Contender::Airssys {
                                 let _ = write!(cell, " ({:.2}×)", s.median() / base.median());
@@ -316,6 +335,32 @@ impl Report {
                 .legend(move |(x, y)| {
                     Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
                 });
+        }
+        // Crash recovery: the good jobs each pool lost, beside its bar.
+        let lost_style =
+            TextStyle::from(("sans-serif", 11).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+        for (ri, (w, f)) in rows.iter().enumerate() {
+            if *w != Workload::CrashRecovery {
+                continue;
+            }
+            for (ci, contender) in Contender::ALL.iter().enumerate() {
+                let (Some(series), Some(value)) =
+                    (self.find(*w, *f, *contender), ratio(*w, *f, *contender))
+                else {
+                    continue;
+                };
+                let Some(lost) = series.secondary_median().filter(|l| *l > 0.0) else {
+                    continue;
+                };
+                let y = ri as f64 + 0.1 + (ci as f64 + 0.45) * band;
+                let (x, y) = chart.backend_coord(&(value.min(top), y));
+                let (x, label) = if value >= top {
+                    (x - 150, format!("lost {lost:.0} good jobs →"))
+                } else {
+                    (x + 4, format!("lost {lost:.0} good jobs"))
+                };
+                root.draw_text(&label, &lost_style, (x, y))?;
+            }
         }
         chart
             .configure_series_labels()

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::jobs::{Outcome, QuietPoison};
+
 /// One benchmark program, written idiomatically for every framework.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum Workload {
@@ -29,11 +31,20 @@ pub enum Workload {
     /// A supervised actor is told to fail; per failure, the time until its
     /// replacement has answered a request.
     Restart,
+    /// One producer sends `n` jobs (a few hundred ns of arithmetic each)
+    /// through a pool of [`WORKERS`](crate::jobs::WORKERS) workers; per job,
+    /// the time until every job has been handled.
+    PoolThroughput,
+    /// The same pool of supervised workers; 1 % of the jobs are poison (the
+    /// worker panics). Per job, the time until every job is settled — good
+    /// ones handled or lost, poison ones crashed on — with the good jobs the
+    /// pool lost as a second figure (see [`crate::jobs`]).
+    CrashRecovery,
 }
 
 impl Workload {
     /// Every workload, in report order.
-    pub const ALL: [Workload; 10] = [
+    pub const ALL: [Workload; 12] = [
         Workload::Tell,
         Workload::FanOut,
         Workload::Ask,
@@ -44,6 +55,8 @@ impl Workload {
         Workload::Counting,
         Workload::ForkJoin,
         Workload::Restart,
+        Workload::PoolThroughput,
+        Workload::CrashRecovery,
     ];
 
     /// Short label for tables and charts.
@@ -59,6 +72,8 @@ impl Workload {
             Workload::Counting => "counting actor",
             Workload::ForkJoin => "fork-join create",
             Workload::Restart => "restart latency",
+            Workload::PoolThroughput => "job throughput ×4 workers",
+            Workload::CrashRecovery => "crash recovery ×4 workers",
         }
     }
 
@@ -67,6 +82,7 @@ impl Workload {
         match self {
             Workload::IdleMemory => "B/actor",
             Workload::Ask | Workload::Restart => "ns (median; p99 beside)",
+            Workload::CrashRecovery => "ns/job; good jobs lost beside",
             _ => "ns/op",
         }
     }
@@ -85,6 +101,10 @@ pub struct Sizes {
     pub counting: u64,
     pub fork_join: u64,
     pub restart: u64,
+    /// Jobs through the pool of 4 (pool throughput).
+    pub pool_jobs: u64,
+    /// Jobs through the pool of 4, 1 % poison (crash recovery).
+    pub crash_jobs: u64,
     /// airssys-rt only: broker request/reply and direct-ask round trips.
     pub broker: u64,
     /// airssys-rt only: messages told through each pool strategy or directly.
@@ -118,6 +138,8 @@ impl Sizes {
         counting: 1_000_000,
         fork_join: 100_000,
         restart: 20_000,
+        pool_jobs: 200_000,
+        crash_jobs: 100_000,
         broker: 100_000,
         pool: 1_000_000,
         wasm_ask: 200_000,
@@ -138,6 +160,8 @@ impl Sizes {
         counting: 50_000,
         fork_join: 5_000,
         restart: 2_000,
+        pool_jobs: 20_000,
+        crash_jobs: 10_000,
         broker: 5_000,
         pool: 50_000,
         wasm_ask: 10_000,
@@ -158,6 +182,8 @@ impl Sizes {
         counting: 2_000,
         fork_join: 300,
         restart: 100,
+        pool_jobs: 2_000,
+        crash_jobs: 1_000,
         broker: 200,
         pool: 2_000,
         wasm_ask: 100,
@@ -179,6 +205,8 @@ impl Sizes {
             Workload::Counting => self.counting,
             Workload::ForkJoin => self.fork_join,
             Workload::Restart => self.restart,
+            Workload::PoolThroughput => self.pool_jobs,
+            Workload::CrashRecovery => self.crash_jobs,
         }
     }
 }
@@ -192,7 +220,7 @@ pub struct Sample {
     /// per actor.
     pub value: f64,
     /// Ask and restart: the 99th-percentile latency (ns); idle memory: RSS
-    /// bytes per actor.
+    /// bytes per actor; crash recovery: good jobs the pool lost.
     pub secondary: Option<f64>,
 }
 
@@ -203,6 +231,15 @@ impl Sample {
             processed,
             value: elapsed.as_nanos() as f64 / processed.max(1) as f64,
             secondary: None,
+        }
+    }
+
+    /// A crash-recovery sample: `elapsed` over the jobs accounted for (each
+    /// handled, crashed on or lost), the good jobs lost beside.
+    pub fn crash_recovery(elapsed: Duration, outcome: Outcome) -> Self {
+        Self {
+            secondary: Some(outcome.lost_good as f64),
+            ..Self::per_op(elapsed, outcome.accounted())
         }
     }
 
@@ -243,6 +280,14 @@ pub trait Framework {
     /// handle (announced from its start hook), ask it once; per failure, the
     /// time from the failure being sent to the reply.
     fn restart(n: u64) -> impl Future<Output = Sample> + Send;
+    /// `n` [`Task`](crate::jobs::Task)s from one producer through the
+    /// framework's pool of [`WORKERS`](crate::jobs::WORKERS); per job, the
+    /// time until all are handled (counted by the workers).
+    fn pool_throughput(n: u64) -> impl Future<Output = Sample> + Send;
+    /// `n` crash-recovery [`Job`](crate::jobs::Job)s through the same pool,
+    /// supervised; per job, the time until all have settled, and
+    /// [`Sample::crash_recovery`] of the [`Ledger`](crate::jobs::Ledger).
+    fn crash_recovery(n: u64) -> impl Future<Output = Sample> + Send;
 }
 
 /// Runs `workload` with framework `F`, panicking if it skipped any work.
@@ -259,6 +304,12 @@ pub async fn run<F: Framework>(workload: Workload, sizes: Sizes) -> Sample {
         Workload::Counting => F::counting(n).await,
         Workload::ForkJoin => F::fork_join(n).await,
         Workload::Restart => F::restart(n).await,
+        Workload::PoolThroughput => F::pool_throughput(n).await,
+        Workload::CrashRecovery => {
+            // The poison jobs' panics are expected: keep them off stderr.
+            let _quiet = QuietPoison::enter();
+            F::crash_recovery(n).await
+        }
     };
     assert_eq!(
         sample.processed,

@@ -3,6 +3,17 @@
 //! handler that awaits. actix only runs on its own single-threaded `System`,
 //! so it appears in the current-thread columns only. Restarts by
 //! `actix::Supervisor`, which restarts a `Supervised` actor that stops.
+//!
+//! actix's own pool, `SyncArbiter::start(4, ..)`, runs sync actors on 4 OS
+//! threads of its own beside the `System`'s one, which would give actix
+//! parallelism the others do not have on the current-thread runtime; and a
+//! sync actor that panics takes its thread with it (no restart: `SyncContext`
+//! restarts an actor only on `ctx.stop()`). So the job workloads use 4
+//! actors on the `System`'s thread, fed round-robin with `do_send`. actix
+//! cannot recover from a panic in a handler either (the actor's task ends,
+//! `Supervisor` never sees it, and its mailbox is dropped), so in crash
+//! recovery a poison job makes its worker fail the actix way: `ctx.stop()`,
+//! and `Supervisor` restarts it in place, mailbox kept.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,6 +22,7 @@ use std::time::Instant;
 use actix::prelude::*;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::jobs::{Job, Ledger, Tally, Task, WORKERS};
 use crate::memory::MemoryProbe;
 use crate::workload::{FAN_OUT_ACTORS, Framework, RING_ACTORS, Sample};
 
@@ -266,6 +278,51 @@ impl Handler<Probe> for Fragile {
     fn handle(&mut self, _: Probe, _: &mut Context<Self>) {}
 }
 
+impl Message for Task {
+    type Result = ();
+}
+
+impl Message for Job {
+    type Result = ();
+}
+
+/// A pool-throughput worker: does each task's work and counts it.
+struct Cruncher(Arc<Tally>);
+
+impl Actor for Cruncher {
+    type Context = Context<Self>;
+}
+
+impl Handler<Task> for Cruncher {
+    type Result = ();
+    fn handle(&mut self, task: Task, _: &mut Context<Self>) {
+        task.run();
+        self.0.handled();
+    }
+}
+
+/// A crash-recovery worker: handles good jobs, stops (to be restarted by its
+/// `Supervisor`) on poison ones.
+struct Breakable;
+
+impl Actor for Breakable {
+    type Context = Context<Self>;
+}
+
+impl Supervised for Breakable {}
+
+impl Handler<Job> for Breakable {
+    type Result = ();
+    fn handle(&mut self, job: Job, ctx: &mut Context<Self>) {
+        if job.is_poison() {
+            job.fail();
+            ctx.stop();
+        } else {
+            job.done();
+        }
+    }
+}
+
 impl Framework for Actix {
     const NAME: &'static str = "actix";
 
@@ -434,5 +491,33 @@ impl Framework for Actix {
         drop((current, announced));
         stopped.await.expect("stopped");
         Sample::latencies(latencies)
+    }
+
+    async fn pool_throughput(n: u64) -> Sample {
+        let tally = Tally::new(n);
+        let workers: Vec<_> = (0..WORKERS)
+            .map(|_| Cruncher(tally.clone()).start())
+            .collect();
+        let start = Instant::now();
+        for i in 0..n {
+            workers[i as usize % WORKERS].do_send(Task(i));
+        }
+        let handled = tally.wait().await;
+        Sample::per_op(start.elapsed(), handled)
+    }
+
+    /// A job sent to an actor that is gone (none should be) is dropped by
+    /// `do_send`: lost.
+    async fn crash_recovery(n: u64) -> Sample {
+        let ledger = Ledger::new(n);
+        let workers: Vec<_> = (0..WORKERS)
+            .map(|_| Supervisor::start(|_| Breakable))
+            .collect();
+        let start = Instant::now();
+        for i in 0..n {
+            workers[i as usize % WORKERS].do_send(ledger.job(i));
+        }
+        let (outcome, settled) = ledger.wait().await;
+        Sample::crash_recovery(settled - start, outcome)
     }
 }

@@ -1,5 +1,8 @@
 //! airssys-rt, written as its README recommends: default (unbounded FIFO)
-//! mailboxes, `tell` and `ask`; restarts by a one-for-one `SupervisorSpec`.
+//! mailboxes, `tell` and `ask`; restarts by a one-for-one `SupervisorSpec`;
+//! the job workloads through a work-sharing `ActorPool` (`start_pool` with
+//! `PoolStrategy::WorkSharing`: the members take jobs from one shared queue,
+//! and the pool's supervisor restarts a member that panicked).
 
 use std::convert::Infallible;
 use std::fmt;
@@ -14,6 +17,7 @@ use airssys_rt::prelude::*;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::internal::POOL_MEMBERS;
+use crate::jobs::{Job, Ledger, Tally, Task, WORKERS};
 use crate::memory::MemoryProbe;
 use crate::workload::{FAN_OUT_ACTORS, Framework, RING_ACTORS, Sample};
 
@@ -364,6 +368,50 @@ async fn jobs_done(workers: &[ActorRef<Work>]) -> u64 {
     total
 }
 
+impl Message for Task {
+    const MESSAGE_TYPE: &'static str = "compare.task";
+}
+
+impl Message for Job {
+    const MESSAGE_TYPE: &'static str = "compare.job";
+}
+
+/// A pool-throughput worker: does each task's work and counts it.
+struct Cruncher(Arc<Tally>);
+
+impl Actor for Cruncher {
+    type Message = Task;
+    type Error = Infallible;
+    async fn handle_message(
+        &mut self,
+        task: Task,
+        _: &mut ActorContext<Task>,
+    ) -> Result<(), Infallible> {
+        task.run();
+        self.0.handled();
+        Ok(())
+    }
+}
+
+/// A crash-recovery worker: handles good jobs, panics on poison ones.
+struct Breakable;
+
+impl Actor for Breakable {
+    type Message = Job;
+    type Error = Infallible;
+    async fn handle_message(
+        &mut self,
+        job: Job,
+        _: &mut ActorContext<Job>,
+    ) -> Result<(), Infallible> {
+        if job.is_poison() {
+            job.crash();
+        }
+        job.done();
+        Ok(())
+    }
+}
+
 /// The airssys-rt-only workloads (see [`crate::internal`]).
 impl Airssys {
     /// `n` sequential direct asks to the echo actor; per-ask latency.
@@ -652,5 +700,53 @@ impl Framework for Airssys {
         supervisor.shutdown().await;
         system.shutdown(PATIENCE).await;
         Sample::latencies(latencies)
+    }
+
+    async fn pool_throughput(n: u64) -> Sample {
+        let system = system();
+        let tally = Tally::new(n);
+        let counts = tally.clone();
+        let pool = system
+            .start_pool(
+                PoolSpec::new("compare.jobs", WORKERS, move || Cruncher(counts.clone()))
+                    .strategy(PoolStrategy::WorkSharing),
+            )
+            .await
+            .expect("pool");
+        let start = Instant::now();
+        for i in 0..n {
+            pool.tell(Task(i)).await.expect("pool tell");
+        }
+        let handled = tally.wait().await;
+        let sample = Sample::per_op(start.elapsed(), handled);
+        pool.shutdown().await;
+        system.shutdown(PATIENCE).await;
+        sample
+    }
+
+    /// A crashed member loses only the poison job it was handling (a dead
+    /// letter); the pool's supervisor restarts it, within an intensity that
+    /// allows a restart per job. A job the pool refused comes back in the
+    /// error and is dropped here: lost.
+    async fn crash_recovery(n: u64) -> Sample {
+        let system = system();
+        let ledger = Ledger::new(n);
+        let pool = system
+            .start_pool(
+                PoolSpec::new("compare.crash", WORKERS, || Breakable)
+                    .strategy(PoolStrategy::WorkSharing)
+                    .intensity(n as u32, Duration::from_secs(60)),
+            )
+            .await
+            .expect("pool");
+        let start = Instant::now();
+        for i in 0..n {
+            let _ = pool.tell(ledger.job(i)).await;
+        }
+        let (outcome, settled) = ledger.wait().await;
+        let sample = Sample::crash_recovery(settled - start, outcome);
+        pool.shutdown().await;
+        system.shutdown(PATIENCE).await;
+        sample
     }
 }

@@ -2,15 +2,24 @@
 //! state, `cast` for tells, `call` with an `RpcReplyPort` for asks. ractor
 //! has no restart strategies: a supervisor is an actor that links its child
 //! (`spawn_linked`) and spawns a new one on `SupervisionEvent::ActorFailed`.
+//! The job workloads use `ractor::factory`: a `Factory` of 4 `Worker`s with
+//! `QueuerRouting` and the `DefaultQueue` (jobs wait in the factory and go to
+//! whichever worker is free; the factory replaces a worker that panicked).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use ractor::factory::queues::DefaultQueue;
+use ractor::factory::routing::QueuerRouting;
+use ractor::factory::{
+    Factory, FactoryArguments, FactoryMessage, Job as FactoryJob, Worker, WorkerId, worker_builder,
+};
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::jobs::{Job, Ledger, Tally, Task, WORKERS};
 use crate::memory::MemoryProbe;
 use crate::workload::{FAN_OUT_ACTORS, Framework, RING_ACTORS, Sample};
 
@@ -319,6 +328,89 @@ impl Actor for Guardian {
     }
 }
 
+/// A pool-throughput worker: does each task's work and counts it.
+struct Cruncher;
+
+impl Worker for Cruncher {
+    type Key = ();
+    type Message = Task;
+    type Arguments = Arc<Tally>;
+    type State = Arc<Tally>;
+    async fn pre_start(
+        &self,
+        _: WorkerId,
+        _: &ActorRef<FactoryMessage<(), Task>>,
+        tally: Arc<Tally>,
+    ) -> Result<Arc<Tally>, ActorProcessingErr> {
+        Ok(tally)
+    }
+    async fn handle(
+        &self,
+        _: WorkerId,
+        _: &ActorRef<FactoryMessage<(), Task>>,
+        FactoryJob { key, msg, .. }: FactoryJob<(), Task>,
+        tally: &mut Arc<Tally>,
+    ) -> Result<(), ActorProcessingErr> {
+        msg.run();
+        tally.handled();
+        Ok(key)
+    }
+}
+
+/// A crash-recovery worker: handles good jobs, panics on poison ones.
+struct Breakable;
+
+impl Worker for Breakable {
+    type Key = ();
+    type Message = Job;
+    type Arguments = ();
+    type State = ();
+    async fn pre_start(
+        &self,
+        _: WorkerId,
+        _: &ActorRef<FactoryMessage<(), Job>>,
+        _: (),
+    ) -> Result<(), ActorProcessingErr> {
+        Ok(())
+    }
+    async fn handle(
+        &self,
+        _: WorkerId,
+        _: &ActorRef<FactoryMessage<(), Job>>,
+        FactoryJob { key, msg, .. }: FactoryJob<(), Job>,
+        _: &mut (),
+    ) -> Result<(), ActorProcessingErr> {
+        if msg.is_poison() {
+            msg.crash();
+        }
+        msg.done();
+        Ok(key)
+    }
+}
+
+/// Starts a factory of [`WORKERS`] `W`s, queue-routed, each started with
+/// `start()`.
+async fn start_factory<W, M, S>(
+    worker: impl Fn() -> W + Send + Sync + 'static,
+    start: impl Fn() -> S + Send + Sync + 'static,
+) -> (ActorRef<FactoryMessage<(), M>>, tokio::task::JoinHandle<()>)
+where
+    W: Worker<Key = (), Message = M, Arguments = S>,
+    M: ractor::Message,
+    S: ractor::Message,
+{
+    let factory = Factory::<(), M, S, W, QueuerRouting<(), M>, DefaultQueue<(), M>>::default();
+    let arguments = FactoryArguments::builder()
+        .worker_builder(Box::new(worker_builder(move |_| (worker(), start()))))
+        .queue(Default::default())
+        .router(Default::default())
+        .num_initial_workers(WORKERS)
+        .build();
+    Actor::spawn(None, factory, arguments)
+        .await
+        .expect("factory")
+}
+
 async fn stop_all<M: ractor::Message>(actors: Vec<(ActorRef<M>, tokio::task::JoinHandle<()>)>) {
     for (actor, _) in &actors {
         actor.stop(None);
@@ -504,5 +596,36 @@ impl Framework for Ractor {
         }
         stop_all(vec![guardian]).await;
         Sample::latencies(latencies)
+    }
+
+    async fn pool_throughput(n: u64) -> Sample {
+        let tally = Tally::new(n);
+        let counts = tally.clone();
+        let (factory, handle) = start_factory(|| Cruncher, move || counts.clone()).await;
+        let start = Instant::now();
+        for i in 0..n {
+            factory.dispatch((), Task(i)).expect("dispatch");
+        }
+        let handled = tally.wait().await;
+        let sample = Sample::per_op(start.elapsed(), handled);
+        stop_all(vec![(factory, handle)]).await;
+        sample
+    }
+
+    /// A worker that panics fails; the factory replaces it with a new one
+    /// from the builder and sends it the next queued job. Only the job in
+    /// flight (the poison one) is lost; a job the factory refused comes back
+    /// in the error and is dropped here: lost.
+    async fn crash_recovery(n: u64) -> Sample {
+        let ledger = Ledger::new(n);
+        let (factory, handle) = start_factory(|| Breakable, || ()).await;
+        let start = Instant::now();
+        for i in 0..n {
+            let _ = factory.dispatch((), ledger.job(i));
+        }
+        let (outcome, settled) = ledger.wait().await;
+        let sample = Sample::crash_recovery(settled - start, outcome);
+        stop_all(vec![(factory, handle)]).await;
+        sample
     }
 }

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
+use crate::jobs::{Job, Ledger, Task, WORKERS};
 use crate::memory::MemoryProbe;
 use crate::workload::{FAN_OUT_ACTORS, Framework, RING_ACTORS, Sample};
 
@@ -84,6 +85,33 @@ fn supervised(
             }
         }
     })
+}
+
+/// [`WORKERS`] tasks sharing one unbounded channel (its receiver behind a
+/// tokio `Mutex`), each handling what it takes with `handle`; each returns
+/// how many it handled when the channel closes.
+fn shared_queue<T: Send + 'static>(
+    handle: fn(T),
+) -> (mpsc::UnboundedSender<T>, Vec<tokio::task::JoinHandle<u64>>) {
+    let (tx, rx) = mpsc::unbounded_channel::<T>();
+    let rx = Arc::new(Mutex::new(rx));
+    let workers = (0..WORKERS)
+        .map(|_| {
+            let rx = rx.clone();
+            tokio::spawn(async move {
+                let mut handled = 0;
+                loop {
+                    let next = rx.lock().await.recv().await;
+                    let Some(job) = next else {
+                        return handled;
+                    };
+                    handle(job);
+                    handled += 1;
+                }
+            })
+        })
+        .collect();
+    (tx, workers)
 }
 
 impl Framework for RawTokio {
@@ -302,5 +330,43 @@ impl Framework for RawTokio {
         drop((current, announced));
         supervisor.await.expect("supervisor");
         Sample::latencies(latencies)
+    }
+
+    async fn pool_throughput(n: u64) -> Sample {
+        let (tx, workers) = shared_queue(Task::run);
+        let start = Instant::now();
+        for i in 0..n {
+            tx.send(Task(i)).expect("send");
+        }
+        drop(tx);
+        let mut handled = 0;
+        for worker in workers {
+            handled += worker.await.expect("worker");
+        }
+        Sample::per_op(start.elapsed(), handled)
+    }
+
+    /// Each worker task catches a job's panic (`catch_unwind` around the
+    /// synchronous handling) and takes the next job.
+    async fn crash_recovery(n: u64) -> Sample {
+        let ledger = Ledger::new(n);
+        let (tx, workers) = shared_queue(|job: Job| {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if job.is_poison() {
+                    job.crash();
+                }
+                job.done();
+            }));
+        });
+        let start = Instant::now();
+        for i in 0..n {
+            tx.send(ledger.job(i)).expect("send");
+        }
+        drop(tx);
+        for worker in workers {
+            worker.await.expect("worker");
+        }
+        let (outcome, settled) = ledger.wait().await;
+        Sample::crash_recovery(settled - start, outcome)
     }
 }
