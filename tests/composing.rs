@@ -6,7 +6,7 @@ use std::time::Duration;
 use airssys_rt::prelude::*;
 use tokio::sync::{mpsc, oneshot};
 
-#[derive(Debug, Message)]
+#[derive(Debug)]
 enum Msg {
     /// Asks this very actor from inside the handler; reports the result.
     AskMyself(ReplyTo<Result<u64, AskError>>),
@@ -18,6 +18,11 @@ enum Msg {
     Piped(u64),
     /// Asks for a restart.
     Restart,
+}
+
+// By hand, not derived: this file also builds without the `macros` feature.
+impl Message for Msg {
+    const MESSAGE_TYPE: &'static str = "test.compose";
 }
 
 #[derive(Debug)]
