@@ -666,12 +666,7 @@ impl<M: Message> ActorPool<M> {
         loop {
             let member = match self.live_member(&message).await {
                 Ok(member) => member,
-                Err(error) => {
-                    return match self.successor() {
-                        Some(next) => Box::pin(next.tell(message)).await,
-                        None => Err(PoolSendError { error, message }),
-                    };
-                }
+                Err(error) => return Err(PoolSendError { error, message }),
             };
             match member.tell(message).await {
                 Ok(()) => return Ok(()),
@@ -716,8 +711,8 @@ impl<M: Message> ActorPool<M> {
             })
     }
 
-    /// For an ask that found no member at once: waits for one (or for the
-    /// pool that replaced this one) at most `timeout`, and returns it with
+    /// For an ask that found no member at once: waits for one (or takes it
+    /// from the pool that replaced this one) at most `timeout`, and returns it with
     /// what is left of the timeout (a zero timeout stays zero: refused).
     #[cold]
     async fn member_within(
@@ -727,14 +722,7 @@ impl<M: Message> ActorPool<M> {
     ) -> Result<(ActorRef<M>, Duration), PoolError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let member = match tokio::time::timeout_at(deadline, self.live_member(message)).await {
-            Ok(Ok(member)) => member,
-            Ok(Err(error)) => {
-                let next = self.successor().ok_or(error)?;
-                match tokio::time::timeout_at(deadline, next.live_member(message)).await {
-                    Ok(member) => member?,
-                    Err(_) => return Err(next.no_live_member()),
-                }
-            }
+            Ok(member) => member?,
             Err(_) => return Err(self.no_live_member()),
         };
         let left = match timeout.is_zero() {
@@ -746,13 +734,21 @@ impl<M: Message> ActorPool<M> {
         Ok((member, left))
     }
 
-    /// The member for `message`, waiting while every member is restarting.
+    /// The member for `message`, waiting while every member is restarting;
+    /// from the pool that replaced this one, if a parent restarted it.
     async fn live_member(&self, message: &M) -> Result<ActorRef<M>, PoolError> {
-        match self.route(message) {
+        let routed = match self.route(message) {
             Err(PoolError::NoLiveMember { .. }) if self.may_recover() => {
                 self.wait_for_member(message).await
             }
             routed => routed,
+        };
+        match routed {
+            Err(error) => match self.successor() {
+                Some(next) => Box::pin(next.live_member(message)).await,
+                None => Err(error),
+            },
+            member => member,
         }
     }
 

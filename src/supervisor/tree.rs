@@ -190,9 +190,20 @@ impl ChildWatcher {
     /// is left later, is dead-lettered.
     fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
+        self.abandon_kept();
+    }
+
+    /// Dead-letters what is kept as waiting for a restart that will not
+    /// happen (`NotRestarted`).
+    fn abandon_kept(&self) {
         for mail in self.take_kept() {
             mail.not_restarted();
         }
+    }
+
+    /// Dead-letters what is kept as its instance's exit says.
+    fn discard_kept(&self) {
+        drop(self.take_kept());
     }
 
     /// Stops listening to the exit of `actor` (the supervisor stopped it
@@ -221,7 +232,7 @@ impl LifecycleWatcher for ChildWatcher {
         self.kept.lock().push(mail);
         // Checked after the push: a `close` in between takes it.
         if self.closed.load(Ordering::SeqCst) {
-            drop(self.take_kept());
+            self.discard_kept();
         }
     }
 
@@ -421,9 +432,7 @@ impl Supervisor {
     /// not happen now.
     fn abandon_kept(&self, at: usize) {
         if let Some(watcher) = &self.children[at].watcher {
-            for mail in watcher.take_kept() {
-                mail.not_restarted();
-            }
+            watcher.abandon_kept();
         }
     }
 
@@ -431,7 +440,7 @@ impl Supervisor {
     /// says (it will not be restarted after that exit).
     fn drop_kept(&self, at: usize) {
         if let Some(watcher) = &self.children[at].watcher {
-            drop(watcher.take_kept());
+            watcher.discard_kept();
         }
     }
 
