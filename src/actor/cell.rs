@@ -22,6 +22,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
+use super::bonds::Bonds;
 use super::kept_mail::{Kept, KeptMail};
 use super::{ActorState, ExitReason};
 use crate::address::ActorAddress;
@@ -29,6 +30,7 @@ use crate::mailbox::{DeadLetterReason, Mailbox, MailboxConfig, MailboxItem, Syst
 use crate::message::{Message, MessageEnvelope, MessagePriority};
 use crate::system::shared::SystemShared;
 use crate::util::ActorId;
+use crate::util::once_box::OnceBox;
 
 /// A queued user message: a plain `tell` (no metadata, the hot path) or an
 /// envelope (TTL and metadata, boxed so plain messages stay small).
@@ -122,6 +124,8 @@ pub(crate) struct ActorCell<M: Message> {
     /// At exit, what is still queued goes to `watcher` for the replacement
     /// instead of the dead letters (a kept mailbox).
     keeps_mailbox: bool,
+    /// Watches and links (see [`super::bonds`]), allocated at the first.
+    pub(super) bonds: OnceBox<Mutex<Bonds<M>>>,
 }
 
 impl<M: Message> fmt::Debug for ActorCell<M> {
@@ -165,6 +169,7 @@ impl<M: Message> ActorCell<M> {
                     abort: Mutex::new(None),
                     keeps_mailbox: keeps_mailbox && watcher.is_some(),
                     watcher,
+                    bonds: OnceBox::new(),
                 });
             }
             None => unreachable!("a fresh Arc has one owner"),

@@ -101,6 +101,35 @@ impl<M: Message> ActorRef<M> {
         &self.cell
     }
 
+    pub(crate) fn cell_arc(&self) -> &Arc<ActorCell<M>> {
+        &self.cell
+    }
+
+    /// Sends `message`, waiting for room in a full `Block` mailbox; a
+    /// refused message becomes a dead letter. For messages the runtime
+    /// sends on an actor's behalf (timers, pipes, streams, watches), which
+    /// have no sender to hand a refusal back to.
+    pub(crate) async fn tell_or_dead_letter(&self, message: M) -> Result<(), SendErrorKind> {
+        let refused = self.tell(message).await.err();
+        match refused {
+            None => Ok(()),
+            Some(refused) => Err(self.dead_letter_refused(refused)),
+        }
+    }
+
+    /// Records a message the mailbox refused as a dead letter; returns why
+    /// it was refused.
+    pub(crate) fn dead_letter_refused(&self, refused: SendError<M>) -> SendErrorKind {
+        let kind = refused.kind();
+        let reason = match kind {
+            SendErrorKind::ActorStopped => DeadLetterReason::ActorStopped,
+            SendErrorKind::MailboxFull => DeadLetterReason::DroppedNewest,
+        };
+        self.cell
+            .dead_letter(Delivery::Tell(refused.into_message()), reason);
+        kind
+    }
+
     /// The handle as a type-erased value (its cell: no allocation), for
     /// lookups that recover it with [`from_any`](Self::from_any).
     pub(crate) fn into_any(self) -> Arc<dyn std::any::Any + Send + Sync> {

@@ -3,6 +3,8 @@
 use std::any::Any;
 use std::fmt;
 
+use crate::util::ActorId;
+
 /// Where an actor is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ActorState {
@@ -49,13 +51,28 @@ pub enum ExitReason {
     Killed,
     /// `on_error` chose `Escalate`: the failure is handed to the supervisor.
     Escalated(String),
+    /// A linked actor exited abnormally (or with `Shutdown`) and this one,
+    /// not trapping exits, went with it (see [`link`](super::link)):
+    /// which actor, and its exit reason. Normal when that reason is.
+    Linked {
+        /// The linked actor that exited first.
+        actor: ActorId,
+        /// Why it exited.
+        reason: Box<ExitReason>,
+    },
 }
 
 impl ExitReason {
     /// `Normal` and `Shutdown` are normal exits (OTP's `normal` / `shutdown`);
     /// everything else is abnormal.
     pub fn is_normal(&self) -> bool {
-        matches!(self, ExitReason::Normal | ExitReason::Shutdown)
+        match self {
+            ExitReason::Normal | ExitReason::Shutdown => true,
+            // Erlang's linked process exits with the very reason it
+            // received: `shutdown` stays a normal exit.
+            ExitReason::Linked { reason, .. } => reason.is_normal(),
+            _ => false,
+        }
     }
 }
 
@@ -68,6 +85,7 @@ impl fmt::Display for ExitReason {
             ExitReason::Panic(p) => write!(f, "panic: {p}"),
             ExitReason::Killed => f.write_str("killed"),
             ExitReason::Escalated(e) => write!(f, "escalated: {e}"),
+            ExitReason::Linked { actor, reason } => write!(f, "linked {actor} exited: {reason}"),
         }
     }
 }

@@ -6,19 +6,24 @@
 //! a time. The loop is generic over the actor type: static dispatch, no
 //! boxing, no per-message allocation.
 
+pub(crate) mod bonds;
 pub mod cell;
 pub mod context;
 pub(crate) mod dock;
 pub mod handle;
 pub(crate) mod kept_mail;
 pub mod lifecycle;
+pub mod link;
 pub(crate) mod running;
 pub mod spawn;
 pub mod tell;
 pub mod traits;
+pub mod watch;
 
 pub use context::{ActorContext, PipeHandle, TimerHandle};
 pub use handle::{ActorHandle, ActorRef, ReplyTo};
 pub use lifecycle::{ActorState, ExitReason};
+pub use link::ExitSignal;
 pub use tell::{Tell, Telling};
 pub use traits::{Actor, ErrorAction};
+pub use watch::{Down, DownReason, WatchRef};

@@ -703,6 +703,8 @@ impl<M: Message> ExitGuard<M> {
     }
 
     fn conclude(&self, reason: ExitReason) {
+        // A linked actor's exit signal may have decided the reason.
+        let reason = self.cell.exit_reason_with_links(reason);
         self.cell.close_and_drain(&reason);
         tracing::debug!(actor = %self.cell.id, %reason, "actor stopped");
         // The reason first (so `shutdown` reports see it), then the registry,
@@ -710,15 +712,28 @@ impl<M: Message> ExitGuard<M> {
         // then the supervisor.
         self.cell.record_exit(reason);
         // Pairs with the registry's fence after registering: either it sees
-        // this exit, or this sees its registration.
+        // this exit, or this sees its registration. (And with a new bond's,
+        // below.)
         std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
         if self.cell.is_registered() {
             self.system.registry().release(self.cell.id);
         }
+        // The mailbox is closed and the fence above also pairs with the one
+        // a new watch or link makes (see `bonds`).
+        let severed = self
+            .cell
+            .recorded_exit()
+            .and_then(|r| self.cell.seal_bonds(r));
         self.system.deregister(self.slot);
         self.cell.mark_stopped();
+        let Some(reason) = self.cell.recorded_exit() else {
+            return;
+        };
+        if let Some(severed) = severed {
+            severed.notify(self.cell.id, reason);
+        }
         if self.tell_watcher
-            && let (Some(watcher), Some(reason)) = (&self.cell.watcher, self.cell.recorded_exit())
+            && let Some(watcher) = &self.cell.watcher
         {
             watcher.exited(self.cell.id, reason);
         }

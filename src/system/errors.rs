@@ -105,6 +105,30 @@ impl<M> SendError<M> {
     }
 }
 
+/// Why a watch or link could not be set up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    /// The actor to link to had already exited, and the linking actor does
+    /// not trap exits (Erlang's `noproc`). A linking actor that traps exits
+    /// gets an [`ExitSignal`](crate::actor::ExitSignal) with
+    /// [`DownReason::NoProc`](crate::actor::DownReason::NoProc) instead.
+    #[error(
+        "{actor} had already exited, so no link was made (noproc); watch it to learn why it exited, or trap exits to get an ExitSignal message instead of this error"
+    )]
+    NoProc {
+        /// The actor that had exited.
+        actor: ActorId,
+    },
+    /// The actor that was to watch or link has stopped itself.
+    #[error(
+        "{actor} has stopped, so it cannot watch or link to anything (watch from a live actor)"
+    )]
+    Stopped {
+        /// The stopped actor.
+        actor: ActorId,
+    },
+}
+
 /// Why an `ask` returned no answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AskError {

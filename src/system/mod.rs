@@ -12,7 +12,7 @@ pub(crate) mod shared;
 pub use actor_system::{ActorSystem, RootFailure, ShutdownReport, SystemInfo};
 pub use builder::ActorSpawnBuilder;
 pub use config::SystemConfig;
-pub use errors::{AskError, ReplyError, SendError, SendErrorKind, SystemError};
+pub use errors::{AskError, LinkError, ReplyError, SendError, SendErrorKind, SystemError};
 pub use health::{
     ActorSystemHealth, HealthStatus, HealthThresholds, HealthVerdict, MessageThroughput,
 };

@@ -76,6 +76,7 @@ pub fn reason_label(reason: &ExitReason) -> &'static str {
         ExitReason::Panic(_) => "panic",
         ExitReason::Killed => "killed",
         ExitReason::Escalated(_) => "escalated",
+        ExitReason::Linked { .. } => "linked",
     }
 }
 
