@@ -59,14 +59,17 @@ pub mod util;
 
 /// The names most programs need.
 pub mod prelude {
-    pub use crate::actor::{Actor, ActorContext, ActorRef, ErrorAction, ExitReason, ReplyTo};
+    pub use crate::actor::{
+        Actor, ActorContext, ActorError, ActorRef, Down, DownReason, ErrorAction, ExitReason,
+        ExitSignal, ReplyTo, WatchRef,
+    };
     pub use crate::mailbox::{Backpressure, MailboxConfig, MailboxKind};
     pub use crate::message::{Message, MessageEnvelope, MessagePriority};
     pub use crate::supervisor::{
         ChildShutdown, ChildSpec, RestartType, SupervisionStrategy, SupervisorRef, SupervisorSpec,
     };
     pub use crate::system::{
-        ActorSystem, AskError, SendError, SendErrorKind, SystemConfig, SystemError,
+        ActorSystem, AskError, LinkError, SendError, SendErrorKind, SystemConfig, SystemError,
     };
 }
 

@@ -10,6 +10,7 @@ pub(crate) mod bonds;
 pub mod cell;
 pub mod context;
 pub(crate) mod dock;
+pub mod error;
 pub mod handle;
 pub(crate) mod kept_mail;
 pub mod lifecycle;
@@ -21,6 +22,7 @@ pub mod traits;
 pub mod watch;
 
 pub use context::{ActorContext, PipeHandle, TimerHandle};
+pub use error::ActorError;
 pub use handle::{ActorHandle, ActorRef, ReplyTo};
 pub use lifecycle::{ActorState, ExitReason};
 pub use link::ExitSignal;

@@ -1,6 +1,6 @@
 //! The [`Actor`] trait and [`ErrorAction`].
 
-use std::error::Error;
+use std::fmt;
 use std::future::Future;
 
 use super::ActorContext;
@@ -49,8 +49,10 @@ pub enum ErrorAction {
 pub trait Actor: Send + Sized + 'static {
     /// The one message type this actor receives (an enum for several kinds).
     type Message: Message;
-    /// The error its hooks may return.
-    type Error: Error + Send + Sync + 'static;
+    /// The error its hooks may return: any `Debug + Display` type — an
+    /// error enum of its own, [`ActorError`](super::ActorError) to use `?`
+    /// on errors of every kind, or `Infallible`.
+    type Error: fmt::Debug + fmt::Display + Send + 'static;
 
     /// Handles one message. An `Err` is passed to [`on_error`](Actor::on_error).
     fn handle_message(
