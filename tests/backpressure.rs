@@ -138,7 +138,7 @@ async fn block_tell_waits_while_full_and_completes_when_room_appears() {
 
     let full = actor.try_tell(Cmd::Rec(3)).unwrap_err();
     assert_eq!(full.kind(), SendErrorKind::MailboxFull);
-    let mut blocked = pin!(actor.tell(full.into_message()).into_future());
+    let mut blocked = pin!(actor.tell(full.into_message()));
     for _ in 0..3 {
         assert!(
             futures::poll!(blocked.as_mut()).is_pending(),
@@ -150,6 +150,37 @@ async fn block_tell_waits_while_full_and_completes_when_room_appears() {
     within(blocked).await.expect("room appeared");
     assert_eq!(journal.wait_len(3).await, vec![1, 2, 3]);
     assert_eq!(system.dead_letters().total(), 0);
+}
+
+/// A tell waiting for room that is dropped (a `select!` that went another
+/// way, a task cancelled) leaves its message in the dead letters.
+#[tokio::test]
+async fn block_a_wait_for_room_given_up_is_a_dead_letter() {
+    let system = system();
+    let journal = Journal::new();
+    let actor = spawn_recorder(
+        &system,
+        &journal,
+        MailboxConfig::bounded(1, Backpressure::Block),
+    );
+    let key = park(&actor, Cmd::Park).await;
+    actor.tell(Cmd::Rec(1)).await.unwrap();
+    let mut blocked = Box::pin(actor.tell(Cmd::Rec(2)));
+    assert!(futures::poll!(blocked.as_mut()).is_pending());
+    drop(blocked);
+    let letters = system.dead_letters().recent();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].reason, DeadLetterReason::DroppedNewest);
+    // And one dropped before it was ever polled.
+    drop(actor.tell(Cmd::Rec(3)));
+    assert_eq!(
+        system.dead_letters().count(DeadLetterReason::DroppedNewest),
+        2
+    );
+    key.release();
+    assert_eq!(journal.wait_len(1).await, vec![1]);
+    assert_eq!(actor.ask(|r| Cmd::Echo(9, r), PATIENCE).await, Ok(9));
+    assert_eq!(journal.log(), vec![1], "the given-up messages never arrive");
 }
 
 #[tokio::test]
@@ -164,7 +195,7 @@ async fn block_a_waiting_sender_gets_its_message_back_when_the_actor_stops() {
     let key = park(&actor, Cmd::Park).await;
     actor.tell(Cmd::Rec(1)).await.unwrap();
     actor.tell(Cmd::Rec(2)).await.unwrap();
-    let mut blocked = pin!(actor.tell(Cmd::Rec(3)).into_future());
+    let mut blocked = pin!(actor.tell(Cmd::Rec(3)));
     assert!(futures::poll!(blocked.as_mut()).is_pending());
     assert!(actor.stop());
     key.release();
@@ -571,7 +602,7 @@ async fn a_stop_reaches_an_actor_whose_block_mailbox_is_full() {
         SendErrorKind::MailboxFull
     );
     // A sender is already waiting for room as well.
-    let mut blocked = pin!(actor.tell(Cmd::Rec(101)).into_future());
+    let mut blocked = pin!(actor.tell(Cmd::Rec(101)));
     assert!(futures::poll!(blocked.as_mut()).is_pending());
 
     assert!(actor.stop(), "the stop is accepted past a full mailbox");

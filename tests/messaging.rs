@@ -158,32 +158,41 @@ async fn an_ask_with_a_zero_timeout_is_refused_without_sending() {
     );
 }
 
-/// `tell` sends when awaited (or turned into a future), never before: a
-/// `Tell` dropped unawaited sends nothing, and a refused one gives its
-/// message back either way.
+/// `tell` sends when called, awaited or not: `let _ = actor.tell(m)`
+/// delivers. A refusal comes back to whoever awaits it, and becomes a dead
+/// letter when no one does.
 #[tokio::test(start_paused = true)]
-async fn a_tell_sends_when_awaited_and_not_before() {
+// `let _ = actor.tell(m)` is the habit under test (clippy flags it too).
+#[allow(clippy::let_underscore_future)]
+async fn a_tell_sends_at_once_and_an_unawaited_refusal_is_a_dead_letter() {
     let system = system();
     let journal = Journal::new();
     let actor = spawn_recorder(&system, &journal, MailboxConfig::unbounded());
     let key = park(&actor, Cmd::Park).await;
 
-    drop(actor.tell(Cmd::Rec(1)));
-    assert_eq!(actor.mailbox_len(), 0, "a dropped tell sends nothing");
-    let sending = actor.tell(Cmd::Rec(2)).into_future();
-    assert_eq!(actor.mailbox_len(), 1, "into_future is the send");
-    actor.tell(Cmd::Rec(3)).await.expect("queued");
+    let _ = actor.tell(Cmd::Rec(1));
+    assert_eq!(actor.mailbox_len(), 1, "sent without an await");
+    let sending = actor.tell(Cmd::Rec(2));
+    assert_eq!(actor.mailbox_len(), 2, "sent before the await");
     sending.await.expect("already queued");
     key.release();
     assert_eq!(actor.ask(|r| Cmd::Echo(0, r), PATIENCE).await, Ok(0));
-    assert_eq!(journal.log(), vec![2, 3]);
+    assert_eq!(journal.log(), vec![1, 2]);
 
     assert!(actor.stop());
     assert_eq!(exit_of(&actor).await, ExitReason::Normal);
-    let unsent = actor.tell(Cmd::Rec(4));
-    let refused = unsent.await.expect_err("stopped");
+    let stopped = || system.dead_letters().count(DeadLetterReason::ActorStopped);
+    let before = stopped();
+    let _ = actor.tell(Cmd::Rec(4));
+    assert_eq!(
+        stopped(),
+        before + 1,
+        "an unawaited refusal is a dead letter"
+    );
+    let refused = actor.tell(Cmd::Rec(5)).await.expect_err("stopped");
     assert_eq!(refused.kind(), SendErrorKind::ActorStopped);
-    assert!(matches!(refused.into_message(), Cmd::Rec(4)));
+    assert!(matches!(refused.into_message(), Cmd::Rec(5)));
+    assert_eq!(stopped(), before + 1, "an awaited refusal is handed back");
 }
 
 #[tokio::test(start_paused = true)]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::cell::{ActorCell, ActorControl, Delivery};
-use super::tell::Tell;
+use super::tell::Telling;
 use super::{Actor, ActorState, ExitReason};
 use crate::mailbox::{Backpressure, DeadLetterReason, PushError, Pushed, SystemSignal};
 use crate::message::{Message, MessageEnvelope};
@@ -156,13 +156,13 @@ impl<M: Message> ActorRef<M> {
         self.cell.name.as_deref()
     }
 
-    /// Sends a message when awaited. Waits only when a `Block` mailbox is
-    /// full; other strategies return at once. On error the message comes
-    /// back. See [`Tell`] for exactly when it sends (and why this is not an
-    /// `async fn`).
+    /// Sends a message: pushed to the mailbox now, awaited or not. Awaiting
+    /// the returned [`Telling`] waits only while a `Block` mailbox is full
+    /// (other strategies take or refuse at once) and returns a refusal with
+    /// the message; a refusal nobody awaits becomes a dead letter.
     #[inline]
-    pub fn tell(&self, message: M) -> Tell<'_, M> {
-        Tell::new(self, message)
+    pub fn tell(&self, message: M) -> Telling<'_, M> {
+        Telling::send(self, message)
     }
 
     /// Sends without waiting: a full mailbox (even a `Block` one) returns

@@ -26,6 +26,6 @@ pub use error::ActorError;
 pub use handle::{ActorHandle, ActorRef, ReplyTo};
 pub use lifecycle::{ActorState, ExitReason};
 pub use link::ExitSignal;
-pub use tell::{Tell, Telling};
+pub use tell::Telling;
 pub use traits::{Actor, ErrorAction};
 pub use watch::{Down, DownReason, WatchRef};

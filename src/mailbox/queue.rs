@@ -352,7 +352,23 @@ impl<T: MailboxItem> Mailbox<T> {
 
     /// The slow path of [`push`](Self::push): `item` found the mailbox full;
     /// wait until there is room (or the mailbox closes).
-    pub async fn push_when_room(&self, mut item: T) -> Result<Pushed<T>, PushError<T>> {
+    pub async fn push_when_room(&self, item: T) -> Result<Pushed<T>, PushError<T>> {
+        let mut unsent = Some(item);
+        match self.push_from_when_room(&mut unsent).await {
+            Some(pushed) => pushed,
+            // Not reached: the item was put there just above.
+            None => Ok(Pushed::Queued),
+        }
+    }
+
+    /// [`push_when_room`](Self::push_when_room) for an item left in `unsent`
+    /// while it waits: if the future is dropped before the push, the item
+    /// is still there for the caller (who may record it as undelivered).
+    /// `None` if `unsent` was empty (there was nothing to push).
+    pub(crate) async fn push_from_when_room(
+        &self,
+        unsent: &mut Option<T>,
+    ) -> Option<Result<Pushed<T>, PushError<T>>> {
         let _waiting = BlockedSender::register(&self.blocked_senders);
         loop {
             let room = self.room.notified();
@@ -365,10 +381,10 @@ impl<T: MailboxItem> Mailbox<T> {
             // With `try_push`'s plain load alone this needs `SeqCst`'s total
             // order, which loom cannot check; it costs only a blocked sender.
             self.state.fetch_add(0, SeqCst);
-            item = match self.try_push(item) {
-                Err(PushError::Full(back)) => back,
-                other => return other,
-            };
+            match self.try_push(unsent.take()?) {
+                Err(PushError::Full(back)) => *unsent = Some(back),
+                other => return Some(other),
+            }
             room.await;
         }
     }
