@@ -59,7 +59,9 @@ pub mod util;
 
 /// The names most programs need.
 pub mod prelude {
-    pub use crate::actor::{Actor, ActorContext, ActorRef, ErrorAction, ExitReason, ReplyTo};
+    pub use crate::actor::{
+        Actor, ActorContext, ActorRef, ErrorAction, ExitReason, ReplyTo, TaskHandle,
+    };
     pub use crate::mailbox::{Backpressure, MailboxConfig, MailboxKind};
     pub use crate::message::{Message, MessageEnvelope, MessagePriority};
     pub use crate::supervisor::{

@@ -296,6 +296,25 @@ impl<M: Message> ActorRef<M> {
         self.cell.mailbox.dropped()
     }
 
+    /// Tells `message`, as [`tell`](Self::tell) does; a refused message is
+    /// recorded as a dead letter (`ActorStopped`, or `DroppedNewest` when a
+    /// full `Reject` mailbox refuses it) instead of coming back. For senders
+    /// with nobody to hand a refusal to: timers, pipes, streams. Returns
+    /// `false` once the actor has stopped (no later message can arrive
+    /// either), `true` otherwise.
+    pub(crate) async fn tell_or_dead_letter(&self, message: M) -> bool {
+        let Err(refused) = self.tell(message).await else {
+            return true;
+        };
+        let (reason, open) = match refused.kind() {
+            SendErrorKind::ActorStopped => (DeadLetterReason::ActorStopped, false),
+            SendErrorKind::MailboxFull => (DeadLetterReason::DroppedNewest, true),
+        };
+        self.cell
+            .dead_letter(Delivery::Tell(refused.into_message()), reason);
+        open
+    }
+
     #[inline(always)]
     pub(super) fn settle(
         &self,

@@ -1,6 +1,7 @@
 //! The parts of a system that each actor cell reaches without holding the
 //! whole [`ActorSystem`](super::ActorSystem): the dead-letter office, the
-//! ask-timeout registry and the supervision event bus.
+//! ask-timeout registry, the supervision event bus and the runtime the
+//! system's tasks run on.
 
 use std::sync::Arc;
 
@@ -15,6 +16,9 @@ pub(crate) struct SystemShared {
     pub(crate) dead_letters: DeadLetterOffice,
     pub(crate) deadlines: Arc<Deadlines>,
     pub(crate) supervision: Arc<SupervisionBus>,
+    /// The runtime the system's actors run on, for tasks started from an
+    /// `ActorRef` (streams).
+    pub(crate) runtime: Handle,
 }
 
 impl SystemShared {
@@ -25,8 +29,9 @@ impl SystemShared {
     ) -> Self {
         Self {
             dead_letters: DeadLetterOffice::with_metrics(dead_letters_kept, metrics),
-            deadlines: Arc::new(Deadlines::new(runtime)),
+            deadlines: Arc::new(Deadlines::new(runtime.clone())),
             supervision: Arc::default(),
+            runtime,
         }
     }
 }
