@@ -61,7 +61,7 @@ pub mod util;
 pub mod prelude {
     pub use crate::actor::{
         Actor, ActorContext, ActorError, ActorRef, Down, DownReason, ErrorAction, ExitReason,
-        ExitSignal, ReplyTo, WatchRef,
+        ExitSignal, ReplyTo, TaskHandle, WatchRef,
     };
     pub use crate::mailbox::{Backpressure, MailboxConfig, MailboxKind};
     pub use crate::message::{Message, MessageEnvelope, MessagePriority};

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use airssys_rt::actor::TimerHandle;
+use airssys_rt::actor::TaskHandle;
 use airssys_rt::mailbox::DeadLetterReason;
 use airssys_rt::prelude::*;
 use common::{Cmd, Journal, PATIENCE, Recorder, exit_of, park, spawn_recorder, system, within};
@@ -401,8 +401,8 @@ async fn an_envelope_priority_overrides_the_message_priority() {
 
 #[derive(Debug)]
 enum TimerCmd {
-    After(Duration, u64, ReplyTo<TimerHandle>),
-    Every(Duration, u64, ReplyTo<TimerHandle>),
+    After(Duration, u64, ReplyTo<TaskHandle>),
+    Every(Duration, u64, ReplyTo<TaskHandle>),
     Fired(u64),
     Log(ReplyTo<Vec<u64>>),
 }

@@ -311,7 +311,9 @@ impl<M: Message> ActorCell<M> {
         };
         if refused.kind() == SendErrorKind::MailboxFull && actor.cell().mailbox.waits_when_full() {
             let runtime = actor.cell().shared.runtime.clone();
-            runtime.spawn(async move { actor.tell_or_dead_letter(refused.into_message()).await });
+            runtime.spawn(async move {
+                actor.tell_or_dead_letter(refused.into_message()).await;
+            });
         } else {
             actor.dead_letter_refused(refused);
         }

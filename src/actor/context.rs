@@ -1,6 +1,8 @@
 //! [`ActorContext`]: what a handler can do besides changing its own state —
 //! know itself, reach its system, spawn children, schedule timers, run work
-//! off its turn ([`pipe`](ActorContext::pipe)), stop.
+//! off its turn ([`pipe`](ActorContext::pipe)), stop — and [`TaskHandle`],
+//! the handle of a timer, pipe or stream. Streams are in
+//! [`stream`](super::stream).
 
 use std::fmt;
 use std::sync::Arc;
@@ -10,17 +12,16 @@ use tokio::task::AbortHandle;
 
 use super::ActorRef;
 use super::cell::ActorControl;
-use super::cell::Delivery;
 use crate::address::ActorAddress;
-use crate::mailbox::{DeadLetterReason, SystemSignal};
+use crate::mailbox::SystemSignal;
 use crate::message::Message;
-use crate::system::{ActorSpawnBuilder, ActorSystem, SendErrorKind};
+use crate::system::{ActorSpawnBuilder, ActorSystem};
 use crate::util::{ActorId, time};
 
 /// The context an actor's hooks run with.
 ///
-/// Timers started here are cancelled, and children spawned here are shut
-/// down, when the actor stops or restarts.
+/// Timers, pipes and streams started here are cancelled, and children
+/// spawned here are shut down, when the actor stops or restarts.
 pub struct ActorContext<M: Message> {
     myself: ActorRef<M>,
     system: ActorSystem,
@@ -29,15 +30,15 @@ pub struct ActorContext<M: Message> {
     /// rest is flushed when the context is dropped, on every exit path
     /// (a kill included).
     pub(crate) handled: u64,
-    /// Timers and children, allocated the first time either is used so that
+    /// Tasks and children, allocated the first time either is used so that
     /// actors without them stay small.
     dependents: Option<Box<Dependents>>,
 }
 
 #[derive(Default)]
 struct Dependents {
-    /// Timers and pipes.
-    timers: Vec<AbortHandle>,
+    /// Timers, pipes and streams.
+    tasks: Vec<AbortHandle>,
     children: Vec<Arc<dyn ActorControl>>,
 }
 
@@ -47,8 +48,8 @@ impl<M: Message> fmt::Debug for ActorContext<M> {
             .field("myself", &self.myself)
             .field("system", &self.system.name())
             .field(
-                "timers",
-                &self.dependents.as_ref().map_or(0, |d| d.timers.len()),
+                "tasks",
+                &self.dependents.as_ref().map_or(0, |d| d.tasks.len()),
             )
             .field(
                 "children",
@@ -58,35 +59,38 @@ impl<M: Message> fmt::Debug for ActorContext<M> {
     }
 }
 
-/// A future started with [`ActorContext::pipe`]; cancel it with
-/// [`cancel`](PipeHandle::cancel). Dropping the handle does not cancel.
+/// A task that sends to an actor on its behalf: a timer
+/// ([`send_after`](ActorContext::send_after),
+/// [`send_interval`](ActorContext::send_interval)), a
+/// [`pipe`](ActorContext::pipe) or a stream
+/// ([`ActorContext::add_stream`], [`ActorRef::add_stream`]).
+///
+/// Cancel it with [`cancel`](TaskHandle::cancel); dropping the handle does
+/// not cancel. Cheap to clone; every clone refers to the same task.
 #[derive(Debug, Clone)]
-pub struct PipeHandle(AbortHandle);
+pub struct TaskHandle(pub(super) AbortHandle);
 
-impl PipeHandle {
-    /// Cancels the future; its result will not be sent.
+impl TaskHandle {
+    /// Stops the task at its next await point. What that means:
+    /// - a timer sends nothing more (a `send_after` whose message was not
+    ///   yet sent never sends it);
+    /// - a pipe drops its future, and its result is never sent;
+    /// - a stream is dropped; items not yet taken from it are not sent,
+    ///   nor is the end-of-stream message.
+    ///
+    /// A message the task was waiting to put in a full `Block` mailbox
+    /// becomes a dead letter (`DroppedNewest`), like any tell given up.
+    ///
+    /// Messages already in the mailbox stay there. Cancelling a finished
+    /// task does nothing.
     pub fn cancel(&self) {
         self.0.abort();
     }
 
-    /// Whether the result was sent (or refused), or the pipe was cancelled.
-    pub fn is_finished(&self) -> bool {
-        self.0.is_finished()
-    }
-}
-
-/// A scheduled `send_after` or `send_interval`; cancel it with
-/// [`cancel`](TimerHandle::cancel). Dropping the handle does not cancel.
-#[derive(Debug, Clone)]
-pub struct TimerHandle(AbortHandle);
-
-impl TimerHandle {
-    /// Cancels the timer; a message not yet sent will not be sent.
-    pub fn cancel(&self) {
-        self.0.abort();
-    }
-
-    /// Whether the timer has fired for the last time or was cancelled.
+    /// Whether the task is over: the timer fired for the last time, the
+    /// pipe's result or the stream's last message was sent (or refused),
+    /// or it was cancelled — by [`cancel`](Self::cancel) or because its
+    /// actor stopped.
     pub fn is_finished(&self) -> bool {
         self.0.is_finished()
     }
@@ -156,29 +160,33 @@ impl<M: Message> ActorContext<M> {
     }
 
     /// Sends `message` to this actor after `delay`.
-    pub fn send_after(&mut self, delay: Duration, message: M) -> TimerHandle {
+    ///
+    /// A message the mailbox refuses (the actor is stopping, or a full
+    /// `Reject` mailbox) is a dead letter.
+    pub fn send_after(&mut self, delay: Duration, message: M) -> TaskHandle {
         let target = self.myself.clone();
-        self.track_timer(async move {
+        self.track(async move {
             tokio::time::sleep(delay).await;
-            let _ = target.tell(message).await;
+            target.tell_or_dead_letter(message).await;
         })
     }
 
     /// Sends `make()` to this actor every `period` (first after one period)
     /// until cancelled or the actor stops. Ticks missed under load are
-    /// skipped, not bunched up.
-    pub fn send_interval<F>(&mut self, period: Duration, mut make: F) -> TimerHandle
+    /// skipped, not bunched up. A tick the mailbox refuses is a dead letter;
+    /// one refused because the actor stopped is the last.
+    pub fn send_interval<F>(&mut self, period: Duration, mut make: F) -> TaskHandle
     where
         F: FnMut() -> M + Send + 'static,
     {
         let target = self.myself.clone();
-        self.track_timer(async move {
+        self.track(async move {
             let start = time::deadline_after(period);
             let mut ticks = tokio::time::interval_at(start, period.max(Duration::from_nanos(1)));
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
                 ticks.tick().await;
-                if target.tell(make()).await.is_err() {
+                if !target.tell_or_dead_letter(make()).await {
                     return;
                 }
             }
@@ -245,50 +253,38 @@ impl<M: Message> ActorContext<M> {
         &mut self,
         future: F,
         into_message: impl FnOnce(T) -> M + Send + 'static,
-    ) -> PipeHandle
+    ) -> TaskHandle
     where
         F: Future<Output = T> + Send + 'static,
         T: Send + 'static,
     {
         let target = self.myself.clone();
-        PipeHandle(self.track(async move {
+        self.track(async move {
             let output = future.await;
-            if let Err(refused) = target.tell(into_message(output)).await {
-                let reason = match refused.kind() {
-                    SendErrorKind::ActorStopped => DeadLetterReason::ActorStopped,
-                    SendErrorKind::MailboxFull => DeadLetterReason::DroppedNewest,
-                };
-                target
-                    .cell()
-                    .dead_letter(Delivery::Tell(refused.into_message()), reason);
-            }
-        }))
-    }
-
-    fn track_timer(&mut self, timer: impl Future<Output = ()> + Send + 'static) -> TimerHandle {
-        TimerHandle(self.track(timer))
+            target.tell_or_dead_letter(into_message(output)).await;
+        })
     }
 
     /// Spawns `task`, to be cancelled when this actor stops or restarts.
-    fn track(&mut self, task: impl Future<Output = ()> + Send + 'static) -> AbortHandle {
+    pub(super) fn track(&mut self, task: impl Future<Output = ()> + Send + 'static) -> TaskHandle {
         let handle = self.system.runtime().spawn(task).abort_handle();
-        let timers = &mut self.dependents.get_or_insert_with(Box::default).timers;
-        timers.retain(|t| !t.is_finished());
-        timers.push(handle.clone());
-        handle
+        let tasks = &mut self.dependents.get_or_insert_with(Box::default).tasks;
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(handle.clone());
+        TaskHandle(handle)
     }
 }
 
 impl<M: Message> ActorContext<M> {
-    /// Cancels this actor's timers and shuts its children down: done when it
+    /// Cancels this actor's timers, pipes and streams, and shuts its children down: done when it
     /// stops, and before a restart (the fresh instance starts with none, as
     /// in Akka and OTP).
     pub(crate) fn release_dependents(&mut self) {
         let Some(dependents) = self.dependents.take() else {
             return;
         };
-        for timer in &dependents.timers {
-            timer.abort();
+        for task in &dependents.tasks {
+            task.abort();
         }
         for child in &dependents.children {
             child.signal(SystemSignal::Shutdown);

@@ -105,18 +105,6 @@ impl<M: Message> ActorRef<M> {
         &self.cell
     }
 
-    /// Sends `message`, waiting for room in a full `Block` mailbox; a
-    /// refused message becomes a dead letter. For messages the runtime
-    /// sends on an actor's behalf (timers, pipes, streams, watches), which
-    /// have no sender to hand a refusal back to.
-    pub(crate) async fn tell_or_dead_letter(&self, message: M) -> Result<(), SendErrorKind> {
-        let refused = self.tell(message).await.err();
-        match refused {
-            None => Ok(()),
-            Some(refused) => Err(self.dead_letter_refused(refused)),
-        }
-    }
-
     /// Records a message the mailbox refused as a dead letter; returns why
     /// it was refused.
     pub(crate) fn dead_letter_refused(&self, refused: SendError<M>) -> SendErrorKind {
@@ -323,6 +311,19 @@ impl<M: Message> ActorRef<M> {
     /// Messages dropped so far by a `DropOldest`/`DropNewest` mailbox.
     pub fn dropped_messages(&self) -> u64 {
         self.cell.mailbox.dropped()
+    }
+
+    /// Tells `message`, as [`tell`](Self::tell) does; a refused message is
+    /// recorded as a dead letter (`ActorStopped`, or `DroppedNewest` when a
+    /// full `Reject` mailbox refuses it) instead of coming back. For senders
+    /// with nobody to hand a refusal to: timers, pipes, streams. Returns
+    /// `false` once the actor has stopped (no later message can arrive
+    /// either), `true` otherwise.
+    pub(crate) async fn tell_or_dead_letter(&self, message: M) -> bool {
+        match self.tell(message).await {
+            Ok(()) => true,
+            Err(refused) => self.dead_letter_refused(refused) != SendErrorKind::ActorStopped,
+        }
     }
 
     #[inline(always)]

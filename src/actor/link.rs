@@ -25,7 +25,7 @@
 //! use airssys_rt::prelude::*;
 //!
 //! #[derive(Debug, Message)]
-//! enum Msg { Exit(ExitSignal) }
+//! enum Msg { Started(ReplyTo<()>), Exit(ExitSignal) }
 //!
 //! struct Trapper(tokio::sync::mpsc::UnboundedSender<ExitSignal>);
 //! impl Actor for Trapper {
@@ -35,8 +35,11 @@
 //!         ctx.trap_exits(Msg::Exit);
 //!         Ok(())
 //!     }
-//!     async fn handle_message(&mut self, Msg::Exit(signal): Msg, _: &mut ActorContext<Msg>) -> Result<(), Self::Error> {
-//!         let _ = self.0.send(signal);
+//!     async fn handle_message(&mut self, msg: Msg, _: &mut ActorContext<Msg>) -> Result<(), Self::Error> {
+//!         match msg {
+//!             Msg::Started(reply) => drop(reply.reply(())),
+//!             Msg::Exit(signal) => drop(self.0.send(signal)),
+//!         }
 //!         Ok(())
 //!     }
 //! }
@@ -51,6 +54,7 @@
 //! let system = ActorSystem::new(SystemConfig::default())?;
 //! let (signals, mut seen) = tokio::sync::mpsc::unbounded_channel();
 //! let trapper = system.spawn(Trapper(signals))?;
+//! trapper.ask(Msg::Started, std::time::Duration::from_secs(5)).await?; // traps exits now
 //! let worker = system.spawn(Worker)?;
 //! let lonely = system.spawn(Worker)?;
 //! worker.link(&trapper)?;

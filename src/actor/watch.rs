@@ -16,7 +16,7 @@
 //! use airssys_rt::prelude::*;
 //!
 //! #[derive(Debug, Message)]
-//! enum Msg { Watch(ActorRef<u64>), Down(Down) }
+//! enum Msg { Watch(ActorRef<u64>, ReplyTo<()>), Down(Down) }
 //!
 //! struct Watcher(tokio::sync::mpsc::UnboundedSender<Down>);
 //! impl Actor for Watcher {
@@ -24,7 +24,10 @@
 //!     type Error = std::convert::Infallible;
 //!     async fn handle_message(&mut self, msg: Msg, ctx: &mut ActorContext<Msg>) -> Result<(), Self::Error> {
 //!         match msg {
-//!             Msg::Watch(worker) => drop(ctx.watch(&worker, Msg::Down)),
+//!             Msg::Watch(worker, done) => {
+//!                 ctx.watch(&worker, Msg::Down);
+//!                 let _ = done.reply(());
+//!             }
 //!             Msg::Down(down) => drop(self.0.send(down)),
 //!         }
 //!         Ok(())
@@ -42,7 +45,8 @@
 //! let (downs, mut seen) = tokio::sync::mpsc::unbounded_channel();
 //! let watcher = system.spawn(Watcher(downs))?;
 //! let worker = system.spawn(Worker)?;
-//! watcher.tell(Msg::Watch(worker.clone())).await?;
+//! let timeout = std::time::Duration::from_secs(5);
+//! watcher.ask(|done| Msg::Watch(worker.clone(), done), timeout).await?;
 //! worker.kill();
 //! let down = seen.recv().await.ok_or("no Down")?;
 //! assert_eq!((down.actor, down.reason), (worker.id(), DownReason::Exited(ExitReason::Killed)));

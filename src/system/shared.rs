@@ -1,6 +1,7 @@
 //! The parts of a system that each actor cell reaches without holding the
 //! whole [`ActorSystem`](super::ActorSystem): the dead-letter office, the
-//! ask-timeout registry, the supervision event bus and the runtime.
+//! ask-timeout registry, the supervision event bus and the runtime the
+//! system's tasks run on.
 
 use std::sync::Arc;
 
@@ -15,7 +16,8 @@ pub(crate) struct SystemShared {
     pub(crate) dead_letters: DeadLetterOffice,
     pub(crate) deadlines: Arc<Deadlines>,
     pub(crate) supervision: Arc<SupervisionBus>,
-    /// The runtime the system's actors run on.
+    /// The runtime the system's actors run on, for tasks started from an
+    /// `ActorRef` (streams, watches).
     pub(crate) runtime: Handle,
 }
 
