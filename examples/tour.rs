@@ -5,14 +5,16 @@
 //! 2. a bounded mailbox rejecting messages under load (and giving them back)
 //! 3. a priority mailbox serving urgent messages first
 //! 4. a panicking handler, reported as an exit reason
-//! 5. a supervision tree that survives crashes, then gives up when its
+//! 5. composing actors: an ask piped off the handler's turn, a stream of
+//!    readings, a watch that reports a death, and a link that shares it
+//! 6. a supervision tree that survives crashes, then gives up when its
 //!    restart intensity is exceeded and escalates to the root
-//! 6. a circuit breaker opening and recovering, and a health report
-//! 7. the broker: a named service looked up, request/reply by address, a
+//! 7. a circuit breaker opening and recovering, and a health report
+//! 8. the broker: a named service looked up, request/reply by address, a
 //!    pool behind one address (consistent hash and round robin), resized
-//! 8. the OS layer: an allowed and a denied file operation, a program run,
+//! 9. the OS layer: an allowed and a denied file operation, a program run,
 //!    and the activity log they left
-//! 9. a graceful shutdown and its report
+//! 10. a graceful shutdown and its report
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -24,7 +26,8 @@ use airssys_rt::supervisor::{
     CircuitBreaker, CircuitBreakerConfig, SupervisionEvent, SupervisionEvents,
 };
 use airssys_rt::system::{ActorSystemHealth, HealthThresholds};
-use tokio::sync::oneshot;
+use futures::StreamExt;
+use tokio::sync::{mpsc, oneshot};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -143,6 +146,62 @@ impl Actor for Fragile {
     }
 }
 
+// ---------------------------------------------------------- aggregator --
+
+#[derive(Debug, Message)]
+#[message(name = "tour.aggregator")]
+enum Aggregate {
+    /// Watch a worker, and ask it for its log without blocking the handler.
+    Follow(ActorRef<Job>),
+    /// The piped ask's answer.
+    Log(Result<Vec<String>, AskError>),
+    /// One item of an attached stream, and its end.
+    Reading(u32),
+    ReadingsDone,
+    /// A watched actor went down.
+    Down(Down),
+}
+
+/// Collects what other actors and a stream tell it, and says what it saw.
+struct Aggregator {
+    sum: u32,
+    notes: mpsc::UnboundedSender<String>,
+}
+
+impl Actor for Aggregator {
+    type Message = Aggregate;
+    // `?` on any error: here, the notes channel's.
+    type Error = ActorError;
+
+    async fn handle_message(
+        &mut self,
+        msg: Aggregate,
+        ctx: &mut ActorContext<Aggregate>,
+    ) -> Result<(), ActorError> {
+        let note = match msg {
+            Aggregate::Follow(worker) => {
+                ctx.watch(&worker, Aggregate::Down);
+                // Awaiting the ask here would hold up every other message
+                // (and deadlock if the worker asked back): pipe it instead.
+                ctx.pipe(
+                    async move { worker.ask(Job::Report, TIMEOUT).await },
+                    Aggregate::Log,
+                );
+                "watching the worker; its log is on the way".to_owned()
+            }
+            Aggregate::Log(log) => format!("piped ask answered: {:?}", log?),
+            Aggregate::Reading(n) => {
+                self.sum += n;
+                return Ok(());
+            }
+            Aggregate::ReadingsDone => format!("stream ended; readings sum to {}", self.sum),
+            Aggregate::Down(down) => format!("{} went down: {}", down.actor, down.reason),
+        };
+        self.notes.send(note)?;
+        Ok(())
+    }
+}
+
 // ------------------------------------------------------------ services --
 
 #[derive(Debug, Message)]
@@ -204,7 +263,49 @@ impl Actor for Quoter {
     }
 }
 
-/// Section 7: names, request/reply and pools through the broker.
+/// Section 5: work off the turn, a stream, a watch and a link.
+async fn compose_tour(system: &ActorSystem) -> Result<(), Box<dyn std::error::Error>> {
+    let (notes, mut seen) = mpsc::unbounded_channel();
+    let aggregator = system
+        .spawn_builder()
+        .name("aggregator")
+        .bounded(4, Backpressure::Block)
+        .spawn(Aggregator { sum: 0, notes })?;
+    let worker = system
+        .spawn_builder()
+        .name("reporter")
+        .spawn(Worker::default())?;
+    worker.tell(Job::Work(7)).await?;
+    aggregator.tell(Aggregate::Follow(worker.clone())).await?;
+    for _ in 0..2 {
+        println!(
+            "   aggregator: {}",
+            seen.recv().await.ok_or("aggregator gone")?
+        );
+    }
+    // A hundred readings through a mailbox of four: the stream waits for room.
+    let readings = futures::stream::iter(1..=100).map(Aggregate::Reading);
+    aggregator.add_stream(readings, Some(Aggregate::ReadingsDone));
+    println!(
+        "   aggregator: {}",
+        seen.recv().await.ok_or("aggregator gone")?
+    );
+    // A sidekick linked to the worker shares its fate; the watch reports it.
+    let sidekick = system
+        .spawn_builder()
+        .name("sidekick")
+        .spawn(Worker::default())?;
+    sidekick.link(&worker)?;
+    worker.kill();
+    println!(
+        "   aggregator: {}",
+        seen.recv().await.ok_or("aggregator gone")?
+    );
+    println!("   the linked sidekick: {}", sidekick.wait_for_exit().await);
+    Ok(())
+}
+
+/// Section 8: names, request/reply and pools through the broker.
 async fn broker_tour(system: &ActorSystem) -> Result<(), Box<dyn std::error::Error>> {
     let broker = QuoteBroker::new(system);
     let ask = |to: ActorAddress, symbol| {
@@ -268,7 +369,7 @@ async fn broker_tour(system: &ActorSystem) -> Result<(), Box<dyn std::error::Err
     Ok(())
 }
 
-/// Section 8: OS operations under a security policy, and their log.
+/// Section 9: OS operations under a security policy, and their log.
 async fn osl_tour(system: &ActorSystem) -> Result<(), Box<dyn std::error::Error>> {
     use airssys_rt::integration::osl::{
         ActivityLog, FileRequest, Grant, MemorySink, Osl, ProcessRequest, ProcessSpec,
@@ -460,7 +561,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(()) => println!("   unexpected: the stopped actor accepted a message"),
     }
 
-    println!("\n5. a supervision tree");
+    println!("\n5. composing actors: pipe, stream, watch, link");
+    compose_tour(&system).await?;
+
+    println!("\n6. a supervision tree");
     let mut events = system.supervision_events();
     let payments = SupervisorSpec::one_for_all()
         .name("payments")
@@ -519,7 +623,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
 
-    println!("\n6. a circuit breaker, and the system's health");
+    println!("\n7. a circuit breaker, and the system's health");
     let breaker = CircuitBreaker::new(CircuitBreakerConfig {
         failure_threshold: 2,
         reset_timeout: Duration::from_millis(50),
@@ -547,13 +651,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         health.health_check().await
     );
 
-    println!("\n7. the broker: names, request/reply, pools");
+    println!("\n8. the broker: names, request/reply, pools");
     broker_tour(&system).await?;
 
-    println!("\n8. the OS layer: allowed and denied operations, and their log");
+    println!("\n9. the OS layer: allowed and denied operations, and their log");
     osl_tour(&system).await?;
 
-    println!("\n9. graceful shutdown");
+    println!("\n10. graceful shutdown");
     // The shutdown signal travels on the system lane and usually overtakes
     // this message; if so it is listed below as a dead letter, never lost.
     counter.tell(CounterMsg::Add(1)).await?;
