@@ -25,26 +25,19 @@ impl Message for Msg {
     const MESSAGE_TYPE: &'static str = "test.compose";
 }
 
-#[derive(Debug)]
-struct Crash;
-
-impl std::fmt::Display for Crash {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("restart requested")
-    }
-}
-
-impl std::error::Error for Crash {}
-
 struct Composer {
     piped: mpsc::UnboundedSender<u64>,
 }
 
 impl Actor for Composer {
     type Message = Msg;
-    type Error = Crash;
+    type Error = ActorError;
 
-    async fn handle_message(&mut self, msg: Msg, ctx: &mut ActorContext<Msg>) -> Result<(), Crash> {
+    async fn handle_message(
+        &mut self,
+        msg: Msg,
+        ctx: &mut ActorContext<Msg>,
+    ) -> Result<(), ActorError> {
         match msg {
             Msg::AskMyself(reply) => {
                 let answer = ctx
@@ -58,12 +51,12 @@ impl Actor for Composer {
                 ctx.pipe(async move { release.await.unwrap_or(0) }, Msg::Piped);
             }
             Msg::Piped(n) => drop(self.piped.send(n)),
-            Msg::Restart => return Err(Crash),
+            Msg::Restart => return Err(ActorError::msg("restart requested")),
         }
         Ok(())
     }
 
-    async fn on_error(&mut self, _: Crash, _: &ActorContext<Msg>) -> ErrorAction {
+    async fn on_error(&mut self, _: ActorError, _: &ActorContext<Msg>) -> ErrorAction {
         ErrorAction::Restart
     }
 }

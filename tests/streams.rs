@@ -95,17 +95,6 @@ enum Event {
     End,
 }
 
-#[derive(Debug)]
-struct Crash;
-
-impl std::fmt::Display for Crash {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("restart requested")
-    }
-}
-
-impl std::error::Error for Crash {}
-
 /// Reports what it handles; optionally slow, optionally held at its first
 /// item until a gate opens.
 struct Sink {
@@ -126,9 +115,13 @@ impl Sink {
 
 impl Actor for Sink {
     type Message = Msg;
-    type Error = Crash;
+    type Error = ActorError;
 
-    async fn handle_message(&mut self, msg: Msg, ctx: &mut ActorContext<Msg>) -> Result<(), Crash> {
+    async fn handle_message(
+        &mut self,
+        msg: Msg,
+        ctx: &mut ActorContext<Msg>,
+    ) -> Result<(), ActorError> {
         match msg {
             Msg::Item(item) => {
                 if let Some(gate) = self.gate.take() {
@@ -163,7 +156,7 @@ impl Actor for Sink {
             Msg::Attach(channel) => {
                 ctx.add_stream(channel_stream(channel), Some(Msg::End));
             }
-            Msg::Crash => return Err(Crash),
+            Msg::Crash => return Err(ActorError::msg("restart requested")),
             Msg::Ping(reply) => {
                 let _ = reply.reply(());
             }
@@ -171,7 +164,7 @@ impl Actor for Sink {
         Ok(())
     }
 
-    async fn on_error(&mut self, _: Crash, _: &ActorContext<Msg>) -> ErrorAction {
+    async fn on_error(&mut self, _: ActorError, _: &ActorContext<Msg>) -> ErrorAction {
         ErrorAction::Restart
     }
 }

@@ -93,17 +93,6 @@ impl Message for Do {
     const MESSAGE_TYPE: &'static str = "test.do";
 }
 
-#[derive(Debug)]
-struct Failed;
-
-impl std::fmt::Display for Failed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("failed on purpose")
-    }
-}
-
-impl std::error::Error for Failed {}
-
 /// Does what it is told; counts its `post_stop`s.
 #[derive(Default, Clone)]
 struct Worker {
@@ -112,19 +101,23 @@ struct Worker {
 
 impl Actor for Worker {
     type Message = Do;
-    type Error = Failed;
+    type Error = ActorError;
 
-    async fn handle_message(&mut self, msg: Do, ctx: &mut ActorContext<Do>) -> Result<(), Failed> {
+    async fn handle_message(
+        &mut self,
+        msg: Do,
+        ctx: &mut ActorContext<Do>,
+    ) -> Result<(), ActorError> {
         match msg {
             Do::Stop => ctx.stop(),
             Do::Panic => panic!("worker panics on purpose"),
-            Do::Fail => return Err(Failed),
+            Do::Fail => return Err(ActorError::msg("failed on purpose")),
             Do::Hang(release) => drop(release.await),
         }
         Ok(())
     }
 
-    async fn post_stop(&mut self, _: &ActorContext<Do>) -> Result<(), Failed> {
+    async fn post_stop(&mut self, _: &ActorContext<Do>) -> Result<(), ActorError> {
         self.post_stops.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
