@@ -221,11 +221,16 @@ impl<M: Message> ActorCell<M> {
         if peer.add_link(self.clone()).is_err() {
             // Erlang's `link/1` to a process that is gone: `noproc`, as an
             // error, or as an exit message to an actor that traps exits.
-            let trap = {
+            let (link, trap) = {
                 let mut bonds = self.bond_table().lock();
-                bonds.links.retain(|l| l.bonded_id() != peer_id);
-                bonds.trap.clone()
+                let position = bonds.links.iter().position(|l| l.bonded_id() == peer_id);
+                (
+                    position.map(|i| bonds.links.swap_remove(i)),
+                    bonds.trap.clone(),
+                )
             };
+            // Possibly the last reference to the peer's cell: freed unlocked.
+            drop(link);
             return match trap {
                 Some(into_message) => {
                     let signal = ExitSignal {

@@ -148,7 +148,8 @@ impl<M: Message> ActorContext<M> {
     /// Watches `target`, an actor of any message type: when it exits, this
     /// actor gets `into_message(down)`, exactly once — at once, with
     /// [`DownReason::NoProc`], if it has already exited. See the
-    /// [module docs](super::watch).
+    /// [module docs](super::watch). (From `post_stop`, when this actor
+    /// takes no more messages, nothing is watched.)
     pub fn watch<T: Message>(
         &mut self,
         target: &ActorRef<T>,
