@@ -13,7 +13,7 @@
 //! An actor brought down by a link exits at once, like a kill: its
 //! current handler is abandoned and `post_stop` does not run (an Erlang
 //! process that does not trap exits gets no `terminate`); its own links and
-//! watchers then see its [`ExitReason::Linked`] reason, so a failure
+//! watchers then see its [`ExitReason::Linked`](super::ExitReason::Linked) reason, so a failure
 //! travels along a chain of links. Links are symmetric, made once (linking
 //! twice, or to itself, does nothing), and removed by either side's
 //! `unlink` or exit. An actor restarted by its supervisor is a new actor:
