@@ -53,6 +53,8 @@ pub mod broker;
 pub mod integration;
 pub mod mailbox;
 pub mod message;
+#[cfg(feature = "observer")]
+pub mod observer;
 pub mod supervisor;
 pub mod system;
 pub mod util;

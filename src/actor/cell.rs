@@ -84,6 +84,10 @@ pub(crate) trait ActorControl: Send + Sync {
     fn wait_for_exit(&self) -> Pin<Box<dyn Future<Output = ExitReason> + Send + '_>>;
     /// Takes its task's abort handle (see [`ActorCell::take_abort_handle`]).
     fn take_abort_handle(&self) -> Option<AbortHandle>;
+    /// What an operator's view shows of it.
+    fn summary(&self) -> crate::system::ActorSummary;
+    /// The cell, to recover a typed handle (see `ActorRef::from_any`).
+    fn into_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync>;
 }
 
 /// Told when a supervised actor has exited; how supervisors learn about
@@ -351,6 +355,22 @@ impl<M: Message> ActorControl for ActorCell<M> {
 
     fn take_abort_handle(&self) -> Option<AbortHandle> {
         ActorCell::take_abort_handle(self)
+    }
+
+    fn into_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
+        self
+    }
+
+    fn summary(&self) -> crate::system::ActorSummary {
+        crate::system::ActorSummary {
+            id: self.id,
+            name: self.name.as_deref().map(str::to_owned),
+            message_type: M::MESSAGE_TYPE,
+            state: self.state(),
+            mailbox_len: self.mailbox.len(),
+            mailbox: self.mailbox.config(),
+            supervised: self.watcher.is_some(),
+        }
     }
 
     fn kill(&self) {

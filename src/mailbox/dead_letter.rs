@@ -45,7 +45,8 @@ pub enum DeadLetterReason {
 }
 
 impl DeadLetterReason {
-    const ALL: [DeadLetterReason; 7] = [
+    /// Every reason, in declaration order.
+    pub const ALL: [DeadLetterReason; 7] = [
         DeadLetterReason::ActorStopped,
         DeadLetterReason::ActorKilled,
         DeadLetterReason::ActorCrashed,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use super::tree::{Request, SupervisorMsg};
-use super::{ChildId, ChildKind, ChildSpec, RestartType, SupervisorError};
+use super::{ChildId, ChildKind, ChildSpec, RestartType, SupervisionStrategy, SupervisorError};
 use crate::actor::{ActorRef, ExitReason};
 use crate::message::Message;
 use crate::util::ActorId;
@@ -38,6 +38,25 @@ pub struct ChildInfo {
     pub restart: RestartType,
     /// Running, waiting for a restart, or stopped.
     pub status: ChildStatus,
+    /// Instances started by a restart so far.
+    pub restarts: u32,
+}
+
+/// What [`SupervisorRef::describe`] reports about a supervisor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SupervisorInfo {
+    /// Its name, if it has one.
+    pub name: Option<String>,
+    /// How a failure affects its other children.
+    pub strategy: SupervisionStrategy,
+    /// Restarts allowed within [`period`](Self::period) (its intensity).
+    pub max_restarts: u32,
+    /// The intensity's window.
+    pub period: std::time::Duration,
+    /// Children started by a restart so far.
+    pub restarts: u64,
+    /// Its children, counted as [`count_children`](SupervisorRef::count_children) does.
+    pub children: ChildCounts,
 }
 
 /// Where a child is.
@@ -65,6 +84,10 @@ pub struct ChildCounts {
 }
 
 impl SupervisorRef {
+    pub(crate) fn from_actor(actor: ActorRef<SupervisorMsg>) -> Self {
+        Self { actor }
+    }
+
     /// The supervisor's actor id (the `supervisor` field of its events).
     pub fn id(&self) -> ActorId {
         self.actor.id()
@@ -146,6 +169,11 @@ impl SupervisorRef {
     /// How many children of each kind.
     pub async fn count_children(&self) -> Result<ChildCounts, SupervisorError> {
         self.request(Request::CountChildren).await
+    }
+
+    /// Its strategy, intensity, restarts so far and child counts.
+    pub async fn describe(&self) -> Result<SupervisorInfo, SupervisorError> {
+        self.request(Request::Describe).await
     }
 
     /// The current instance of a worker child taking messages `M`; `None`

@@ -36,7 +36,7 @@ pub use circuit_breaker::{
 pub use errors::SupervisorError;
 pub(crate) use events::SupervisionBus;
 pub use events::{SupervisionEvent, SupervisionEvents, SupervisorStats};
-pub use handle::{ChildCounts, ChildInfo, ChildStatus, SupervisorRef};
+pub use handle::{ChildCounts, ChildInfo, ChildStatus, SupervisorInfo, SupervisorRef};
 pub use monitor::HealthCheck;
 pub use spec::{
     ChildId, ChildKind, ChildShutdown, ChildSpec, DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_PERIOD,

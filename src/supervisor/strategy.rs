@@ -91,6 +91,11 @@ pub(crate) struct RestartIntensity {
 }
 
 impl RestartIntensity {
+    /// Restarts allowed within the period.
+    pub(crate) fn max_restarts(&self) -> u32 {
+        self.max_restarts
+    }
+
     pub(crate) fn new(max_restarts: u32, period: Duration) -> Self {
         Self {
             max_restarts,

@@ -23,7 +23,8 @@ use super::strategy::RestartIntensity;
 use super::traits::{ChildStart, StartedChild};
 use super::{
     ChildCounts, ChildId, ChildInfo, ChildKind, ChildShutdown, ChildSpec, ChildStatus, RestartType,
-    SupervisionEvent, SupervisionStrategy, SupervisorError, SupervisorRef, SupervisorSpec,
+    SupervisionEvent, SupervisionStrategy, SupervisorError, SupervisorInfo, SupervisorRef,
+    SupervisorSpec,
 };
 use crate::actor::cell::{ActorControl, LifecycleWatcher};
 use crate::actor::dock::DockKey;
@@ -62,6 +63,7 @@ pub(crate) enum Request {
     RestartChild(ChildId, oneshot::Sender<Result<ActorId, SupervisorError>>),
     DeleteChild(ChildId, oneshot::Sender<Result<(), SupervisorError>>),
     WhichChildren(oneshot::Sender<Vec<ChildInfo>>),
+    Describe(oneshot::Sender<SupervisorInfo>),
     CountChildren(oneshot::Sender<ChildCounts>),
     Lookup(ChildId, oneshot::Sender<Option<Arc<dyn Any + Send + Sync>>>),
 }
@@ -82,6 +84,7 @@ impl fmt::Debug for SupervisorMsg {
                     Request::RestartChild(..) => "RestartChild",
                     Request::DeleteChild(..) => "DeleteChild",
                     Request::WhichChildren(_) => "WhichChildren",
+                    Request::Describe(_) => "Describe",
                     Request::CountChildren(_) => "CountChildren",
                     Request::Lookup(..) => "Lookup",
                 };
@@ -152,13 +155,19 @@ pub(crate) async fn start_supervisor(
         counted: false,
         stopping: false,
         recycling: false,
+        restarts: 0,
     };
     let options = SpawnOptions {
         watcher,
         ..SpawnOptions::new(Some(name), MailboxConfig::unbounded())
     };
+    let root = options.watcher.is_none();
     let actor = start_actor(system, options, supervisor).await?;
-    Ok(SupervisorRef { actor })
+    let supervisor = SupervisorRef { actor };
+    if root {
+        system.add_root_supervisor(supervisor.clone());
+    }
+    Ok(supervisor)
 }
 
 /// Tells a supervisor when an instance of one child exits, and holds what
@@ -275,6 +284,8 @@ struct Child {
     recycled: Option<DockKey>,
     /// Hears of its instances' exits; made at the first start.
     watcher: Option<Arc<ChildWatcher>>,
+    /// Instances started by a restart so far.
+    restarts: u32,
 }
 
 impl Child {
@@ -286,6 +297,7 @@ impl Child {
             pending: false,
             recycled: None,
             watcher: None,
+            restarts: 0,
         }
     }
 
@@ -304,6 +316,7 @@ impl Child {
             kind: self.spec.kind,
             restart: self.spec.options.restart,
             status: self.status(),
+            restarts: self.restarts,
         }
     }
 }
@@ -332,6 +345,8 @@ pub(crate) struct Supervisor {
     stopping: bool,
     /// Some child keeps the task of an instance that just stopped.
     recycling: bool,
+    /// Children started by a restart so far.
+    restarts: u64,
 }
 
 impl Actor for Supervisor {
@@ -533,6 +548,10 @@ impl Supervisor {
             dock: instance.dock,
         });
         child.pending = false;
+        if kind == StartKind::Restart {
+            child.restarts = child.restarts.saturating_add(1);
+            self.restarts = self.restarts.saturating_add(1);
+        }
         let child = child.spec.id.clone();
         let supervisor = self.events.supervisor;
         self.publish(match kind {
@@ -752,6 +771,16 @@ impl Supervisor {
             }
             Request::CountChildren(reply) => {
                 let _ = reply.send(self.count_children());
+            }
+            Request::Describe(reply) => {
+                let _ = reply.send(SupervisorInfo {
+                    name: ctx.myself().name().map(str::to_owned),
+                    strategy: self.strategy,
+                    max_restarts: self.intensity.max_restarts(),
+                    period: self.max_restart_period,
+                    restarts: self.restarts,
+                    children: self.count_children(),
+                });
             }
             Request::Lookup(id, reply) => {
                 let handle = self

@@ -51,13 +51,13 @@ const KILL_GRACE: Duration = Duration::from_secs(1);
 /// ```
 #[derive(Clone)]
 pub struct ActorSystem {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(super) struct Inner {
     config: SystemConfig,
     runtime: Handle,
-    actors: Mutex<Registry>,
+    pub(super) actors: Mutex<Registry>,
     all_stopped: Notify,
     shutting_down: AtomicBool,
     shared: Arc<SystemShared>,
@@ -65,6 +65,8 @@ struct Inner {
     started_at: DateTime<Utc>,
     started: Instant,
     root_failures: Mutex<Vec<RootFailure>>,
+    /// Root supervisors, for operator views (see `introspect`).
+    pub(super) roots: Mutex<Vec<crate::supervisor::SupervisorRef>>,
     registry: ActorRegistry,
     topics: Topics,
 }
@@ -178,6 +180,7 @@ impl ActorSystem {
                 started_at: time::now(),
                 started: Instant::now(),
                 root_failures: Mutex::new(Vec::new()),
+                roots: Mutex::new(Vec::new()),
                 registry: ActorRegistry::default(),
                 topics: Topics::default(),
             }),

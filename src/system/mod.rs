@@ -6,6 +6,7 @@ pub mod builder;
 pub mod config;
 pub mod errors;
 pub mod health;
+pub mod introspect;
 pub(crate) mod registry;
 pub(crate) mod shared;
 
@@ -16,3 +17,4 @@ pub use errors::{AskError, LinkError, ReplyError, SendError, SendErrorKind, Syst
 pub use health::{
     ActorSystemHealth, HealthStatus, HealthThresholds, HealthVerdict, MessageThroughput,
 };
+pub use introspect::{ActorPage, ActorSummary};

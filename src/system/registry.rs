@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::actor::cell::ActorControl;
+use crate::util::ActorId;
 
 /// Where an actor sits in the registry; handed back to remove it. (`u32`
 /// keeps the guard that holds it small; four billion live actors is beyond
@@ -56,6 +57,23 @@ impl Registry {
     pub(crate) fn snapshot(&self) -> Vec<Arc<dyn ActorControl>> {
         self.slots.iter().flatten().cloned().collect()
     }
+
+    /// Up to `limit` actors from position `offset` (counting live ones).
+    pub(crate) fn page(&self, offset: usize, limit: usize) -> Vec<Arc<dyn ActorControl>> {
+        self.slots
+            .iter()
+            .flatten()
+            .skip(offset)
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// The live actor `id` (a scan: for operator tools, not the message
+    /// path).
+    pub(crate) fn find(&self, id: ActorId) -> Option<Arc<dyn ActorControl>> {
+        self.slots.iter().flatten().find(|a| a.id() == id).cloned()
+    }
 }
 
 #[cfg(test)]
@@ -85,6 +103,12 @@ mod tests {
         }
         fn take_abort_handle(&self) -> Option<tokio::task::AbortHandle> {
             None
+        }
+        fn summary(&self) -> crate::system::ActorSummary {
+            unreachable!("not summarised in these tests")
+        }
+        fn into_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
+            self
         }
     }
 
