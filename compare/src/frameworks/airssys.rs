@@ -505,7 +505,25 @@ impl Airssys {
 }
 
 fn system() -> ActorSystem {
-    ActorSystem::new(SystemConfig::named("compare")).expect("inside a runtime")
+    let system = ActorSystem::new(SystemConfig::named("compare")).expect("inside a runtime");
+    #[cfg(feature = "observer")]
+    if std::env::var_os("COMPARE_OBSERVER").is_some() {
+        observe(&system);
+    }
+    system
+}
+
+/// Serves an observer of `system`, which no client opens, for as long as
+/// the measurement's runtime lives: how the observer's cost with no page
+/// open is measured (`COMPARE_OBSERVER=1`, feature `observer`).
+#[cfg(feature = "observer")]
+fn observe(system: &ActorSystem) {
+    let system = system.clone();
+    tokio::spawn(async move {
+        let observer = airssys_rt::observer::Observer::serve(&system, Default::default()).await;
+        let _serving = observer.expect("the observer serves on a free loopback port");
+        std::future::pending::<()>().await
+    });
 }
 
 impl Framework for Airssys {
