@@ -301,3 +301,42 @@ async fn actors_come_in_pages_and_metrics_in_prometheus_text() {
         .unwrap();
     assert!(page.contains("<html"), "the page is served");
 }
+
+/// How long the API takes with 100,000 live actors (a measurement, not a
+/// check: `cargo test --release --features observer --test observer --
+/// --ignored --nocapture`; the numbers are in the README).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement; run it by hand in release mode"]
+async fn measure_the_api_with_100_000_actors() {
+    let system = common::system();
+    let actors: Vec<_> = (0..100_000).map(|_| system.spawn(Idle).unwrap()).collect();
+    let shop = shop(&system).await;
+    let observer = Observer::serve(&system, config()).await.unwrap();
+    let client = reqwest::Client::new();
+    for path in [
+        "api/overview".to_owned(),
+        "api/tree".to_owned(),
+        format!("api/supervisors/{}/children", shop.id().as_u64()),
+        "api/actors?offset=0&limit=100".to_owned(),
+        "api/actors?offset=99900&limit=100".to_owned(),
+        "api/events?limit=50".to_owned(),
+        "metrics".to_owned(),
+    ] {
+        let mut best = std::time::Duration::MAX;
+        for _ in 0..5 {
+            let start = std::time::Instant::now();
+            let body = client
+                .get(format!("{}{path}", observer.url()))
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            best = best.min(start.elapsed());
+            assert!(!body.is_empty());
+        }
+        println!("{path:<40} {best:?}");
+    }
+    drop(actors);
+}

@@ -250,18 +250,11 @@ async fn stream(
 }
 
 async fn metrics(Shared(state): Shared<Arc<State>>) -> Response {
-    match &state.prometheus {
-        Some(prometheus) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            prometheus.render(),
-        )
-            .into_response(),
-        None => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "another metrics recorder is installed: give its Prometheus handle in ObserverConfig::prometheus, or scrape that recorder",
-        )
-            .into_response(),
-    }
+    let text = match &state.prometheus {
+        Some(prometheus) => prometheus.render(),
+        None => super::exposition::render(&state.system),
+    };
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 pub(super) fn not_found(error: String) -> Response {

@@ -30,10 +30,11 @@
 //! | `GET /api/events?limit` | the last supervision events |
 //! | `GET /api/stream` | Server-Sent Events: `supervision` (each event) and `overview` (each second) |
 //! | `POST /api/actions` | `{"action": "terminate"\|"restart"\|"delete", "supervisor", "child"}` or `{"action": "stop"\|"kill", "actor"}`, with the token |
-//! | `GET /metrics` | Prometheus text |
+//! | `GET /metrics` | Prometheus text: the `metrics` facade's output through the recorder in [`ObserverConfig::prometheus`], else the runtime's own counters |
 
 mod actions;
 mod api;
+mod exposition;
 mod sampler;
 
 use std::net::SocketAddr;
@@ -56,8 +57,11 @@ pub struct ObserverConfig {
     pub read_only: bool,
     /// Supervision events kept for the page.
     pub events_kept: usize,
-    /// The Prometheus recorder's handle, if the program installed one;
-    /// else the observer installs one (if no other recorder is installed).
+    /// The handle of the Prometheus recorder the program installed for the
+    /// `metrics` facade, for `/metrics` to serve its output. Without one,
+    /// `/metrics` serves the runtime's own counters, read when scraped (the
+    /// observer installs no recorder: that would add recording to the
+    /// message path).
     pub prometheus: Option<PrometheusHandle>,
 }
 
@@ -153,10 +157,7 @@ impl Observer {
                 addr: config.addr,
                 source,
             })?;
-        let prometheus = config
-            .prometheus
-            .clone()
-            .or_else(sampler::install_prometheus);
+        let prometheus = config.prometheus.clone();
         let (stopped, stop_seen) = watch::channel(false);
         let state = Arc::new(api::State::new(
             system.clone(),

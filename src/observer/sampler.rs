@@ -7,7 +7,6 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::{Value, json};
 
 use super::api::{State, Update};
@@ -44,12 +43,6 @@ impl Counters {
             dead_letters: DeadLetterReason::ALL.map(|reason| letters.count(reason)),
         }
     }
-}
-
-/// Installs a Prometheus recorder for the `metrics` facade, if the program
-/// has none; `None` if another recorder is installed.
-pub(super) fn install_prometheus() -> Option<PrometheusHandle> {
-    PrometheusBuilder::new().install_recorder().ok()
 }
 
 /// Samples once a second and forwards supervision events, until aborted.
