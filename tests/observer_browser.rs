@@ -270,6 +270,25 @@ async fn killing_a_child_from_the_page_shows_its_restart() {
     wait_for(&browser, "#events li[data-kind=\"child_exited\"]").await;
     wait_for(&browser, "#notice.ok").await;
 
+    // A read-only observer of the same system: the page hides every action.
+    let read_only = Observer::serve(&system, ObserverConfig::default().read_only())
+        .await
+        .unwrap();
+    browser.goto(&read_only.url()).await.unwrap();
+    wait_for(&browser, "body.read-only").await;
+    click(&browser, &format!("{root} > .sup-head .toggle")).await;
+    let kill = wait_for(&browser, &format!("{row}[data-actor] button.kill")).await;
+    assert!(!kill.is_displayed().await.unwrap());
+    assert!(
+        !browser
+            .find(Locator::Css("#token"))
+            .await
+            .unwrap()
+            .is_displayed()
+            .await
+            .unwrap()
+    );
+
     browser.close().await.unwrap();
     system.shutdown(Duration::from_secs(5)).await;
 }
