@@ -47,9 +47,12 @@ fn binary(var: &str, default: &str) -> PathBuf {
     path
 }
 
-/// A `chromedriver` child process on a free loopback port, killed on drop.
+/// A `chromedriver` child process on a free loopback port, shut down (with
+/// the browsers it started, even when a test failed before closing its
+/// session) and killed on drop.
 struct Chromedriver {
     process: Child,
+    port: u16,
     url: String,
 }
 
@@ -70,6 +73,7 @@ impl Chromedriver {
             .unwrap_or_else(|e| panic!("could not start {}: {e}", driver.display()));
         let this = Self {
             process,
+            port,
             url: format!("http://127.0.0.1:{port}"),
         };
         // Ready once it accepts connections.
@@ -116,6 +120,22 @@ impl Chromedriver {
 
 impl Drop for Chromedriver {
     fn drop(&mut self) {
+        // `GET /shutdown` quits the sessions' browsers, then chromedriver.
+        if let Ok(mut stream) = std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)) {
+            use std::io::{Read, Write};
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = stream.write_all(
+                b"GET /shutdown HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+            );
+            let _ = stream.read_to_end(&mut Vec::new());
+        }
+        let began = Instant::now();
+        while began.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.process.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.process.kill();
         let _ = self.process.wait();
     }
