@@ -8,6 +8,7 @@ mod common;
 
 use std::convert::Infallible;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use airssys_rt::observer::{Observer, ObserverConfig};
 use airssys_rt::prelude::*;
@@ -197,6 +198,48 @@ async fn a_crash_shows_up_in_the_event_stream() {
             .iter()
             .any(|e| e["kind"] == "child_exited")
     );
+}
+
+/// Samples in the overview's history.
+async fn samples(observer: &Observer) -> usize {
+    let overview = get(observer, "/api/overview").await;
+    overview["history"].as_array().unwrap().len()
+}
+
+/// With no page open, the observer schedules nothing: a minute passes (on
+/// tokio's paused clock, which jumps to the next timer whenever the runtime
+/// idles) without a sample, `/api/overview` samples on demand; a page's
+/// stream starts the one-second samples and closing it stops them.
+#[tokio::test(start_paused = true)]
+async fn the_sampler_ticks_only_while_a_page_is_open() {
+    let system = common::system();
+    let observer = Observer::serve(&system, config()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(samples(&observer).await, 1, "one sample, on demand");
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(samples(&observer).await, 2, "again only on demand");
+
+    let mut stream = reqwest::get(format!("{}api/stream", observer.url()))
+        .await
+        .unwrap();
+    let mut overviews = 0;
+    let mut seen = String::new();
+    while overviews < 5 {
+        let chunk = stream
+            .chunk()
+            .await
+            .unwrap()
+            .expect("the stream stays open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+        overviews = seen.matches("event: overview\n").count();
+    }
+    drop(stream);
+    // The server finds the page gone at its next write; then the ticks stop.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let after_page = samples(&observer).await;
+    assert!(after_page >= 2 + 5, "the page's samples are in the history");
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(samples(&observer).await, after_page + 1, "idle again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,8 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::time::Instant;
 
 use axum::Router;
 use axum::extract::{Path, Query, State as Shared};
@@ -18,9 +20,10 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use parking_lot::Mutex;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{Notify, broadcast, watch};
 
 use super::actions;
+use super::sampler::{self, Sampler};
 use crate::supervisor::{
     ChildInfo, ChildKind, ChildStatus, RestartType, SupervisionEvent, SupervisionStrategy,
     SupervisorRef,
@@ -42,9 +45,15 @@ pub(super) struct State {
     pub(super) prometheus: Option<PrometheusHandle>,
     events_kept: usize,
     events: Mutex<Events>,
-    /// The latest overview (none before the first sample).
-    overview: Mutex<Option<Arc<Value>>>,
+    /// Readings of the runtime's counters, one at a time.
+    sampler: tokio::sync::Mutex<Sampler>,
+    /// The latest overview and when it was sampled.
+    overview: Mutex<Option<(Instant, Arc<Value>)>>,
     updates: broadcast::Sender<Update>,
+    /// Pages holding the stream open; the sampler ticks only while some do.
+    pages: AtomicUsize,
+    /// Wakes the idle sampler when a page opens the stream.
+    page_opened: Notify,
     /// Turns `true` when the observer stops: open streams end.
     pub(super) stopped: watch::Receiver<bool>,
 }
@@ -72,6 +81,7 @@ impl State {
         stopped: watch::Receiver<bool>,
     ) -> Self {
         Self {
+            sampler: tokio::sync::Mutex::new(Sampler::new(&system)),
             system,
             token,
             read_only,
@@ -80,16 +90,44 @@ impl State {
             events: Mutex::default(),
             overview: Mutex::new(None),
             updates: broadcast::channel(256).0,
+            pages: AtomicUsize::new(0),
+            page_opened: Notify::new(),
             stopped,
         }
     }
 
     /// Sends `update` to open pages (none open: nothing happens).
     pub(super) fn publish(&self, update: Update) {
-        if let Update::Overview(overview) = &update {
-            *self.overview.lock() = Some(overview.clone());
-        }
         let _ = self.updates.send(update);
+    }
+
+    /// Samples the runtime's counters now and keeps the overview.
+    pub(super) async fn sample(&self) -> Arc<Value> {
+        let mut sampler = self.sampler.lock().await;
+        let overview = Arc::new(sampler.sample(self).await);
+        *self.overview.lock() = Some((Instant::now(), overview.clone()));
+        overview
+    }
+
+    /// The kept overview if it is younger than a sampling period, else a
+    /// new one.
+    async fn recent_overview(&self) -> Arc<Value> {
+        let kept = self.overview.lock().clone();
+        match kept {
+            Some((at, overview)) if at.elapsed() < sampler::PERIOD => overview,
+            _ => self.sample().await,
+        }
+    }
+
+    /// Whether a page holds the stream open.
+    pub(super) fn is_watched(&self) -> bool {
+        self.pages.load(Ordering::Acquire) > 0
+    }
+
+    /// Waits for a page to open the stream (one opened since the last wait
+    /// counts).
+    pub(super) async fn page_opened(&self) {
+        self.page_opened.notified().await;
     }
 
     /// Keeps `event` (numbered) among the last ones, and returns it as JSON.
@@ -128,18 +166,8 @@ async fn page() -> Html<&'static str> {
     Html(PAGE)
 }
 
-async fn overview(Shared(state): Shared<Arc<State>>) -> Response {
-    match state.overview.lock().clone() {
-        Some(overview) => Json(overview.as_ref().clone()).into_response(),
-        // Before the first sample (within a second of starting).
-        None => Json(json!({
-            "system": state.system.name(),
-            "read_only": state.read_only,
-            "actors": state.system.actor_count(),
-            "history": [],
-        }))
-        .into_response(),
-    }
+async fn overview(Shared(state): Shared<Arc<State>>) -> Json<Value> {
+    Json(state.recent_overview().await.as_ref().clone())
 }
 
 async fn tree(Shared(state): Shared<Arc<State>>) -> Json<Value> {
@@ -216,11 +244,16 @@ async fn stream(
     Shared(state): Shared<Arc<State>>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let updates = state.updates.subscribe();
-    let first = state.overview.lock().clone().map(Update::Overview);
+    let first = state
+        .overview
+        .lock()
+        .clone()
+        .map(|(_, kept)| Update::Overview(kept));
     let stopped = state.stopped.clone();
+    let page = Page::open(state);
     let events = futures::stream::unfold(
-        (first, updates, stopped),
-        |(mut first, mut updates, mut stopped)| async move {
+        (first, updates, stopped, page),
+        |(mut first, mut updates, mut stopped, page)| async move {
             let update = match first.take() {
                 Some(update) => update,
                 None => loop {
@@ -243,15 +276,36 @@ async fn stream(
                     .event("supervision")
                     .data(value.to_string()),
             };
-            Some((Ok(event), (None, updates, stopped)))
+            Some((Ok(event), (None, updates, stopped, page)))
         },
     );
     Sse::new(events).keep_alive(KeepAlive::default())
 }
 
+/// A page holding the stream open, counted while it does.
+struct Page(Arc<State>);
+
+impl Page {
+    /// Counts a page in and wakes the sampler (its first tick is at once).
+    fn open(state: Arc<State>) -> Self {
+        state.pages.fetch_add(1, Ordering::AcqRel);
+        state.page_opened.notify_one();
+        Self(state)
+    }
+}
+
+impl Drop for Page {
+    fn drop(&mut self) {
+        self.0.pages.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 async fn metrics(Shared(state): Shared<Arc<State>>) -> Response {
     let text = match &state.prometheus {
-        Some(prometheus) => prometheus.render(),
+        Some(prometheus) => {
+            prometheus.run_upkeep();
+            prometheus.render()
+        }
         None => super::exposition::render(&state.system),
     };
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()

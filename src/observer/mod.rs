@@ -7,8 +7,9 @@
 //! serving one page (embedded: no CDN, works offline), a JSON API, a stream
 //! of changes (Server-Sent Events) and the Prometheus exposition at
 //! `/metrics`. It reads what the runtime counts anyway — a sampler reads the
-//! counters once a second — so with no page open it costs nothing on the
-//! message path.
+//! counters once a second while a page is open, and not at all otherwise —
+//! so with no page open it costs nothing on the message path, and nothing
+//! of it is scheduled.
 //!
 //! **Security.** Actions change a running system, so: the server binds to
 //! `127.0.0.1` unless told otherwise; every action needs the token made at

@@ -1,28 +1,38 @@
-//! The observer's sampler: once a second it reads the runtime's counters
-//! (messages handled, restarts, dead letters by reason), the health
-//! verdict, and keeps two minutes of rates; it also keeps the last
-//! supervision events. Each sample and each event goes out to open pages.
+//! The observer's sampler: it reads the runtime's counters (messages
+//! handled, restarts, dead letters by reason) and the health verdict, and
+//! keeps two minutes of one-second rates; it also keeps the last
+//! supervision events and sends each one to open pages.
+//!
+//! It ticks only while a page holds the stream open: with none, nothing of
+//! the observer is scheduled — no timer, no task woken — and
+//! `/api/overview` samples on demand when its last sample is a second old.
+//! That is what keeps an observer nobody looks at off the runtime's books.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
+use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use super::api::{State, Update};
 use crate::mailbox::DeadLetterReason;
 use crate::supervisor::SupervisionEvents;
-use crate::system::{ActorSystemHealth, HealthThresholds, HealthVerdict};
+use crate::system::{ActorSystem, ActorSystemHealth, HealthThresholds, HealthVerdict};
 
 /// One-second samples kept: two minutes.
 const HISTORY: usize = 120;
 
-/// One second's rates.
+/// How often open pages get an overview, and how old a sample
+/// `/api/overview` answers with at most.
+pub(super) const PERIOD: Duration = Duration::from_secs(1);
+
+/// One reading's rates.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Sample {
-    pub(super) t_ms: u64,
-    pub(super) handled_per_sec: f64,
-    pub(super) restarts_per_sec: f64,
+struct Sample {
+    t_ms: u64,
+    handled_per_sec: f64,
+    restarts_per_sec: f64,
 }
 
 /// The counters a sample is the difference of.
@@ -34,8 +44,7 @@ struct Counters {
 }
 
 impl Counters {
-    fn read(state: &State) -> Self {
-        let system = &state.system;
+    fn read(system: &ActorSystem) -> Self {
         let letters = system.dead_letters();
         Self {
             handled: system.metrics().snapshot().messages_handled,
@@ -45,44 +54,79 @@ impl Counters {
     }
 }
 
-/// Samples once a second and forwards supervision events, until aborted.
+/// What sampling remembers between readings: the previous counters and
+/// the history of rates.
+pub(super) struct Sampler {
+    health: ActorSystemHealth,
+    last: Counters,
+    last_at: Instant,
+    history: VecDeque<Sample>,
+}
+
+impl Sampler {
+    pub(super) fn new(system: &ActorSystem) -> Self {
+        Self {
+            health: ActorSystemHealth::new(system.clone(), HealthThresholds::default()),
+            last: Counters::read(system),
+            last_at: Instant::now(),
+            history: VecDeque::with_capacity(HISTORY),
+        }
+    }
+
+    /// Reads the counters now (rates are since the previous reading) and
+    /// returns the overview the API and the stream send.
+    pub(super) async fn sample(&mut self, state: &State) -> Value {
+        let system = &state.system;
+        let now = Counters::read(system);
+        let elapsed = self.last_at.elapsed().as_secs_f64().max(1e-3);
+        self.last_at = Instant::now();
+        let rate = |now: u64, then: u64| now.saturating_sub(then) as f64 / elapsed;
+        if self.history.len() == HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(Sample {
+            t_ms: system.uptime().as_millis() as u64,
+            handled_per_sec: rate(now.handled, self.last.handled),
+            restarts_per_sec: rate(now.restarts, self.last.restarts),
+        });
+        let letters_per_sec: Vec<f64> = now
+            .dead_letters
+            .iter()
+            .zip(self.last.dead_letters)
+            .map(|(now, then)| rate(*now, then))
+            .collect();
+        self.last = now;
+        let checked = self.health.health_check().await;
+        overview(
+            state,
+            &now,
+            &letters_per_sec,
+            &self.history,
+            checked.verdict,
+            &checked.reasons,
+        )
+    }
+}
+
+/// Forwards supervision events to open pages, and sends them an overview
+/// every [`PERIOD`] while at least one is open; until aborted.
 pub(super) async fn run(state: Arc<State>, mut events: SupervisionEvents) {
-    let health = ActorSystemHealth::new(state.system.clone(), HealthThresholds::default());
-    let mut ticks = tokio::time::interval(Duration::from_secs(1));
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut last = Counters::read(&state);
-    let mut last_at = Instant::now();
-    let mut history: VecDeque<Sample> = VecDeque::with_capacity(HISTORY);
+    let mut ticks: Option<Interval> = None;
     loop {
+        if !state.is_watched() {
+            // No page: drop the timer, wait to be woken by one.
+            ticks = None;
+        } else if ticks.is_none() {
+            let mut every = tokio::time::interval(PERIOD);
+            every.set_missed_tick_behavior(MissedTickBehavior::Skip);
+            ticks = Some(every);
+        }
         tokio::select! {
-            _ = ticks.tick() => {
-                let now = Counters::read(&state);
-                let elapsed = last_at.elapsed().as_secs_f64().max(1e-3);
-                last_at = Instant::now();
-                let rate = |now: u64, then: u64| now.saturating_sub(then) as f64 / elapsed;
-                let sample = Sample {
-                    t_ms: state.system.uptime().as_millis() as u64,
-                    handled_per_sec: rate(now.handled, last.handled),
-                    restarts_per_sec: rate(now.restarts, last.restarts),
-                };
-                if history.len() == HISTORY {
-                    history.pop_front();
-                }
-                history.push_back(sample);
-                let letters_per_sec: Vec<f64> = now
-                    .dead_letters
-                    .iter()
-                    .zip(last.dead_letters)
-                    .map(|(now, then)| rate(*now, then))
-                    .collect();
-                let checked = health.health_check().await;
-                let overview = overview(&state, &now, &letters_per_sec, &history, checked.verdict, &checked.reasons);
-                last = now;
-                if let Some(prometheus) = &state.prometheus {
-                    prometheus.run_upkeep();
-                }
-                state.publish(Update::Overview(Arc::new(overview)));
+            Some(_) = tick(&mut ticks) => {
+                let overview = state.sample().await;
+                state.publish(Update::Overview(overview));
             }
+            () = state.page_opened(), if ticks.is_none() => {}
             event = events.recv() => match event {
                 Some(event) => {
                     let record = state.record_event(&event);
@@ -92,6 +136,17 @@ pub(super) async fn run(state: Arc<State>, mut events: SupervisionEvents) {
                 None => return,
             },
         }
+    }
+}
+
+/// The next tick, when there is a timer.
+async fn tick(ticks: &mut Option<Interval>) -> Option<()> {
+    match ticks {
+        Some(ticks) => {
+            ticks.tick().await;
+            Some(())
+        }
+        None => None,
     }
 }
 
