@@ -39,6 +39,9 @@ impl ActorRegistry {
             ActorAddress::Pool { pool, strategy } => {
                 Ok(self.pool::<M>(pool)?.route_with(strategy, message)?)
             }
+            ActorAddress::Entity { kind, key } => {
+                self.lookup(&ActorAddress::entity_name(kind, key))
+            }
         }
     }
 }

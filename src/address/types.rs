@@ -35,6 +35,17 @@ pub enum ActorAddress {
         /// How a member is chosen.
         strategy: PoolStrategy,
     },
+    /// A sharded entity: the one live instance of `kind` for `key` in a
+    /// cluster, activated on its first message (see the NATS broker's
+    /// sharding, feature `nats`). Locally it resolves to the entity's
+    /// instance on this node, registered under
+    /// [`entity_name`](ActorAddress::entity_name).
+    Entity {
+        /// The entity kind, as registered on the hosting nodes.
+        kind: String,
+        /// The entity's key within its kind (e.g. a customer id).
+        key: String,
+    },
 }
 
 /// How a pool picks the member that receives a message.
@@ -62,6 +73,26 @@ impl ActorAddress {
     /// copied.
     pub fn named(name: impl Into<Cow<'static, str>>) -> Self {
         ActorAddress::Named(name.into())
+    }
+
+    /// Shorthand for [`ActorAddress::Entity`].
+    ///
+    /// ```
+    /// use airssys_rt::address::ActorAddress;
+    /// let account = ActorAddress::entity("account", "42");
+    /// assert_eq!(account.to_string(), "entity:account/42");
+    /// ```
+    pub fn entity(kind: impl Into<String>, key: impl Into<String>) -> Self {
+        ActorAddress::Entity {
+            kind: kind.into(),
+            key: key.into(),
+        }
+    }
+
+    /// The name an entity's instance is registered under on the node
+    /// hosting it: `entity:<kind>/<key>`.
+    pub fn entity_name(kind: &str, key: &str) -> String {
+        format!("entity:{kind}/{key}")
     }
 
     /// The actor id, for an [`ActorAddress::Id`].
@@ -102,6 +133,7 @@ impl fmt::Display for ActorAddress {
                 key: Some(key),
             } => write!(f, "service:{service}/{key}"),
             ActorAddress::Pool { pool, strategy } => write!(f, "pool:{pool}/{strategy}"),
+            ActorAddress::Entity { kind, key } => write!(f, "entity:{kind}/{key}"),
         }
     }
 }

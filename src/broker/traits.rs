@@ -120,6 +120,28 @@ pub enum RemoteFailure {
     /// The transport refused or failed (a permission, an I/O error).
     #[error("transport error: {0}")]
     Transport(String),
+    /// No node hosts this entity kind: register it on the hosting nodes
+    /// (or the kind is misspelt).
+    #[error("no node hosts entities of kind '{kind}'; register the kind on the hosting nodes")]
+    UnknownKind {
+        /// The kind asked for.
+        kind: String,
+    },
+    /// An entity key the cluster cannot place.
+    #[error("bad entity key: {0}")]
+    BadEntityKey(String),
+    /// No node held the entity's shard within the send's time: it is moving,
+    /// or its node died and its lease has not expired yet. Retry after the
+    /// lease TTL; a durable send waits in JetStream instead.
+    #[error(
+        "shard {shard} of '{kind}' has no live owner now (moving, or its node died and the lease has not expired); retry after the lease TTL, or send durably"
+    )]
+    ShardUnavailable {
+        /// The entity kind.
+        kind: String,
+        /// The shard of the key.
+        shard: u32,
+    },
 }
 
 /// A broker operation that failed.

@@ -89,6 +89,8 @@ pub(super) struct Inner<M: Message, R> {
     bridged: Mutex<HashSet<String>>,
     pub(super) tasks: Mutex<Vec<AbortHandle>>,
     pub(super) durable: super::durable::Durable,
+    /// This node's sharding, once started.
+    pub(super) sharding: std::sync::OnceLock<Arc<super::sharding::Host<M>>>,
 }
 
 impl<M: Message, R> Drop for Inner<M, R> {
@@ -185,6 +187,8 @@ fn failure_of<M: Message>(answer: Answer, version: u32) -> DeliveryFailure {
         }
         .into(),
         Answer::Malformed(reason) => RemoteFailure::Malformed(reason).into(),
+        Answer::UnknownKind { kind, .. } => RemoteFailure::UnknownKind { kind }.into(),
+        Answer::Moved { kind, shard } => RemoteFailure::ShardUnavailable { kind, shard }.into(),
         Answer::Delivered | Answer::Replied | Answer::Located(_) => {
             RemoteFailure::Malformed(format!("unexpected answer {answer:?}")).into()
         }
@@ -234,6 +238,7 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
             exports: Mutex::default(),
             bridged: Mutex::default(),
             tasks: Mutex::default(),
+            sharding: std::sync::OnceLock::new(),
         });
         let broker = Self { inner };
         broker.start(serve::answer_loop(broker.inner.client.clone(), answers));
@@ -349,7 +354,7 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
         self.unexport(self.inner.subjects.pool(pool)).await
     }
 
-    async fn export(&self, subject: String) -> Result<(), NatsError> {
+    pub(super) async fn export(&self, subject: String) -> Result<(), NatsError> {
         if self.inner.exports.lock().contains_key(&subject) {
             return Ok(());
         }
@@ -370,7 +375,7 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
         Ok(())
     }
 
-    async fn unexport(&self, subject: String) -> Result<(), NatsError> {
+    pub(super) async fn unexport(&self, subject: String) -> Result<(), NatsError> {
         let Some(stop) = self.inner.exports.lock().remove(&subject) else {
             return Ok(());
         };
@@ -580,6 +585,9 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
     }
 
     async fn send_boxed(&self, envelope: Envelope<M>) -> Result<(), BrokerError<M>> {
+        if let ActorAddress::Entity { .. } = envelope.recipient {
+            return self.send_to_entity(envelope).await;
+        }
         let (subject, fallback) = match self.route(&envelope.recipient) {
             Route::Here => return self.inner.local.send(*envelope).await,
             Route::There { subject, fallback } => (subject, fallback),
@@ -607,6 +615,9 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
         envelope: Envelope<M>,
         timeout: Duration,
     ) -> Result<R, BrokerError<M>> {
+        if let ActorAddress::Entity { .. } = envelope.recipient {
+            return self.ask_entity(envelope, timeout).await;
+        }
         let (subject, fallback) = match self.route(&envelope.recipient) {
             Route::Here => return self.inner.local.request(*envelope, timeout).await,
             Route::There { subject, fallback } => (subject, fallback),
@@ -631,6 +642,129 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
                 metrics::timed_out();
                 Err(BrokerError::Timeout { request, timeout })
             }
+        }
+    }
+
+    /// Where the entity `key` of `kind` is served: `None` here (its
+    /// instance running), else the subject of the node holding its shard.
+    fn entity_route(&self, kind: &str, key: &str) -> Result<Option<String>, RemoteFailure> {
+        let host = self.sharding_host()?;
+        let shard = host.shard_of(key);
+        if !host.holds(kind, shard) {
+            super::sharding::check_key(key).map_err(RemoteFailure::BadEntityKey)?;
+            return Ok(Some(self.inner.subjects.shard(kind, shard)));
+        }
+        match host.activate(kind, key) {
+            Ok(_) => Ok(None),
+            Err(refusal) => Err(refusal.into_failure(kind)),
+        }
+    }
+
+    /// Sends to an entity, asking again while its shard moves, until the
+    /// send's time (`ack_timeout`) runs out.
+    async fn send_to_entity(&self, mut envelope: Envelope<M>) -> Result<(), BrokerError<M>> {
+        let (kind, key) = entity_of(&envelope.recipient);
+        let timeout = self.inner.config.ack_timeout;
+        let mut patience = Patience::new(timeout);
+        loop {
+            let failure = match self.entity_route(&kind, &key) {
+                Ok(None) => return self.inner.local.send(*envelope).await,
+                Ok(Some(subject)) => {
+                    let left = patience.left();
+                    match self.call(subject, Kind::Tell, envelope, left).await {
+                        Ok(_) => {
+                            metrics::delivered();
+                            return Ok(());
+                        }
+                        Err((back, Failure::Refused(DeliveryFailure::Remote(failure))))
+                            if moving(&failure) =>
+                        {
+                            envelope = back;
+                            failure
+                        }
+                        Err((back, Failure::Refused(cause))) => {
+                            return Err(undelivered(back, cause));
+                        }
+                        Err((back, Failure::TimedOut)) => {
+                            return Err(undelivered(back, RemoteFailure::Unconfirmed(left).into()));
+                        }
+                    }
+                }
+                Err(failure) if moving(&failure) => failure,
+                Err(failure) => return Err(undelivered(envelope, failure.into())),
+            };
+            if !patience.wait().await {
+                return Err(undelivered(
+                    envelope,
+                    self.unavailable(&kind, &key, failure),
+                ));
+            }
+        }
+    }
+
+    /// Asks an entity, asking again while its shard moves, until `timeout`
+    /// (counted from the envelope's creation) runs out.
+    async fn ask_entity(
+        &self,
+        mut envelope: Envelope<M>,
+        timeout: Duration,
+    ) -> Result<R, BrokerError<M>> {
+        let (kind, key) = entity_of(&envelope.recipient);
+        let request = envelope.id;
+        let mut patience = Patience::new(timeout.saturating_sub(envelope.created.elapsed()));
+        loop {
+            let failure = match self.entity_route(&kind, &key) {
+                Ok(None) => return self.inner.local.request(*envelope, timeout).await,
+                Ok(Some(subject)) => {
+                    match self
+                        .call(subject, Kind::Ask, envelope, patience.left())
+                        .await
+                    {
+                        Ok((back, reply)) => {
+                            return match wire::value::<R>(&reply) {
+                                Ok(reply) => {
+                                    metrics::delivered();
+                                    Ok(reply)
+                                }
+                                Err(e) => Err(undelivered(back, e.into())),
+                            };
+                        }
+                        Err((back, Failure::Refused(DeliveryFailure::Remote(failure))))
+                            if moving(&failure) =>
+                        {
+                            envelope = back;
+                            failure
+                        }
+                        Err((back, Failure::Refused(cause))) => {
+                            return Err(undelivered(back, cause));
+                        }
+                        Err((_, Failure::TimedOut)) => {
+                            metrics::timed_out();
+                            return Err(BrokerError::Timeout { request, timeout });
+                        }
+                    }
+                }
+                Err(failure) if moving(&failure) => failure,
+                Err(failure) => return Err(undelivered(envelope, failure.into())),
+            };
+            if !patience.wait().await {
+                return Err(undelivered(
+                    envelope,
+                    self.unavailable(&kind, &key, failure),
+                ));
+            }
+        }
+    }
+
+    /// The failure to report when an entity's shard stayed unserved.
+    fn unavailable(&self, kind: &str, key: &str, last: RemoteFailure) -> DeliveryFailure {
+        match self.inner.sharding.get() {
+            Some(host) => RemoteFailure::ShardUnavailable {
+                kind: kind.to_owned(),
+                shard: host.shard_of(key),
+            }
+            .into(),
+            None => last.into(),
         }
     }
 
@@ -694,6 +828,51 @@ impl<M: WireMessage + Clone, R: WireReply> NatsMessageBroker<M, R> {
             }
         });
         Ok(local)
+    }
+}
+
+/// An entity address's kind and key.
+fn entity_of(address: &ActorAddress) -> (String, String) {
+    match address {
+        ActorAddress::Entity { kind, key } => (kind.clone(), key.clone()),
+        _ => (String::new(), String::new()),
+    }
+}
+
+/// Whether `failure` means the entity's shard is between owners (ask again).
+fn moving(failure: &RemoteFailure) -> bool {
+    matches!(
+        failure,
+        RemoteFailure::NoResponders | RemoteFailure::ShardUnavailable { .. }
+    )
+}
+
+/// The time left to reach an entity, and the growing pause between tries.
+struct Patience {
+    deadline: Instant,
+    pause: Duration,
+}
+
+impl Patience {
+    fn new(timeout: Duration) -> Self {
+        Self {
+            deadline: Instant::now() + timeout,
+            pause: Duration::from_millis(2),
+        }
+    }
+
+    fn left(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// Pauses before the next try; `false` if no time is left for one.
+    async fn wait(&mut self) -> bool {
+        if Instant::now() + self.pause >= self.deadline {
+            return false;
+        }
+        tokio::time::sleep(self.pause).await;
+        self.pause = (self.pause * 2).min(Duration::from_millis(100));
+        true
     }
 }
 

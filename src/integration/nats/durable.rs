@@ -28,9 +28,9 @@ const REMEMBERED: usize = 65_536;
 /// How long the server drops a repeated publish of the same id.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// How long a taken message may go unacknowledged before redelivery.
-const ACK_WAIT: Duration = Duration::from_secs(10);
+pub(super) const ACK_WAIT: Duration = Duration::from_secs(10);
 /// Wait before taking again a message the actor could not take.
-const RETRY_DELAY: Duration = Duration::from_millis(100);
+pub(super) const RETRY_DELAY: Duration = Duration::from_millis(100);
 /// Wait before offering again a message of a version not taken here.
 const LATER: Duration = Duration::from_secs(5);
 
@@ -78,7 +78,7 @@ fn jetstream_error(e: impl std::fmt::Display) -> NatsError {
 
 impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
     /// The JetStream context, with the system's stream made on first use.
-    async fn jetstream(&self) -> Result<&jetstream::Context, NatsError> {
+    pub(super) async fn jetstream(&self) -> Result<&jetstream::Context, NatsError> {
         let inner = &self.inner;
         inner
             .durable
@@ -103,8 +103,8 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
             .await
     }
 
-    /// Sends `envelope` to the actor named by its (named) address, at least
-    /// once: `Ok` means the server stored it, and it reaches the actor even
+    /// Sends `envelope` to the actor named by its address (a name, or a
+    /// sharded entity), at least once: `Ok` means the server stored it, and it reaches the actor even
     /// if the receiving node or the server restarts in between. Sending the
     /// same envelope again (after an error) does not deliver it twice. The
     /// receiving node must [`export_durable`](Self::export_durable) the
@@ -112,11 +112,17 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
     pub async fn send_durable(&self, envelope: MessageEnvelope<M>) -> Result<(), BrokerError<M>> {
         let envelope = Box::new(envelope);
         let refused = |envelope, failure: RemoteFailure| undelivered(envelope, failure.into());
-        let ActorAddress::Named(name) = &envelope.recipient else {
-            let reason = "durable sends go to named actors".to_owned();
-            return Err(refused(envelope, RemoteFailure::Transport(reason)));
+        let subject = match &envelope.recipient {
+            ActorAddress::Named(name) => self.inner.subjects.durable(name),
+            ActorAddress::Entity { kind, key } => match self.entity_durable_subject(kind, key) {
+                Ok(subject) => subject,
+                Err(failure) => return Err(refused(envelope, failure)),
+            },
+            _ => {
+                let reason = "durable sends go to named actors and entities".to_owned();
+                return Err(refused(envelope, RemoteFailure::Transport(reason)));
+            }
         };
-        let subject = self.inner.subjects.durable(name);
         let head = Head {
             kind: Kind::Tell,
             message_type: M::MESSAGE_TYPE,
@@ -229,6 +235,50 @@ async fn take_loop<M: WireMessage, R: WireReply>(
     }
 }
 
+/// A durable message's envelope and the key that names it across nodes
+/// and restarts; or how to settle a message that is not for this node.
+pub(super) fn open<M: WireMessage>(
+    payload: &[u8],
+    accepted: &std::ops::RangeInclusive<u32>,
+) -> Result<(String, Box<MessageEnvelope<M>>), AckKind> {
+    let (head, rest) = match wire::head(payload) {
+        Ok(read) => read,
+        Err(e) => {
+            tracing::warn!(error = %e, "durable message undecodable: dropped for good");
+            return Err(AckKind::Term);
+        }
+    };
+    match head.taken_as::<M>(accepted) {
+        Ok(()) => {}
+        Err(Mismatch::Type) => {
+            tracing::warn!(
+                message_type = head.message_type,
+                "durable message of another type: dropped for good"
+            );
+            return Err(AckKind::Term);
+        }
+        Err(Mismatch::Version) => {
+            // Kept for a node that takes this version (an upgrade in
+            // progress): offered again later, never dropped.
+            tracing::warn!(
+                version = head.version,
+                "durable message of a version not taken here: left for later"
+            );
+            return Err(AckKind::Nak(Some(LATER)));
+        }
+    }
+    match wire::envelope::<M>(rest) {
+        Ok(envelope) => Ok((
+            message_key(head.node, head.incarnation, envelope.id.as_u64()),
+            Box::new(envelope),
+        )),
+        Err(e) => {
+            tracing::warn!(error = %e, "durable message undecodable: dropped for good");
+            Err(AckKind::Term)
+        }
+    }
+}
+
 impl<M: WireMessage, R: WireReply> Inner<M, R> {
     /// Hands one durable message to its actor; acknowledges it once the
     /// actor's mailbox has it (or it was delivered before).
@@ -240,44 +290,14 @@ impl<M: WireMessage, R: WireReply> Inner<M, R> {
                 tracing::debug!(error = %e, "durable acknowledgement lost");
             }
         };
-        let (head, rest) = match wire::head(&message.payload) {
-            Ok(read) => read,
-            Err(e) => {
-                tracing::warn!(error = %e, "durable message undecodable: dropped for good");
-                return settle(AckKind::Term).await;
-            }
+        let (key, envelope) = match open::<M>(&message.payload, &self.config.accepted_versions) {
+            Ok(opened) => opened,
+            Err(settled) => return settle(settled).await,
         };
-        match head.taken_as::<M>(&self.config.accepted_versions) {
-            Ok(()) => {}
-            Err(Mismatch::Type) => {
-                tracing::warn!(
-                    message_type = head.message_type,
-                    "durable message of another type: dropped for good"
-                );
-                return settle(AckKind::Term).await;
-            }
-            Err(Mismatch::Version) => {
-                // Kept for a node that takes this version (an upgrade in
-                // progress): offered again later, never dropped.
-                tracing::warn!(
-                    version = head.version,
-                    "durable message of a version not taken here: left for later"
-                );
-                return settle(AckKind::Nak(Some(LATER))).await;
-            }
-        }
-        let envelope = match wire::envelope::<M>(rest) {
-            Ok(envelope) => envelope,
-            Err(e) => {
-                tracing::warn!(error = %e, "durable message undecodable: dropped for good");
-                return settle(AckKind::Term).await;
-            }
-        };
-        let key = message_key(head.node, head.incarnation, envelope.id.as_u64());
         if self.durable.seen.lock().contains(&key) {
             return settle(AckKind::Ack).await;
         }
-        match self.local.send(envelope).await {
+        match self.local.send(*envelope).await {
             Ok(()) => {
                 self.durable.seen.lock().insert(key);
                 settle(AckKind::Ack).await;

@@ -48,6 +48,7 @@ mod durable;
 mod link;
 mod liveness;
 mod serve;
+mod sharding;
 mod subject;
 mod wire;
 
@@ -55,6 +56,7 @@ pub use broker::{NatsMessageBroker, WireMessage, WireReply};
 pub use config::{NatsAuth, NatsConfig, NatsTls, ReconnectPolicy};
 pub use link::LinkState;
 pub use liveness::{NodeDown, NodeMonitor};
+pub use sharding::{Entity, ShardingConfig, ShardingError, ShardingStats};
 
 use crate::broker::RemoteFailure;
 

@@ -106,6 +106,18 @@ impl<M: WireMessage, R: WireReply> Inner<M, R> {
                 )));
             }
         };
+        if let ActorAddress::Entity { kind, key } = &envelope.recipient {
+            // The instance runs before the registry is asked for it.
+            let Some(host) = self.sharding.get() else {
+                return Some(Answer::UnknownKind {
+                    node: node.clone(),
+                    kind: kind.clone(),
+                });
+            };
+            if let Err(refusal) = host.activate(kind, key) {
+                return Some(refusal.into_answer(kind, node));
+            }
+        }
         match (head.kind, answer_to) {
             (Kind::Tell, _) => Some(match self.local.send(envelope).await {
                 Ok(()) => Answer::Delivered,

@@ -76,11 +76,28 @@ impl Subjects {
         format!("AIRSSYS_{}", self.namespace.replace('.', "_"))
     }
 
+    /// Where the node holding `shard` of `kind` takes its messages.
+    pub(crate) fn shard(&self, kind: &str, shard: u32) -> String {
+        format!("{}.shard.{}.{shard}", self.namespace, token(kind))
+    }
+
+    /// Where durable messages to `shard` of `kind` are stored (two tokens
+    /// after `durable`, so no name's subject is one of them).
+    pub(crate) fn shard_durable(&self, kind: &str, shard: u32) -> String {
+        format!("{}.durable.{}.{shard}", self.namespace, token(kind))
+    }
+
+    /// The JetStream key-value bucket of `purpose` (`leases`, `state`).
+    pub(crate) fn bucket(&self, purpose: &str) -> String {
+        format!("{}_{purpose}", self.stream())
+    }
+
     /// Where `address` is served over NATS; `None` for an actor id, which
-    /// names an actor of one node only.
+    /// names an actor of one node only, and for an entity, whose subject
+    /// depends on its shard ([`shard`](Self::shard)).
     pub(crate) fn of(&self, address: &ActorAddress) -> Option<String> {
         match address {
-            ActorAddress::Id(_) => None,
+            ActorAddress::Id(_) | ActorAddress::Entity { .. } => None,
             ActorAddress::Named(name) => Some(self.name(name)),
             ActorAddress::Service { service, .. } => Some(self.service(service)),
             ActorAddress::Pool { pool, .. } => Some(self.pool(pool)),

@@ -92,6 +92,10 @@ pub(crate) enum Answer {
     UnknownVersion { node: String, accepted: String },
     /// It could not be decoded there.
     Malformed(String),
+    /// The node does not hold the entity's shard (any more): ask again.
+    Moved { kind: String, shard: u32 },
+    /// `node` hosts no entities of `kind`.
+    UnknownKind { node: String, kind: String },
 }
 
 fn malformed(e: postcard::Error) -> RemoteFailure {

@@ -1,0 +1,368 @@
+//! The placement rounds each hosting node runs, every sixth of the lease
+//! TTL: renew the leases held, fence the shards whose lease could not be
+//! renewed in time, take the shards this node should own that nobody
+//! holds, and hand off (a bounded number per round) the shards another
+//! live node should own; passivate idle entities.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use async_nats::jetstream::{AckKind, consumer, kv};
+use futures::StreamExt;
+use tokio::time::Instant;
+
+use super::host::{Held, Host, Refusal};
+use super::lease::Leases;
+use super::placement;
+use crate::broker::MessageBroker;
+use crate::integration::nats::broker::{Inner, NatsMessageBroker, WireMessage, WireReply};
+use crate::integration::nats::durable::{self, RETRY_DELAY};
+use crate::message::MessageEnvelope;
+use crate::util::MessageId;
+
+/// The lease bucket's key for `shard` of `kind`.
+pub(crate) fn lease_key(kind: &str, shard: u32) -> String {
+    format!("{kind}.{shard}")
+}
+
+/// The members bucket's key for `node`.
+pub(crate) fn member_key(node: &str) -> String {
+    super::host::snapshot_key("node", node)
+}
+
+/// What a coordinator works with.
+pub(crate) struct Coordinator<M: WireMessage, R: WireReply> {
+    pub(crate) inner: Weak<Inner<M, R>>,
+    pub(crate) host: Arc<Host<M>>,
+    pub(crate) leases: Leases,
+    pub(crate) members: kv::Store,
+}
+
+/// Runs placement rounds until the broker is gone.
+pub(crate) async fn run<M: WireMessage, R: WireReply>(coordinator: Coordinator<M, R>) {
+    let mut rounds = tokio::time::interval(coordinator.host.config.lease_ttl / 6);
+    rounds.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        rounds.tick().await;
+        let Some(inner) = coordinator.inner.upgrade() else {
+            return;
+        };
+        let broker = NatsMessageBroker { inner };
+        coordinator.round(&broker).await;
+        coordinator.host.passivate_idle();
+    }
+}
+
+impl<M: WireMessage, R: WireReply> Coordinator<M, R> {
+    async fn round(&self, broker: &NatsMessageBroker<M, R>) {
+        self.renew(broker).await;
+        let members = self.members(broker).await;
+        let kinds: Vec<String> = self.host.kinds.lock().keys().cloned().collect();
+        let me = self.host.node.as_str();
+        let mut hand_offs = Vec::new();
+        for kind in &kinds {
+            let Some(members) = members.get(kind) else {
+                continue;
+            };
+            let mut wanted = Vec::new();
+            for shard in 0..self.host.config.shards {
+                let owner = placement::owner_of(kind, shard, members);
+                let held = self.host.held.lock().contains_key(&(kind.clone(), shard));
+                match (owner == Some(me), held) {
+                    (true, false) => wanted.push(shard),
+                    (false, true) => hand_offs.push((kind.clone(), shard)),
+                    _ => {}
+                }
+            }
+            let taken = futures::future::join_all(wanted.into_iter().map(|shard| async move {
+                (shard, self.leases.acquire(&lease_key(kind, shard)).await)
+            }))
+            .await;
+            for (shard, acquired) in taken {
+                // `None` or `Err`: held by another node still (it hands
+                // it off soon, or its lease expires), or no answer.
+                if let Ok(Some(lease)) = acquired {
+                    self.take(broker, kind, shard, lease).await;
+                }
+            }
+        }
+        hand_offs.truncate(self.host.config.rebalance_batch);
+        for (kind, shard) in hand_offs {
+            self.drop_shard(broker, &kind, shard, true).await;
+            self.host
+                .counters
+                .hand_offs
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            metrics::counter!("airssys_rt_sharding_hand_offs_total", "kind" => kind.clone())
+                .increment(1);
+        }
+        let held = self.host.stats().shards_held;
+        metrics::gauge!("airssys_rt_sharding_shards_held", "node" => self.host.node.clone())
+            .set(held as f64);
+    }
+
+    /// Renews every lease held; a shard whose lease was lost, or could not
+    /// be renewed before its local deadline, is fenced: its entities stop.
+    async fn renew(&self, broker: &NatsMessageBroker<M, R>) {
+        let held: Vec<((String, u32), super::lease::Lease)> = self
+            .host
+            .held
+            .lock()
+            .iter()
+            .map(|(id, held)| (id.clone(), held.lease.clone()))
+            .collect();
+        let renewed = futures::future::join_all(held.into_iter().map(|(id, mut lease)| async {
+            let renewed = self.leases.renew(&lease_key(&id.0, id.1), &mut lease).await;
+            (id, lease, renewed)
+        }))
+        .await;
+        for ((kind, shard), lease, renewed) in renewed {
+            match renewed {
+                Ok(true) => {
+                    if let Some(held) = self.host.held.lock().get_mut(&(kind.clone(), shard)) {
+                        held.lease = lease;
+                    }
+                }
+                Ok(false) => {
+                    tracing::warn!(target: "airssys_rt::sharding", kind, shard, "lease lost: entities stopped");
+                    self.drop_shard(broker, &kind, shard, false).await;
+                }
+                Err(unsure)
+                    if lease.held_until <= Instant::now() + self.host.config.lease_ttl / 6 =>
+                {
+                    tracing::warn!(target: "airssys_rt::sharding", kind, shard, error = %unsure.0,
+                        "lease not renewed in time: entities stopped before it can expire");
+                    self.drop_shard(broker, &kind, shard, false).await;
+                }
+                // Renewed again next round, still within its deadline.
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// The live nodes hosting each kind (this node too, for its kinds).
+    async fn members(&self, broker: &NatsMessageBroker<M, R>) -> HashMap<String, Vec<String>> {
+        let live: HashSet<String> = broker.live_nodes().into_iter().collect();
+        let mut members: HashMap<String, Vec<String>> = HashMap::new();
+        let mut keys = match self.members.keys().await {
+            Ok(keys) => keys,
+            Err(e) => {
+                tracing::debug!(target: "airssys_rt::sharding", error = %e, "members unreadable this round");
+                return members;
+            }
+        };
+        let mut entries = Vec::new();
+        while let Some(Ok(key)) = keys.next().await {
+            entries.push(key);
+        }
+        for key in entries {
+            let Ok(Some(value)) = self.members.get(key).await else {
+                continue;
+            };
+            let Ok((node, kinds)) = postcard::from_bytes::<(String, Vec<String>)>(&value) else {
+                continue;
+            };
+            if node != self.host.node && !live.contains(&node) {
+                continue;
+            }
+            for kind in kinds {
+                members.entry(kind).or_default().push(node.clone());
+            }
+        }
+        for nodes in members.values_mut() {
+            nodes.sort();
+            nodes.dedup();
+        }
+        members
+    }
+
+    /// Starts serving `shard` of `kind` under `lease`.
+    async fn take(
+        &self,
+        broker: &NatsMessageBroker<M, R>,
+        kind: &str,
+        shard: u32,
+        lease: super::lease::Lease,
+    ) {
+        self.host.held.lock().insert(
+            (kind.to_owned(), shard),
+            Held {
+                lease,
+                consumer: None,
+            },
+        );
+        if let Err(e) = broker
+            .export(broker.inner.subjects.shard(kind, shard))
+            .await
+        {
+            tracing::warn!(target: "airssys_rt::sharding", kind, shard, error = %e, "shard subject not served");
+        }
+        match self.consumer(broker, kind, shard).await {
+            Ok(consumer) => {
+                let task = tokio::spawn(take_loop(
+                    Arc::downgrade(&broker.inner),
+                    self.host.clone(),
+                    kind.to_owned(),
+                    consumer,
+                ));
+                match self.host.held.lock().get_mut(&(kind.to_owned(), shard)) {
+                    Some(held) => held.consumer = Some(task.abort_handle()),
+                    None => task.abort(),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(target: "airssys_rt::sharding", kind, shard, error = %e, "durable messages of the shard not taken")
+            }
+        }
+        self.host
+            .counters
+            .take_overs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(target: "airssys_rt::sharding", node = %self.host.node, kind, shard, "shard taken");
+    }
+
+    /// Stops serving `shard` of `kind`: no new messages, its entities
+    /// stopped (and their snapshots saved); then, when `release`, the lease
+    /// is given up for the next owner.
+    pub(crate) async fn drop_shard(
+        &self,
+        broker: &NatsMessageBroker<M, R>,
+        kind: &str,
+        shard: u32,
+        release: bool,
+    ) {
+        let Some(held) = self.host.held.lock().remove(&(kind.to_owned(), shard)) else {
+            return;
+        };
+        if let Some(consumer) = held.consumer {
+            consumer.abort();
+        }
+        if let Err(e) = broker
+            .unexport(broker.inner.subjects.shard(kind, shard))
+            .await
+        {
+            tracing::debug!(target: "airssys_rt::sharding", kind, shard, error = %e, "unsubscribe failed");
+        }
+        self.host
+            .stop_shard(kind, shard, self.host.config.lease_ttl / 12)
+            .await;
+        if release {
+            self.leases
+                .release(&lease_key(kind, shard), &held.lease)
+                .await;
+        }
+        tracing::info!(target: "airssys_rt::sharding", node = %self.host.node, kind, shard, release, "shard given up");
+    }
+
+    /// The durable consumer of `shard` of `kind` (shared by its successive
+    /// owners: what one did not acknowledge, the next gets).
+    async fn consumer(
+        &self,
+        broker: &NatsMessageBroker<M, R>,
+        kind: &str,
+        shard: u32,
+    ) -> Result<consumer::PullConsumer, String> {
+        let context = broker.jetstream().await.map_err(|e| e.to_string())?;
+        let stream = context
+            .get_stream(broker.inner.subjects.stream())
+            .await
+            .map_err(|e| e.to_string())?;
+        let name = format!("shard_{kind}_{shard}");
+        stream
+            .get_or_create_consumer(
+                &name,
+                consumer::pull::Config {
+                    durable_name: Some(name.clone()),
+                    filter_subject: broker.inner.subjects.shard_durable(kind, shard),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    // Unacknowledged by a node that died, a message comes
+                    // back about when that node's lease expires.
+                    ack_wait: self.host.config.lease_ttl.max(Duration::from_secs(1)),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Hands a shard's durable messages to its entities, each acknowledged
+/// once its entity has handled it.
+async fn take_loop<M: WireMessage, R: WireReply>(
+    inner: Weak<Inner<M, R>>,
+    host: Arc<Host<M>>,
+    kind: String,
+    consumer: consumer::PullConsumer,
+) {
+    loop {
+        match consumer.messages().await {
+            Ok(mut messages) => {
+                while let Some(next) = messages.next().await {
+                    let Some(inner) = inner.upgrade() else { return };
+                    match next {
+                        Ok(message) => take(&inner, &host, &kind, message).await,
+                        Err(e) => {
+                            tracing::debug!(target: "airssys_rt::sharding", error = %e, "shard consumer interrupted");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::debug!(target: "airssys_rt::sharding", error = %e, "shard consumer unavailable")
+            }
+        }
+        if inner.strong_count() == 0 {
+            return;
+        }
+        tokio::time::sleep(RETRY_DELAY).await;
+    }
+}
+
+async fn take<M: WireMessage, R: WireReply>(
+    inner: &Inner<M, R>,
+    host: &Host<M>,
+    kind: &str,
+    message: async_nats::jetstream::Message,
+) {
+    let mut envelope: Box<MessageEnvelope<M>> =
+        match durable::open::<M>(&message.payload, &inner.config.accepted_versions) {
+            Ok((_, envelope)) => envelope,
+            Err(how) => return settle(&message, how).await,
+        };
+    let key = match &envelope.recipient {
+        crate::address::ActorAddress::Entity { kind: of_kind, key } if of_kind == kind => {
+            key.clone()
+        }
+        _ => return settle(&message, AckKind::Term).await,
+    };
+    let acks = match host.activate(kind, &key) {
+        Ok(acks) => acks,
+        Err(Refusal::Moved { .. }) => {
+            return settle(&message, AckKind::Nak(Some(RETRY_DELAY))).await;
+        }
+        Err(Refusal::UnknownKind | Refusal::BadKey(_)) => {
+            return settle(&message, AckKind::Term).await;
+        }
+    };
+    // A fresh id on this node (ids of different senders may clash): the
+    // instance acknowledges by it once it has handled the message.
+    let id = MessageId::next();
+    envelope.id = id;
+    acks.lock().insert(id, message);
+    if let Err(e) = inner.local.send(*envelope).await {
+        tracing::debug!(target: "airssys_rt::sharding", error = %e, "durable message not taken yet");
+        let refused = acks.lock().remove(&id);
+        if let Some(message) = refused {
+            settle(&message, AckKind::Nak(Some(RETRY_DELAY))).await;
+        }
+    }
+}
+
+/// Acknowledges, refuses or drops `message` as `how` says.
+async fn settle(message: &async_nats::jetstream::Message, how: AckKind) {
+    if let Err(e) = message.ack_with(how).await {
+        tracing::debug!(target: "airssys_rt::sharding", error = %e, "durable settlement lost");
+    }
+}
