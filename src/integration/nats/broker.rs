@@ -649,6 +649,11 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
     /// instance running), else the subject of the node holding its shard.
     fn entity_route(&self, kind: &str, key: &str) -> Result<Option<String>, RemoteFailure> {
         let host = self.sharding_host()?;
+        if !host.is_hosted(kind) {
+            return Err(RemoteFailure::UnknownKind {
+                kind: kind.to_owned(),
+            });
+        }
         let shard = host.shard_of(key);
         if !host.holds(kind, shard) {
             super::sharding::check_key(key).map_err(RemoteFailure::BadEntityKey)?;

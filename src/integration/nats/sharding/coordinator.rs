@@ -57,10 +57,15 @@ pub(crate) async fn run<M: WireMessage, R: WireReply>(coordinator: Coordinator<M
 impl<M: WireMessage, R: WireReply> Coordinator<M, R> {
     async fn round(&self, broker: &NatsMessageBroker<M, R>) {
         self.renew(broker).await;
-        let members = self.members(broker).await;
+        // Unreadable this round: nothing is taken or handed off.
+        let Some(members) = self.members(broker).await else {
+            return;
+        };
+        *self.host.hosted.lock() = Some(members.clone());
         let kinds: Vec<String> = self.host.kinds.lock().keys().cloned().collect();
         let me = self.host.node.as_str();
         let mut hand_offs = Vec::new();
+        let mut placed = 0;
         for kind in &kinds {
             let Some(members) = members.get(kind) else {
                 continue;
@@ -68,6 +73,7 @@ impl<M: WireMessage, R: WireReply> Coordinator<M, R> {
             let mut wanted = Vec::new();
             for shard in 0..self.host.config.shards {
                 let owner = placement::owner_of(kind, shard, members);
+                placed += usize::from(owner == Some(me));
                 let held = self.host.held.lock().contains_key(&(kind.clone(), shard));
                 match (owner == Some(me), held) {
                     (true, false) => wanted.push(shard),
@@ -87,6 +93,10 @@ impl<M: WireMessage, R: WireReply> Coordinator<M, R> {
                 }
             }
         }
+        self.host
+            .counters
+            .placed
+            .store(placed as u64, std::sync::atomic::Ordering::Relaxed);
         hand_offs.truncate(self.host.config.rebalance_batch);
         for (kind, shard) in hand_offs {
             self.drop_shard(broker, &kind, shard, true).await;
@@ -142,14 +152,17 @@ impl<M: WireMessage, R: WireReply> Coordinator<M, R> {
     }
 
     /// The live nodes hosting each kind (this node too, for its kinds).
-    async fn members(&self, broker: &NatsMessageBroker<M, R>) -> HashMap<String, Vec<String>> {
+    async fn members(
+        &self,
+        broker: &NatsMessageBroker<M, R>,
+    ) -> Option<HashMap<String, Vec<String>>> {
         let live: HashSet<String> = broker.live_nodes().into_iter().collect();
         let mut members: HashMap<String, Vec<String>> = HashMap::new();
         let mut keys = match self.members.keys().await {
             Ok(keys) => keys,
             Err(e) => {
                 tracing::debug!(target: "airssys_rt::sharding", error = %e, "members unreadable this round");
-                return members;
+                return None;
             }
         };
         let mut entries = Vec::new();
@@ -174,7 +187,7 @@ impl<M: WireMessage, R: WireReply> Coordinator<M, R> {
             nodes.sort();
             nodes.dedup();
         }
-        members
+        Some(members)
     }
 
     /// Starts serving `shard` of `kind` under `lease`.

@@ -65,6 +65,8 @@ pub(crate) struct Counters {
     pub(crate) passivations: AtomicU64,
     pub(crate) hand_offs: AtomicU64,
     pub(crate) take_overs: AtomicU64,
+    /// Shards placement gives this node, as of the last round.
+    pub(crate) placed: AtomicU64,
 }
 
 /// The longest key a cluster places (a KV key and a registry name carry it).
@@ -83,6 +85,9 @@ pub(crate) struct Host<M: Message> {
     pub(crate) held: Mutex<HashMap<(String, u32), Held>>,
     active: Mutex<HashMap<(String, String), Active<M>>>,
     pub(crate) counters: Counters,
+    /// The live nodes hosting each kind, as of the last round (`None`
+    /// before the first).
+    pub(crate) hosted: Mutex<Option<HashMap<String, Vec<String>>>>,
     epoch: Instant,
 }
 
@@ -143,6 +148,7 @@ impl<M: Message> Host<M> {
             held: Mutex::default(),
             active: Mutex::default(),
             counters: Counters::default(),
+            hosted: Mutex::new(None),
             epoch: Instant::now(),
         }
     }
@@ -161,6 +167,17 @@ impl<M: Message> Host<M> {
     /// The shard of `key`.
     pub(crate) fn shard_of(&self, key: &str) -> u32 {
         placement::shard_of(key, self.config.shards)
+    }
+
+    /// Whether some live node hosts `kind` (true until the first round
+    /// has read the members).
+    pub(crate) fn is_hosted(&self, kind: &str) -> bool {
+        self.kinds.lock().contains_key(kind)
+            || self
+                .hosted
+                .lock()
+                .as_ref()
+                .is_none_or(|hosted| hosted.contains_key(kind))
     }
 
     /// Whether this node holds `shard` of `kind` now.
@@ -298,6 +315,7 @@ impl<M: Message> Host<M> {
             passivations: self.counters.passivations.load(Ordering::Relaxed),
             hand_offs: self.counters.hand_offs.load(Ordering::Relaxed),
             take_overs: self.counters.take_overs.load(Ordering::Relaxed),
+            shards_placed: self.counters.placed.load(Ordering::Relaxed) as usize,
         }
     }
 }

@@ -69,7 +69,7 @@ mod placement;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::{kv, stream};
+use async_nats::jetstream::{self, kv, stream};
 
 pub use entity::Entity;
 pub(crate) use host::{Host, Refusal, check_key};
@@ -141,6 +141,9 @@ impl Default for ShardingConfig {
 pub struct ShardingStats {
     /// Shards this node holds now.
     pub shards_held: usize,
+    /// Shards placement gives this node, by the members it saw last round:
+    /// equal to `shards_held` once hand-offs have settled.
+    pub shards_placed: usize,
     /// Instances running here now.
     pub entities_active: usize,
     /// Instances started here.
@@ -176,6 +179,34 @@ pub enum ShardingError {
     JetStream(String),
 }
 
+/// The key-value bucket `bucket` (made if missing) whose entries expire
+/// after `max_age` (zero: never). Made as its stream directly: the client's
+/// `create_key_value` first reads account details that servers before 2.10
+/// answer in a form it does not parse.
+async fn key_value(
+    context: &jetstream::Context,
+    bucket: String,
+    max_age: Duration,
+) -> Result<kv::Store, ShardingError> {
+    let failed = |e: &dyn std::fmt::Display| ShardingError::JetStream(e.to_string());
+    context
+        .get_or_create_stream(stream::Config {
+            name: format!("KV_{bucket}"),
+            subjects: vec![format!("$KV.{bucket}.>")],
+            max_messages_per_subject: 1,
+            max_age,
+            storage: stream::StorageType::File,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            discard: stream::DiscardPolicy::New,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| failed(&e))?;
+    context.get_key_value(bucket).await.map_err(|e| failed(&e))
+}
+
 impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
     /// Makes this node part of the system's sharding: it can address
     /// entities, and host the kinds it [registers](Self::register_entity).
@@ -188,28 +219,14 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
         if self.inner.sharding.get().is_some() {
             return Err(ShardingError::AlreadyStarted);
         }
-        let jetstream = |e: &dyn std::fmt::Display| ShardingError::JetStream(e.to_string());
-        let context = self.jetstream().await.map_err(|e| jetstream(&e))?;
+        let context = self
+            .jetstream()
+            .await
+            .map_err(|e| ShardingError::JetStream(e.to_string()))?;
         let subjects = &self.inner.subjects;
-        let bucket = |purpose: &str, max_age: Duration| kv::Config {
-            bucket: subjects.bucket(purpose),
-            max_age,
-            history: 1,
-            storage: stream::StorageType::File,
-            ..Default::default()
-        };
-        let leases = context
-            .create_key_value(bucket("leases", config.lease_ttl))
-            .await
-            .map_err(|e| jetstream(&e))?;
-        let members = context
-            .create_key_value(bucket("members", Duration::ZERO))
-            .await
-            .map_err(|e| jetstream(&e))?;
-        let state = context
-            .create_key_value(bucket("state", Duration::ZERO))
-            .await
-            .map_err(|e| jetstream(&e))?;
+        let leases = key_value(context, subjects.bucket("leases"), config.lease_ttl).await?;
+        let members = key_value(context, subjects.bucket("members"), Duration::ZERO).await?;
+        let state = key_value(context, subjects.bucket("state"), Duration::ZERO).await?;
         let node = self.inner.config.node.clone();
         let host = Arc::new(Host::new(
             config.clone(),
