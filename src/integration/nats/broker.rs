@@ -673,7 +673,17 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
         let mut patience = Patience::new(timeout);
         loop {
             let failure = match self.entity_route(&kind, &key) {
-                Ok(None) => return self.inner.local.send(*envelope).await,
+                Ok(None) => match self.inner.local.send(*envelope).await {
+                    Err(BrokerError::Undelivered {
+                        cause,
+                        envelope: back,
+                        ..
+                    }) if moving(&cause) => {
+                        envelope = back;
+                        cause
+                    }
+                    sent => return sent,
+                },
                 Ok(Some(subject)) => {
                     let left = patience.left();
                     match self.call(subject, Kind::Tell, envelope, left).await {
@@ -681,11 +691,9 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
                             metrics::delivered();
                             return Ok(());
                         }
-                        Err((back, Failure::Refused(DeliveryFailure::Remote(failure))))
-                            if moving(&failure) =>
-                        {
+                        Err((back, Failure::Refused(cause))) if moving(&cause) => {
                             envelope = back;
-                            failure
+                            cause
                         }
                         Err((back, Failure::Refused(cause))) => {
                             return Err(undelivered(back, cause));
@@ -695,8 +703,13 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
                         }
                     }
                 }
-                Err(failure) if moving(&failure) => failure,
-                Err(failure) => return Err(undelivered(envelope, failure.into())),
+                Err(failure) => {
+                    let cause = DeliveryFailure::Remote(failure);
+                    if !moving(&cause) {
+                        return Err(undelivered(envelope, cause));
+                    }
+                    cause
+                }
             };
             if !patience.wait().await {
                 return Err(undelivered(
@@ -719,7 +732,17 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
         let mut patience = Patience::new(timeout.saturating_sub(envelope.created.elapsed()));
         loop {
             let failure = match self.entity_route(&kind, &key) {
-                Ok(None) => return self.inner.local.request(*envelope, timeout).await,
+                Ok(None) => match self.inner.local.request(*envelope, timeout).await {
+                    Err(BrokerError::Undelivered {
+                        cause,
+                        envelope: back,
+                        ..
+                    }) if moving(&cause) => {
+                        envelope = back;
+                        cause
+                    }
+                    answered => return answered,
+                },
                 Ok(Some(subject)) => {
                     match self
                         .call(subject, Kind::Ask, envelope, patience.left())
@@ -734,11 +757,9 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
                                 Err(e) => Err(undelivered(back, e.into())),
                             };
                         }
-                        Err((back, Failure::Refused(DeliveryFailure::Remote(failure))))
-                            if moving(&failure) =>
-                        {
+                        Err((back, Failure::Refused(cause))) if moving(&cause) => {
                             envelope = back;
-                            failure
+                            cause
                         }
                         Err((back, Failure::Refused(cause))) => {
                             return Err(undelivered(back, cause));
@@ -749,8 +770,13 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
                         }
                     }
                 }
-                Err(failure) if moving(&failure) => failure,
-                Err(failure) => return Err(undelivered(envelope, failure.into())),
+                Err(failure) => {
+                    let cause = DeliveryFailure::Remote(failure);
+                    if !moving(&cause) {
+                        return Err(undelivered(envelope, cause));
+                    }
+                    cause
+                }
             };
             if !patience.wait().await {
                 return Err(undelivered(
@@ -762,14 +788,14 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
     }
 
     /// The failure to report when an entity's shard stayed unserved.
-    fn unavailable(&self, kind: &str, key: &str, last: RemoteFailure) -> DeliveryFailure {
+    fn unavailable(&self, kind: &str, key: &str, last: DeliveryFailure) -> DeliveryFailure {
         match self.inner.sharding.get() {
             Some(host) => RemoteFailure::ShardUnavailable {
                 kind: kind.to_owned(),
                 shard: host.shard_of(key),
             }
             .into(),
-            None => last.into(),
+            None => last,
         }
     }
 
@@ -844,11 +870,15 @@ fn entity_of(address: &ActorAddress) -> (String, String) {
     }
 }
 
-/// Whether `failure` means the entity's shard is between owners (ask again).
-fn moving(failure: &RemoteFailure) -> bool {
+/// Whether `cause` means the entity is between instances or its shard
+/// between owners: ask again.
+fn moving(cause: &DeliveryFailure) -> bool {
     matches!(
-        failure,
-        RemoteFailure::NoResponders | RemoteFailure::ShardUnavailable { .. }
+        cause,
+        DeliveryFailure::Remote(
+            RemoteFailure::NoResponders | RemoteFailure::ShardUnavailable { .. }
+        ) | DeliveryFailure::ActorStopped
+            | DeliveryFailure::Unresolved(_)
     )
 }
 

@@ -98,15 +98,17 @@ impl<M: WireMessage, R: WireReply> Coordinator<M, R> {
             .placed
             .store(placed as u64, std::sync::atomic::Ordering::Relaxed);
         hand_offs.truncate(self.host.config.rebalance_batch);
-        for (kind, shard) in hand_offs {
-            self.drop_shard(broker, &kind, shard, true).await;
+        // All at once: each must be done before its lease could expire.
+        futures::future::join_all(hand_offs.iter().map(|(kind, shard)| async move {
+            self.drop_shard(broker, kind, *shard, true).await;
             self.host
                 .counters
                 .hand_offs
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             metrics::counter!("airssys_rt_sharding_hand_offs_total", "kind" => kind.clone())
                 .increment(1);
-        }
+        }))
+        .await;
         let held = self.host.stats().shards_held;
         metrics::gauge!("airssys_rt_sharding_shards_held", "node" => self.host.node.clone())
             .set(held as f64);
@@ -127,6 +129,7 @@ impl<M: WireMessage, R: WireReply> Coordinator<M, R> {
             (id, lease, renewed)
         }))
         .await;
+        let mut fenced = Vec::new();
         for ((kind, shard), lease, renewed) in renewed {
             match renewed {
                 Ok(true) => {
@@ -136,19 +139,26 @@ impl<M: WireMessage, R: WireReply> Coordinator<M, R> {
                 }
                 Ok(false) => {
                     tracing::warn!(target: "airssys_rt::sharding", kind, shard, "lease lost: entities stopped");
-                    self.drop_shard(broker, &kind, shard, false).await;
+                    fenced.push((kind, shard));
                 }
                 Err(unsure)
                     if lease.held_until <= Instant::now() + self.host.config.lease_ttl / 6 =>
                 {
                     tracing::warn!(target: "airssys_rt::sharding", kind, shard, error = %unsure.0,
                         "lease not renewed in time: entities stopped before it can expire");
-                    self.drop_shard(broker, &kind, shard, false).await;
+                    fenced.push((kind, shard));
                 }
                 // Renewed again next round, still within its deadline.
                 Err(_) => {}
             }
         }
+        // All at once: each must be done before its lease could expire.
+        futures::future::join_all(
+            fenced
+                .iter()
+                .map(|(kind, shard)| self.drop_shard(broker, kind, *shard, false)),
+        )
+        .await;
     }
 
     /// The live nodes hosting each kind (this node too, for its kinds).
@@ -257,9 +267,11 @@ impl<M: WireMessage, R: WireReply> Coordinator<M, R> {
         {
             tracing::debug!(target: "airssys_rt::sharding", kind, shard, error = %e, "unsubscribe failed");
         }
-        self.host
-            .stop_shard(kind, shard, self.host.config.lease_ttl / 12)
-            .await;
+        // Handing off, the lease was renewed this round: a third of the TTL
+        // is left to drain before it could expire. Fenced, no time is left.
+        let ttl = self.host.config.lease_ttl;
+        let drain = if release { ttl / 4 } else { Duration::ZERO };
+        self.host.stop_shard(kind, shard, drain, ttl / 12).await;
         if release {
             self.leases
                 .release(&lease_key(kind, shard), &held.lease)

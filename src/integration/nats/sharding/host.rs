@@ -268,9 +268,17 @@ impl<M: Message> Host<M> {
         });
     }
 
-    /// Stops every instance of `shard` of `kind` and waits until they have
-    /// exited, at most `patience` (then kills those left).
-    pub(crate) async fn stop_shard(&self, kind: &str, shard: u32, patience: Duration) {
+    /// Stops every instance of `shard` of `kind` (no longer held: no new
+    /// messages reach them) once they have handled what their mailboxes
+    /// hold, at most `drain` later; then waits until they have exited, at
+    /// most `patience` (then kills those left).
+    pub(crate) async fn stop_shard(
+        &self,
+        kind: &str,
+        shard: u32,
+        drain: Duration,
+        patience: Duration,
+    ) {
         let stopping: Vec<ActorRef<M>> = {
             let mut active = self.active.lock();
             let mut taken = Vec::new();
@@ -283,6 +291,16 @@ impl<M: Message> Host<M> {
             });
             taken
         };
+        // There is no event for an empty mailbox: look every few ms.
+        let drained = async {
+            while stopping
+                .iter()
+                .any(|actor| actor.is_alive() && actor.mailbox_len() > 0)
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        let _ = tokio::time::timeout(drain, drained).await;
         for actor in &stopping {
             actor.stop();
         }

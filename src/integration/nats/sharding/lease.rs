@@ -62,7 +62,12 @@ impl Leases {
     /// does.
     pub(crate) async fn acquire(&self, key: &str) -> Result<Option<Lease>, Unsure> {
         let sent = Instant::now();
-        match self.store.create(key, self.node.clone()).await {
+        let create = self.store.create(key, self.node.clone());
+        let Ok(created) = tokio::time::timeout(self.ttl / 6, create).await else {
+            // Perhaps created: then nobody renews it and it expires.
+            return Err(Unsure("the server did not answer in time".to_owned()));
+        };
+        match created {
             Ok(revision) => Ok(Some(Lease {
                 revision,
                 held_until: sent + self.held_for(),
@@ -77,11 +82,13 @@ impl Leases {
     /// be held: it is renewed again on the next round, until `held_until`).
     pub(crate) async fn renew(&self, key: &str, lease: &mut Lease) -> Result<bool, Unsure> {
         let sent = Instant::now();
-        match self
-            .store
-            .update(key, self.node.clone(), lease.revision)
-            .await
-        {
+        // A round waits no longer than this for the server: the fence must
+        // not wait on a server that does not answer.
+        let update = self.store.update(key, self.node.clone(), lease.revision);
+        let Ok(updated) = tokio::time::timeout(self.ttl / 6, update).await else {
+            return Err(Unsure("the server did not answer in time".to_owned()));
+        };
+        match updated {
             Ok(revision) => {
                 lease.revision = revision;
                 lease.held_until = sent + self.held_for();
