@@ -71,8 +71,9 @@ impl<M: WireMessage, R: WireReply> Coordinator<M, R> {
                 continue;
             };
             let mut wanted = Vec::new();
-            for shard in 0..self.host.config.shards {
-                let owner = placement::owner_of(kind, shard, members);
+            let owners = placement::assign(kind, self.host.config.shards, members);
+            for (shard, owner) in (0..self.host.config.shards).zip(owners) {
+                let owner = Some(owner);
                 placed += usize::from(owner == Some(me));
                 let held = self.host.held.lock().contains_key(&(kind.clone(), shard));
                 match (owner == Some(me), held) {
