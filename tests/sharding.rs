@@ -1,16 +1,27 @@
-//! Cluster sharding on a real `nats-server` with JetStream: nodes (each an
-//! actor system with its own NATS connection) host entities by kind and
-//! key; the first message activates an entity on the node holding its
-//! shard's lease, one instance per key whichever node sends; idle entities
-//! passivate and come back; a node joining takes shards over and a moved
-//! entity resumes from its snapshot; durable sends are handled after a
-//! hand-off; unknown kinds and bad keys are refused clearly.
+//! Cluster sharding on a real `nats-server` with JetStream.
+//!
+//! In one process, nodes (each an actor system with its own NATS
+//! connection) host entities by kind and key: the first message activates
+//! an entity on the node holding its shard's lease, one instance per key
+//! whichever node sends; idle entities passivate and come back; a node
+//! joining takes shards over and a moved entity resumes from its snapshot;
+//! durable sends are handled after a hand-off; unknown kinds and bad keys
+//! are refused clearly.
+//!
+//! Across processes (the sharding example's `--node`), where a node must
+//! die: SIGKILLs and restarts under traffic from every node never leave two
+//! instances of a key alive at once (each instance logs its lifetime), and
+//! after a SIGKILL every key is served again and every durable hit is
+//! handled.
 #![cfg(feature = "nats")]
 
 #[path = "support/nats_server.rs"]
 mod nats_server;
 
-use std::collections::HashMap;
+#[path = "../examples/sharding/cluster.rs"]
+mod cluster;
+
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -299,4 +310,211 @@ async fn unknown_kinds_and_bad_keys_are_refused_with_the_message() {
         }
         other => panic!("refused, not {other:?}"),
     }
+}
+
+// ---------------------------------------------------------------------------
+// Separate processes
+// ---------------------------------------------------------------------------
+
+/// The sharding example, built by `cargo test --features nats` beside the
+/// test binaries.
+fn sharding_example() -> std::path::PathBuf {
+    let deps = std::env::current_exe().expect("the test binary");
+    let profile = deps
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target/<profile>/deps");
+    profile.join("examples").join("sharding")
+}
+
+/// A fresh directory for node logs.
+fn log_dir(test: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("airssys-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn driver(server: &NatsServer) -> cluster::Broker {
+    let system = ActorSystem::new(SystemConfig::named("driver")).unwrap();
+    let broker: cluster::Broker =
+        NatsMessageBroker::connect(&system, cluster::nats(&server.url(), "driver"))
+            .await
+            .unwrap();
+    broker.start_sharding(cluster::sharding()).await.unwrap();
+    broker
+}
+
+/// Where `key` runs, if it answers within a second.
+async fn place(broker: &cluster::Broker, key: u64) -> Option<cluster::Place> {
+    let ask = MessageEnvelope::new(
+        ActorAddress::entity(cluster::KIND, key.to_string()),
+        cluster::Op::Where,
+    );
+    broker.request(ask, Duration::from_secs(1)).await.ok()
+}
+
+/// Asks `keys` random keys below `below` where they run, 16 at a time.
+async fn hammer(broker: &cluster::Broker, keys: usize, below: u64) {
+    use futures::StreamExt;
+    futures::stream::iter(0..keys)
+        .for_each_concurrent(16, |_| async {
+            place(broker, fastrand::u64(0..below)).await;
+        })
+        .await;
+}
+
+/// Waits until each key below `keys` answers.
+async fn until_all_served(broker: &cluster::Broker, keys: u64) {
+    let served = tokio::time::timeout(PATIENCE, async {
+        for key in 0..keys {
+            while place(broker, key).await.is_none() {}
+        }
+    })
+    .await;
+    assert!(served.is_ok(), "every key served again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kills_and_restarts_under_traffic_never_leave_two_instances_of_a_key_alive() {
+    const KEYS: u64 = 200;
+    let server = NatsServer::with_jetstream();
+    let exe = sharding_example();
+    let logs = log_dir("sharding-at-most-one");
+    let start = |name: &str, run: usize| {
+        let log = logs.join(format!("{name}-{run}.log"));
+        cluster::NodeProcess::start(&exe, &server.url(), name, log, Some(KEYS))
+    };
+    let mut running: Vec<cluster::NodeProcess> =
+        ["n1", "n2", "n3"].iter().map(|n| start(n, 0)).collect();
+    let mut ended: Vec<cluster::NodeProcess> = Vec::new();
+    let broker = driver(&server).await;
+    hammer(&broker, 400, KEYS).await;
+    for round in 1..=3 {
+        // SIGKILL a random node; under traffic, the survivors take its
+        // keys over; it comes back and takes its share back.
+        let mut victim = running.remove(fastrand::usize(0..running.len()));
+        victim.kill();
+        let name = victim.name.clone();
+        ended.push(victim);
+        hammer(&broker, 200, KEYS).await;
+        until_all_served(&broker, KEYS).await;
+        running.push(start(&name, round));
+        hammer(&broker, 200, KEYS).await;
+        until_all_served(&broker, KEYS).await;
+    }
+    let runs: Vec<cluster::NodeProcess> = ended.into_iter().chain(running).collect();
+    let (lifetimes, _) = cluster::read_logs(&runs);
+    let overlaps = cluster::overlaps(&lifetimes);
+    assert!(
+        overlaps.is_empty(),
+        "two instances alive at once: {:?}",
+        &overlaps[..overlaps.len().min(3)]
+    );
+    // Not vacuous: keys lived on several runs (they moved with the kills).
+    let moved = lifetimes
+        .values()
+        .filter(|lives| lives.iter().map(|l| &l.run).collect::<HashSet<_>>().len() > 1)
+        .count();
+    assert!(moved > 0, "no key moved");
+    drop(runs);
+    let _ = std::fs::remove_dir_all(&logs);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_sigkill_every_key_is_served_again_and_every_durable_hit_is_handled() {
+    use futures::StreamExt;
+    const KEYS: u64 = 300;
+    let server = NatsServer::with_jetstream();
+    let exe = sharding_example();
+    let logs = log_dir("sharding-failover");
+    let mut nodes: Vec<cluster::NodeProcess> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|name| {
+            cluster::NodeProcess::start(
+                &exe,
+                &server.url(),
+                name,
+                logs.join(format!("{name}.log")),
+                None,
+            )
+        })
+        .collect();
+    let broker = driver(&server).await;
+    let hits = |first: u64| {
+        let broker = broker.clone();
+        async move {
+            futures::stream::iter(0..KEYS)
+                .for_each_concurrent(32, |key| {
+                    let broker = broker.clone();
+                    async move {
+                        let hit = MessageEnvelope::new(
+                            ActorAddress::entity(cluster::KIND, key.to_string()),
+                            cluster::Op::Hit(first + key),
+                        );
+                        broker.send_durable(hit).await.expect("stored by JetStream");
+                    }
+                })
+                .await;
+        }
+    };
+    hits(0).await;
+    // Every key answers, and where.
+    let mut places = HashMap::new();
+    for key in 0..KEYS {
+        let mut answer = place(&broker, key).await;
+        while answer.is_none() {
+            answer = place(&broker, key).await;
+        }
+        places.insert(key, answer.unwrap().node);
+    }
+    let victim = places[&0].clone();
+    let its_keys: Vec<u64> = places
+        .iter()
+        .filter(|(_, n)| **n == victim)
+        .map(|(k, _)| *k)
+        .collect();
+    nodes.iter_mut().find(|n| n.name == victim).unwrap().kill();
+
+    // Hits sent right after the kill, to every key.
+    hits(KEYS).await;
+    // Every key of the dead node comes back on a survivor.
+    for &key in &its_keys {
+        let served_again = tokio::time::timeout(PATIENCE, async {
+            loop {
+                if let Some(seen) = place(&broker, key).await
+                    && seen.node != victim
+                {
+                    return seen;
+                }
+            }
+        })
+        .await;
+        assert!(served_again.is_ok(), "key {key} not served again");
+    }
+    // Every hit handled: at least once, none lost.
+    let all: HashSet<u64> = (0..2 * KEYS).collect();
+    let handled = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let (_, hits) = cluster::read_logs(&nodes);
+            let unique: HashSet<u64> = hits.into_iter().collect();
+            if unique == all {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let (lifetimes, hits) = cluster::read_logs(&nodes);
+    let unique: HashSet<u64> = hits.iter().copied().collect();
+    assert!(
+        handled.is_ok(),
+        "{} of {} hits handled",
+        unique.len(),
+        all.len()
+    );
+    assert!(unique.is_subset(&all));
+    assert!(cluster::overlaps(&lifetimes).is_empty());
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(&logs);
 }

@@ -13,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use airssys_rt::address::ActorAddress;
 use airssys_rt::broker::MessageBroker;
 use airssys_rt::integration::nats::{Entity, NatsConfig, NatsMessageBroker, ShardingConfig};
 use airssys_rt::prelude::*;
@@ -161,10 +162,13 @@ pub fn nats(server: &str, node: &str) -> NatsConfig {
 
 /// Runs a hosting node until its standard input closes (or it is killed):
 /// joins the cluster, hosts counters logging to `log`, prints `ready`.
+/// With `hammer`, it also keeps asking random keys below it where they
+/// run, four at a time.
 pub async fn run_node(
     server: &str,
     node: &str,
     log: &Path,
+    hammer: Option<u64>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let system = ActorSystem::new(SystemConfig::named(node))?;
     let broker: Broker = NatsMessageBroker::connect(&system, nats(server, node)).await?;
@@ -176,6 +180,19 @@ pub async fn run_node(
             Counter::new(key, replies.clone(), log.clone())
         })
         .await?;
+    if let Some(keys) = hammer {
+        for _ in 0..4 {
+            let broker = broker.clone();
+            tokio::spawn(async move {
+                loop {
+                    let key = fastrand::u64(0..keys.max(1)).to_string();
+                    let ask = MessageEnvelope::new(ActorAddress::entity(KIND, key), Op::Where);
+                    // A key between owners does not answer: ask the next.
+                    let _ = broker.request(ask, Duration::from_secs(1)).await;
+                }
+            });
+        }
+    }
     println!("ready");
     // Serves until the parent closes our standard input.
     tokio::task::spawn_blocking(|| {
@@ -198,11 +215,17 @@ pub struct NodeProcess {
 }
 
 impl NodeProcess {
-    /// Starts node `name` and waits for its `ready`.
-    pub fn start(exe: &Path, server: &str, name: &str, log: PathBuf) -> Self {
-        let mut child = Command::new(exe)
+    /// Starts node `name` and waits for its `ready`; with `hammer`, the
+    /// node asks random keys below it where they run, all along.
+    pub fn start(exe: &Path, server: &str, name: &str, log: PathBuf, hammer: Option<u64>) -> Self {
+        let mut command = Command::new(exe);
+        command
             .args(["--node", name, "--server", server, "--log"])
-            .arg(&log)
+            .arg(&log);
+        if let Some(keys) = hammer {
+            command.args(["--hammer", &keys.to_string()]);
+        }
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()

@@ -10,9 +10,10 @@
 //! cargo run --release --example sharding --features nats
 //! ```
 //!
-//! `--node <name> --server <url> --log <file>` runs one hosting node (the
-//! tests start these too); it prints `ready` and serves until killed or
-//! until its standard input closes.
+//! `--node <name> --server <url> --log <file> [--hammer <keys>]` runs one
+//! hosting node (the tests start these too); it prints `ready` and serves
+//! until killed or until its standard input closes; with `--hammer` it also
+//! keeps asking random keys where they run.
 
 #[path = "../../tests/support/nats_server.rs"]
 mod nats_server;
@@ -44,7 +45,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(node) = argument(&args, "--node") {
         let server = argument(&args, "--server").ok_or("--node needs --server <url>")?;
         let log = argument(&args, "--log").ok_or("--node needs --log <file>")?;
-        return cluster::run_node(&server, &node, log.as_ref()).await;
+        let hammer = argument(&args, "--hammer")
+            .map(|keys| keys.parse())
+            .transpose()?;
+        return cluster::run_node(&server, &node, log.as_ref(), hammer).await;
     }
 
     let server = nats_server::NatsServer::with_jetstream();
@@ -53,7 +57,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let exe = std::env::current_exe()?;
     let mut nodes: Vec<NodeProcess> = ["n1", "n2", "n3"]
         .iter()
-        .map(|name| NodeProcess::start(&exe, &server.url(), name, logs.join(format!("{name}.log"))))
+        .map(|name| {
+            NodeProcess::start(
+                &exe,
+                &server.url(),
+                name,
+                logs.join(format!("{name}.log")),
+                None,
+            )
+        })
         .collect();
     println!(
         "nats-server (JetStream) on {}; nodes n1, n2, n3 up",
