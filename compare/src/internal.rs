@@ -38,8 +38,9 @@ pub enum Internal {
     WasmRestart,
     /// Feature `nats`. Sequential requests to a doubler over one
     /// `nats-server` on loopback: `NatsMessageBroker::request` from one
-    /// node to an actor another node exported, against the bare async-nats
-    /// client's `request` to a subscriber that publishes the answer.
+    /// node to an actor another node exported, and to sharded doubler
+    /// entities the other node hosts, against the bare async-nats client's
+    /// `request` to a subscriber that publishes the answer.
     #[cfg(feature = "nats")]
     NatsRoundTrip,
     /// Feature `nats`. The same two setups with
@@ -99,6 +100,13 @@ pub enum Variant {
     /// `NatsMessageBroker::request`, 32 in flight.
     #[cfg(feature = "nats")]
     NatsBrokerInFlight,
+    /// `NatsMessageBroker::request` to sharded doubler entities (16 keys,
+    /// active after the warm-up) hosted by node a, from node b, sequential.
+    #[cfg(feature = "nats")]
+    ShardedRequest,
+    /// The same, 32 in flight.
+    #[cfg(feature = "nats")]
+    ShardedInFlight,
 }
 
 /// Members of every measured pool.
@@ -170,9 +178,17 @@ impl Internal {
                 Variant::WasmTrapRestart,
             ],
             #[cfg(feature = "nats")]
-            Internal::NatsRoundTrip => &[Variant::RawNatsRequest, Variant::NatsBrokerRequest],
+            Internal::NatsRoundTrip => &[
+                Variant::RawNatsRequest,
+                Variant::NatsBrokerRequest,
+                Variant::ShardedRequest,
+            ],
             #[cfg(feature = "nats")]
-            Internal::NatsThroughput => &[Variant::RawNatsInFlight, Variant::NatsBrokerInFlight],
+            Internal::NatsThroughput => &[
+                Variant::RawNatsInFlight,
+                Variant::NatsBrokerInFlight,
+                Variant::ShardedInFlight,
+            ],
         }
     }
 
@@ -223,6 +239,12 @@ impl Variant {
             Variant::RawNatsInFlight => "async-nats client.request (raw), 32 in flight",
             #[cfg(feature = "nats")]
             Variant::NatsBrokerInFlight => "NatsMessageBroker.request, 32 in flight",
+            #[cfg(feature = "nats")]
+            Variant::ShardedRequest => "NatsMessageBroker.request, node b → sharded entity on a",
+            #[cfg(feature = "nats")]
+            Variant::ShardedInFlight => {
+                "NatsMessageBroker.request to sharded entities, 32 in flight"
+            }
         }
     }
 
@@ -243,9 +265,13 @@ impl Variant {
             | Variant::NativeErrorRestart
             | Variant::WasmTrapRestart => Internal::WasmRestart,
             #[cfg(feature = "nats")]
-            Variant::RawNatsRequest | Variant::NatsBrokerRequest => Internal::NatsRoundTrip,
+            Variant::RawNatsRequest | Variant::NatsBrokerRequest | Variant::ShardedRequest => {
+                Internal::NatsRoundTrip
+            }
             #[cfg(feature = "nats")]
-            Variant::RawNatsInFlight | Variant::NatsBrokerInFlight => Internal::NatsThroughput,
+            Variant::RawNatsInFlight | Variant::NatsBrokerInFlight | Variant::ShardedInFlight => {
+                Internal::NatsThroughput
+            }
         }
     }
 
@@ -295,6 +321,10 @@ pub async fn run(variant: Variant, sizes: Sizes) -> Sample {
         Variant::RawNatsInFlight => RawNats::double(n, IN_FLIGHT).await,
         #[cfg(feature = "nats")]
         Variant::NatsBrokerInFlight => Airssys::nats_double(n, IN_FLIGHT).await,
+        #[cfg(feature = "nats")]
+        Variant::ShardedRequest => Airssys::nats_sharded(n, 1).await,
+        #[cfg(feature = "nats")]
+        Variant::ShardedInFlight => Airssys::nats_sharded(n, IN_FLIGHT).await,
     };
     assert_eq!(
         sample.processed, n,

@@ -1,6 +1,7 @@
 //! Feature `nats`: the airssys-rt-only NATS workloads (request/reply to a
 //! doubler through `NatsMessageBroker` between two nodes, against the bare
-//! async-nats client; sequential and 32 in flight) answer every request on
+//! async-nats client, and to sharded entities; sequential and 32 in
+//! flight) answer every request on
 //! both runtime shapes. Each run starts its own `nats-server` and counts
 //! only answers that are the request's value doubled.
 
@@ -15,7 +16,11 @@ use support::{every_variant_does_all_its_work, picked_by};
 fn nats_round_trip_answers_every_request() {
     every_variant_does_all_its_work(
         Internal::NatsRoundTrip,
-        &[Variant::RawNatsRequest, Variant::NatsBrokerRequest],
+        &[
+            Variant::RawNatsRequest,
+            Variant::NatsBrokerRequest,
+            Variant::ShardedRequest,
+        ],
     );
 }
 
@@ -23,7 +28,11 @@ fn nats_round_trip_answers_every_request() {
 fn nats_throughput_answers_every_request() {
     every_variant_does_all_its_work(
         Internal::NatsThroughput,
-        &[Variant::RawNatsInFlight, Variant::NatsBrokerInFlight],
+        &[
+            Variant::RawNatsInFlight,
+            Variant::NatsBrokerInFlight,
+            Variant::ShardedInFlight,
+        ],
     );
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use airssys_rt::address::ActorAddress;
 use airssys_rt::broker::MessageBroker;
-use airssys_rt::integration::nats::{NatsConfig, NatsMessageBroker};
+use airssys_rt::integration::nats::{Entity, NatsConfig, NatsMessageBroker, ShardingConfig};
 use airssys_rt::prelude::*;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -172,6 +172,12 @@ impl Actor for Doubler {
     }
 }
 
+/// The doubler, sharded by key: it keeps no state.
+impl Entity for Doubler {}
+
+/// Keys the sharded workloads spread their requests over.
+const ENTITY_KEYS: u64 = 16;
+
 /// A system and its broker, node `node` of the system "compare".
 async fn node(server: &NatsServer, node: &str) -> (ActorSystem, Broker) {
     let system = ActorSystem::new(SystemConfig::named("compare")).expect("inside a runtime");
@@ -199,6 +205,54 @@ impl Airssys {
             let broker = b_broker.clone();
             async move {
                 let request = MessageEnvelope::new(ActorAddress::named(DOUBLER), Double(i));
+                let answer = broker.request(request, PATIENCE).await.expect("request");
+                answer == i * 2
+            }
+        })
+        .await;
+        drop((a_broker, b_broker));
+        b.shutdown(PATIENCE).await;
+        a.shutdown(PATIENCE).await;
+        drop(server);
+        sample
+    }
+
+    /// `n` requests from node b (which hosts nothing) to doubler entities
+    /// of [`ENTITY_KEYS`] keys hosted by node a (which holds every shard
+    /// before timing starts; the warm-up activates the entities); each
+    /// replies through a's broker.
+    pub async fn nats_sharded(n: u64, in_flight: usize) -> Sample {
+        let server = tokio::task::spawn_blocking(NatsServer::with_jetstream)
+            .await
+            .expect("nats-server started");
+        let (a, a_broker) = node(&server, "a").await;
+        let (b, b_broker) = node(&server, "b").await;
+        let sharding = ShardingConfig {
+            shards: 16,
+            ..ShardingConfig::default()
+        };
+        a_broker
+            .start_sharding(sharding.clone())
+            .await
+            .expect("sharding on a");
+        b_broker
+            .start_sharding(sharding)
+            .await
+            .expect("sharding on b");
+        let replies = a_broker.clone();
+        a_broker
+            .register_entity("doubler", move |_key: &str| Doubler(replies.clone()))
+            .await
+            .expect("kind registered");
+        // Every shard held by a (no event crosses to here: look).
+        while a_broker.sharding_stats().map_or(0, |s| s.shards_held) < 16 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let sample = measure(n, in_flight, |i| {
+            let broker = b_broker.clone();
+            async move {
+                let key = (i % ENTITY_KEYS).to_string();
+                let request = MessageEnvelope::new(ActorAddress::entity("doubler", key), Double(i));
                 let answer = broker.request(request, PATIENCE).await.expect("request");
                 answer == i * 2
             }

@@ -665,6 +665,18 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
         }
     }
 
+    /// Whether a refusal of `kind` as unknown still holds once the members
+    /// are read again (a node may have registered it since the last round).
+    async fn still_unknown(&self, failure: &RemoteFailure) -> bool {
+        let (RemoteFailure::UnknownKind { kind }, Some(host)) =
+            (failure, self.inner.sharding.get())
+        else {
+            return true;
+        };
+        host.refresh_members(&self.live_nodes()).await;
+        !host.is_hosted(kind)
+    }
+
     /// Sends to an entity, asking again while its shard moves, until the
     /// send's time (`ack_timeout`) runs out.
     async fn send_to_entity(&self, mut envelope: Envelope<M>) -> Result<(), BrokerError<M>> {
@@ -704,8 +716,10 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
                     }
                 }
                 Err(failure) => {
+                    let known_now = matches!(failure, RemoteFailure::UnknownKind { .. })
+                        && !self.still_unknown(&failure).await;
                     let cause = DeliveryFailure::Remote(failure);
-                    if !moving(&cause) {
+                    if !known_now && !moving(&cause) {
                         return Err(undelivered(envelope, cause));
                     }
                     cause
@@ -771,8 +785,10 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
                     }
                 }
                 Err(failure) => {
+                    let known_now = matches!(failure, RemoteFailure::UnknownKind { .. })
+                        && !self.still_unknown(&failure).await;
                     let cause = DeliveryFailure::Remote(failure);
-                    if !moving(&cause) {
+                    if !known_now && !moving(&cause) {
                         return Err(undelivered(envelope, cause));
                     }
                     cause

@@ -4,11 +4,10 @@
 //! holds, and hand off (a bounded number per round) the shards another
 //! live node should own; passivate idle entities.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use async_nats::jetstream::{AckKind, consumer, kv};
+use async_nats::jetstream::{AckKind, consumer};
 use futures::StreamExt;
 use tokio::time::Instant;
 
@@ -36,7 +35,6 @@ pub(crate) struct Coordinator<M: WireMessage, R: WireReply> {
     pub(crate) inner: Weak<Inner<M, R>>,
     pub(crate) host: Arc<Host<M>>,
     pub(crate) leases: Leases,
-    pub(crate) members: kv::Store,
 }
 
 /// Runs placement rounds until the broker is gone.
@@ -58,13 +56,12 @@ impl<M: WireMessage, R: WireReply> Coordinator<M, R> {
     async fn round(&self, broker: &NatsMessageBroker<M, R>) {
         self.renew(broker).await;
         // Unreadable this round: nothing is taken or handed off.
-        let Some(members) = self.members(broker).await else {
+        let Some(members) = self.host.refresh_members(&broker.live_nodes()).await else {
             return;
         };
-        *self.host.hosted.lock() = Some(members.clone());
         let kinds: Vec<String> = self.host.kinds.lock().keys().cloned().collect();
         let me = self.host.node.as_str();
-        let mut hand_offs = Vec::new();
+        let mut hand_offs: Vec<(String, u32)> = Vec::new();
         let mut placed = 0;
         for kind in &kinds {
             let Some(members) = members.get(kind) else {
@@ -160,45 +157,6 @@ impl<M: WireMessage, R: WireReply> Coordinator<M, R> {
                 .map(|(kind, shard)| self.drop_shard(broker, kind, *shard, false)),
         )
         .await;
-    }
-
-    /// The live nodes hosting each kind (this node too, for its kinds).
-    async fn members(
-        &self,
-        broker: &NatsMessageBroker<M, R>,
-    ) -> Option<HashMap<String, Vec<String>>> {
-        let live: HashSet<String> = broker.live_nodes().into_iter().collect();
-        let mut members: HashMap<String, Vec<String>> = HashMap::new();
-        let mut keys = match self.members.keys().await {
-            Ok(keys) => keys,
-            Err(e) => {
-                tracing::debug!(target: "airssys_rt::sharding", error = %e, "members unreadable this round");
-                return None;
-            }
-        };
-        let mut entries = Vec::new();
-        while let Some(Ok(key)) = keys.next().await {
-            entries.push(key);
-        }
-        for key in entries {
-            let Ok(Some(value)) = self.members.get(key).await else {
-                continue;
-            };
-            let Ok((node, kinds)) = postcard::from_bytes::<(String, Vec<String>)>(&value) else {
-                continue;
-            };
-            if node != self.host.node && !live.contains(&node) {
-                continue;
-            }
-            for kind in kinds {
-                members.entry(kind).or_default().push(node.clone());
-            }
-        }
-        for nodes in members.values_mut() {
-            nodes.sort();
-            nodes.dedup();
-        }
-        Some(members)
     }
 
     /// Starts serving `shard` of `kind` under `lease`.

@@ -169,8 +169,50 @@ impl<M: Message> Host<M> {
         placement::shard_of(key, self.config.shards)
     }
 
-    /// Whether some live node hosts `kind` (true until the first round
-    /// has read the members).
+    /// Reads which live nodes (`live`, and this one) host each kind, keeps
+    /// it for [`is_hosted`](Self::is_hosted) and returns it; `None` if the
+    /// bucket could not be read.
+    pub(crate) async fn refresh_members(
+        &self,
+        live: &[String],
+    ) -> Option<HashMap<String, Vec<String>>> {
+        use futures::StreamExt;
+        let mut keys = match self.members.keys().await {
+            Ok(keys) => keys,
+            Err(e) => {
+                tracing::debug!(target: "airssys_rt::sharding", error = %e, "members unreadable");
+                return None;
+            }
+        };
+        let mut entries = Vec::new();
+        while let Some(Ok(key)) = keys.next().await {
+            entries.push(key);
+        }
+        let mut members: HashMap<String, Vec<String>> = HashMap::new();
+        for key in entries {
+            let Ok(Some(value)) = self.members.get(key).await else {
+                continue;
+            };
+            let Ok((node, kinds)) = postcard::from_bytes::<(String, Vec<String>)>(&value) else {
+                continue;
+            };
+            if node != self.node && !live.contains(&node) {
+                continue;
+            }
+            for kind in kinds {
+                members.entry(kind).or_default().push(node.clone());
+            }
+        }
+        for nodes in members.values_mut() {
+            nodes.sort();
+            nodes.dedup();
+        }
+        *self.hosted.lock() = Some(members.clone());
+        Some(members)
+    }
+
+    /// Whether some live node hosts `kind`, as of the last reading of the
+    /// members (true before the first).
     pub(crate) fn is_hosted(&self, kind: &str) -> bool {
         self.kinds.lock().contains_key(kind)
             || self

@@ -242,7 +242,6 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
             inner: Arc::downgrade(&self.inner),
             host: host.clone(),
             leases: lease::Leases::new(leases, &node, config.lease_ttl),
-            members,
         };
         self.start(coordinator::run(coordinator));
         Ok(())
