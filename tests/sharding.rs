@@ -312,6 +312,26 @@ async fn unknown_kinds_and_bad_keys_are_refused_with_the_message() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kind_registered_since_the_senders_last_round_is_not_refused() {
+    let server = NatsServer::with_jetstream();
+    let a = node(&server, "a", sharding()).await;
+    let b = node(&server, "b", sharding()).await;
+    until_balanced(&[&a, &b]).await;
+    // `a` has seen the members without "late"; `b` registers it now.
+    let replies = b.broker.clone();
+    b.broker
+        .register_entity("late", move |_key: &str| Tally {
+            broker: replies.clone(),
+            total: 0,
+        })
+        .await
+        .unwrap();
+    let ask = MessageEnvelope::new(ActorAddress::entity("late", "1"), Op::Get);
+    let seen = a.broker.request(ask, PATIENCE).await.unwrap();
+    assert_eq!(seen.node, "b");
+}
+
 // ---------------------------------------------------------------------------
 // Separate processes
 // ---------------------------------------------------------------------------

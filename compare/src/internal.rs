@@ -100,8 +100,8 @@ pub enum Variant {
     /// `NatsMessageBroker::request`, 32 in flight.
     #[cfg(feature = "nats")]
     NatsBrokerInFlight,
-    /// `NatsMessageBroker::request` to sharded doubler entities (16 keys,
-    /// active after the warm-up) hosted by node a, from node b, sequential.
+    /// `NatsMessageBroker::request` to a sharded doubler entity (active
+    /// after the warm-up) hosted by node a, from node b, sequential.
     #[cfg(feature = "nats")]
     ShardedRequest,
     /// The same, 32 in flight.
@@ -243,7 +243,7 @@ impl Variant {
             Variant::ShardedRequest => "NatsMessageBroker.request, node b → sharded entity on a",
             #[cfg(feature = "nats")]
             Variant::ShardedInFlight => {
-                "NatsMessageBroker.request to sharded entities, 32 in flight"
+                "NatsMessageBroker.request to a sharded entity, 32 in flight"
             }
         }
     }

@@ -107,9 +107,12 @@ impl<M: WireMessage, R: WireReply> Coordinator<M, R> {
                 .increment(1);
         }))
         .await;
-        let held = self.host.stats().shards_held;
-        metrics::gauge!("airssys_rt_sharding_shards_held", "node" => self.host.node.clone())
-            .set(held as f64);
+        let stats = self.host.stats();
+        let node = self.host.node.clone();
+        metrics::gauge!("airssys_rt_sharding_shards_held", "node" => node.clone())
+            .set(stats.shards_held as f64);
+        metrics::gauge!("airssys_rt_sharding_entities_active", "node" => node)
+            .set(stats.entities_active as f64);
     }
 
     /// Renews every lease held; a shard whose lease was lost, or could not
