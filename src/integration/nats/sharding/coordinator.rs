@@ -1,8 +1,10 @@
 //! The placement rounds each hosting node runs, every sixth of the lease
-//! TTL: renew the leases held, fence the shards whose lease could not be
-//! renewed in time, take the shards this node should own that nobody
-//! holds, and hand off (a bounded number per round) the shards another
-//! live node should own; passivate idle entities.
+//! TTL: renew the leases held, take the shards this node should own that
+//! nobody holds, and hand off (a bounded number per round) the shards
+//! another live node should own; passivate idle entities. Beside them, a
+//! fence watch every twelfth of the TTL stops the shards whose lease was
+//! not renewed in time — on its own, so a round held up by a slow server
+//! cannot hold a fence up.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -38,7 +40,7 @@ pub(crate) struct Coordinator<M: WireMessage, R: WireReply> {
 }
 
 /// Runs placement rounds until the broker is gone.
-pub(crate) async fn run<M: WireMessage, R: WireReply>(coordinator: Coordinator<M, R>) {
+pub(crate) async fn run<M: WireMessage, R: WireReply>(coordinator: Arc<Coordinator<M, R>>) {
     let mut rounds = tokio::time::interval(coordinator.host.config.lease_ttl / 6);
     rounds.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -52,11 +54,46 @@ pub(crate) async fn run<M: WireMessage, R: WireReply>(coordinator: Coordinator<M
     }
 }
 
+/// Stops, every twelfth of the TTL, the shards whose lease is within a
+/// sixth of the TTL of its local deadline (renewals failed): their
+/// instances are gone before the server could let the lease expire.
+pub(crate) async fn fence<M: WireMessage, R: WireReply>(coordinator: Arc<Coordinator<M, R>>) {
+    let ttl = coordinator.host.config.lease_ttl;
+    let mut checks = tokio::time::interval(ttl / 12);
+    checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        checks.tick().await;
+        let Some(inner) = coordinator.inner.upgrade() else {
+            return;
+        };
+        let broker = NatsMessageBroker { inner };
+        let soon = Instant::now() + ttl / 6;
+        let late: Vec<(String, u32)> = coordinator
+            .host
+            .held
+            .lock()
+            .iter()
+            .filter(|(_, held)| held.lease.held_until <= soon)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let (coordinator, broker) = (&coordinator, &broker);
+        futures::future::join_all(late.iter().map(|(kind, shard)| async move {
+            tracing::warn!(target: "airssys_rt::sharding", kind, shard,
+                "lease not renewed in time: entities stopped before it can expire");
+            coordinator.drop_shard(broker, kind, *shard, false).await;
+        }))
+        .await;
+    }
+}
+
 impl<M: WireMessage, R: WireReply> Coordinator<M, R> {
     async fn round(&self, broker: &NatsMessageBroker<M, R>) {
         self.renew(broker).await;
-        // Unreadable this round: nothing is taken or handed off.
-        let Some(members) = self.host.refresh_members(&broker.live_nodes()).await else {
+        // Unreadable this round (or slow): nothing is taken or handed off.
+        let ttl = self.host.config.lease_ttl;
+        let live = broker.live_nodes();
+        let reading = self.host.refresh_members(&live);
+        let Ok(Some(members)) = tokio::time::timeout(ttl / 6, reading).await else {
             return;
         };
         let kinds: Vec<String> = self.host.kinds.lock().keys().cloned().collect();
@@ -115,8 +152,8 @@ impl<M: WireMessage, R: WireReply> Coordinator<M, R> {
             .set(stats.entities_active as f64);
     }
 
-    /// Renews every lease held; a shard whose lease was lost, or could not
-    /// be renewed before its local deadline, is fenced: its entities stop.
+    /// Renews every lease held; a shard whose lease was lost (someone else
+    /// wrote it) stops at once.
     async fn renew(&self, broker: &NatsMessageBroker<M, R>) {
         let held: Vec<((String, u32), super::lease::Lease)> = self
             .host
@@ -142,15 +179,11 @@ impl<M: WireMessage, R: WireReply> Coordinator<M, R> {
                     tracing::warn!(target: "airssys_rt::sharding", kind, shard, "lease lost: entities stopped");
                     fenced.push((kind, shard));
                 }
-                Err(unsure)
-                    if lease.held_until <= Instant::now() + self.host.config.lease_ttl / 6 =>
-                {
-                    tracing::warn!(target: "airssys_rt::sharding", kind, shard, error = %unsure.0,
-                        "lease not renewed in time: entities stopped before it can expire");
-                    fenced.push((kind, shard));
+                // Renewed again next round; the fence watch stops the shard
+                // if its deadline comes first.
+                Err(unsure) => {
+                    tracing::debug!(target: "airssys_rt::sharding", kind, shard, error = %unsure.0, "lease not renewed this round");
                 }
-                // Renewed again next round, still within its deadline.
-                Err(_) => {}
             }
         }
         // All at once: each must be done before its lease could expire.
@@ -223,17 +256,25 @@ impl<M: WireMessage, R: WireReply> Coordinator<M, R> {
         if let Some(consumer) = held.consumer {
             consumer.abort();
         }
-        if let Err(e) = broker
-            .unexport(broker.inner.subjects.shard(kind, shard))
-            .await
-        {
-            tracing::debug!(target: "airssys_rt::sharding", kind, shard, error = %e, "unsubscribe failed");
-        }
-        // Handing off, the lease was renewed this round: a third of the TTL
-        // is left to drain before it could expire. Fenced, no time is left.
+        // No longer held: new messages are refused (their senders ask
+        // again). Handing off, the instances first empty their mailboxes,
+        // until a twelfth of the TTL before the lease's local deadline;
+        // fenced, they stop at once.
         let ttl = self.host.config.lease_ttl;
-        let drain = if release { ttl / 4 } else { Duration::ZERO };
+        let drain = if release {
+            (held.lease.held_until - ttl / 12).saturating_duration_since(Instant::now())
+        } else {
+            Duration::ZERO
+        };
         self.host.stop_shard(kind, shard, drain, ttl / 12).await;
+        // Unsubscribing waits for the server, which may be gone.
+        let unsubscribing = broker.clone();
+        let subject = broker.inner.subjects.shard(kind, shard);
+        tokio::spawn(async move {
+            if let Err(e) = unsubscribing.unexport(subject).await {
+                tracing::debug!(target: "airssys_rt::sharding", error = %e, "unsubscribe failed");
+            }
+        });
         if release {
             self.leases
                 .release(&lease_key(kind, shard), &held.lease)

@@ -238,11 +238,12 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
         if self.inner.sharding.set(host.clone()).is_err() {
             return Err(ShardingError::AlreadyStarted);
         }
-        let coordinator = coordinator::Coordinator {
+        let coordinator = Arc::new(coordinator::Coordinator {
             inner: Arc::downgrade(&self.inner),
             host: host.clone(),
             leases: lease::Leases::new(leases, &node, config.lease_ttl),
-        };
+        });
+        self.start(coordinator::fence(coordinator.clone()));
         self.start(coordinator::run(coordinator));
         Ok(())
     }
