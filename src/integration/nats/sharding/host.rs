@@ -85,9 +85,9 @@ pub(crate) struct Host<M: Message> {
     pub(crate) held: Mutex<HashMap<(String, u32), Held>>,
     active: Mutex<HashMap<(String, String), Active<M>>>,
     pub(crate) counters: Counters,
-    /// The live nodes hosting each kind, as of the last round (`None`
-    /// before the first).
-    pub(crate) hosted: Mutex<Option<HashMap<String, Vec<String>>>>,
+    /// The kinds some node registered (heard from yet or not), as of the
+    /// last reading of the members (`None` before the first).
+    pub(crate) hosted: Mutex<Option<std::collections::HashSet<String>>>,
     epoch: Instant,
 }
 
@@ -169,9 +169,10 @@ impl<M: Message> Host<M> {
         placement::shard_of(key, self.config.shards)
     }
 
-    /// Reads which live nodes (`live`, and this one) host each kind, keeps
-    /// it for [`is_hosted`](Self::is_hosted) and returns it; `None` if the
-    /// bucket could not be read.
+    /// Reads which live nodes (`live`, and this one) host each kind, for
+    /// placement, and keeps which kinds any node registered for
+    /// [`is_hosted`](Self::is_hosted); `None` if the bucket could not be
+    /// read.
     pub(crate) async fn refresh_members(
         &self,
         live: &[String],
@@ -189,6 +190,7 @@ impl<M: Message> Host<M> {
             entries.push(key);
         }
         let mut members: HashMap<String, Vec<String>> = HashMap::new();
+        let mut hosted = std::collections::HashSet::new();
         for key in entries {
             let Ok(Some(value)) = self.members.get(key).await else {
                 continue;
@@ -196,22 +198,23 @@ impl<M: Message> Host<M> {
             let Ok((node, kinds)) = postcard::from_bytes::<(String, Vec<String>)>(&value) else {
                 continue;
             };
-            if node != self.node && !live.contains(&node) {
-                continue;
-            }
+            let placeable = node == self.node || live.contains(&node);
             for kind in kinds {
-                members.entry(kind).or_default().push(node.clone());
+                if placeable {
+                    members.entry(kind.clone()).or_default().push(node.clone());
+                }
+                hosted.insert(kind);
             }
         }
         for nodes in members.values_mut() {
             nodes.sort();
             nodes.dedup();
         }
-        *self.hosted.lock() = Some(members.clone());
+        *self.hosted.lock() = Some(hosted);
         Some(members)
     }
 
-    /// Whether some live node hosts `kind`, as of the last reading of the
+    /// Whether some node registered `kind`, as of the last reading of the
     /// members (true before the first).
     pub(crate) fn is_hosted(&self, kind: &str) -> bool {
         self.kinds.lock().contains_key(kind)
@@ -219,7 +222,7 @@ impl<M: Message> Host<M> {
                 .hosted
                 .lock()
                 .as_ref()
-                .is_none_or(|hosted| hosted.contains_key(kind))
+                .is_none_or(|hosted| hosted.contains(kind))
     }
 
     /// Whether this node holds `shard` of `kind` now.
