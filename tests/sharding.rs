@@ -332,6 +332,187 @@ async fn a_kind_registered_since_the_senders_last_round_is_not_refused() {
     assert_eq!(seen.node, "b");
 }
 
+/// A TCP relay from a loopback port to the NATS server that can be cut:
+/// every relayed connection closes and new ones are refused, as when a
+/// node loses its network to the server.
+struct Relay {
+    url: String,
+    tasks: std::sync::Arc<parking_lot::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Relay {
+    async fn to(server: &NatsServer) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("nats://{}", listener.local_addr().unwrap());
+        let upstream = server.url().trim_start_matches("nats://").to_owned();
+        let tasks = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let relayed = tasks.clone();
+        let accepting = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                let relay = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                relayed.lock().push(relay.abort_handle());
+            }
+        });
+        tasks.lock().push(accepting.abort_handle());
+        Self { url, tasks }
+    }
+
+    fn cut(&self) {
+        for task in self.tasks.lock().drain(..) {
+            task.abort();
+        }
+    }
+}
+
+/// Each instance's lifetime, by key: (node, started, ended).
+type Lives = std::sync::Arc<
+    parking_lot::Mutex<
+        Vec<(
+            String,
+            String,
+            std::time::Instant,
+            Option<std::time::Instant>,
+        )>,
+    >,
+>;
+
+/// An entity that records its lifetime (the end on drop: a kill too).
+struct Life {
+    node: String,
+    key: String,
+    lives: Lives,
+    index: Option<usize>,
+    broker: Broker,
+}
+
+impl Actor for Life {
+    type Message = Op;
+    type Error = Infallible;
+    async fn pre_start(&mut self, _: &mut ActorContext<Op>) -> Result<(), Infallible> {
+        let mut lives = self.lives.lock();
+        lives.push((
+            self.key.clone(),
+            self.node.clone(),
+            std::time::Instant::now(),
+            None,
+        ));
+        self.index = Some(lives.len() - 1);
+        Ok(())
+    }
+    async fn handle_message(
+        &mut self,
+        op: Op,
+        ctx: &mut ActorContext<Op>,
+    ) -> Result<(), Infallible> {
+        if let (Op::Get, Some(request)) = (op, ctx.envelope_id()) {
+            let node = self.node.clone();
+            let _ = self.broker.reply(request, Seen { node, total: 0 });
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Life {
+    fn drop(&mut self) {
+        if let Some(index) = self.index {
+            self.lives.lock()[index].3 = Some(std::time::Instant::now());
+        }
+    }
+}
+
+impl Entity for Life {}
+
+async fn living_node(url: &str, name: &str, lives: &Lives) -> Node {
+    let system = ActorSystem::new(SystemConfig::named(name)).unwrap();
+    let nats =
+        NatsConfig::new([url], "sharding-partition", name).heartbeat(Duration::from_millis(100), 5);
+    let broker: Broker = NatsMessageBroker::connect(&system, nats).await.unwrap();
+    broker.start_sharding(sharding()).await.unwrap();
+    let (replies, lives, node) = (broker.clone(), lives.clone(), name.to_owned());
+    broker
+        .register_entity("life", move |key: &str| Life {
+            node: node.clone(),
+            key: key.to_owned(),
+            lives: lives.clone(),
+            index: None,
+            broker: replies.clone(),
+        })
+        .await
+        .unwrap();
+    Node {
+        _system: system,
+        broker,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_the_server_stops_its_entities_before_others_take_them_over() {
+    let server = NatsServer::with_jetstream();
+    let relay = Relay::to(&server).await;
+    let lives = Lives::default();
+    let a = living_node(&relay.url, "a", &lives).await;
+    let b = living_node(&server.url(), "b", &lives).await;
+    until_balanced(&[&a, &b]).await;
+    let ask = |key: u64| {
+        let broker = b.broker.clone();
+        async move {
+            let ask = MessageEnvelope::new(ActorAddress::entity("life", key.to_string()), Op::Get);
+            broker.request(ask, Duration::from_secs(1)).await.ok()
+        }
+    };
+    let mut on_a = Vec::new();
+    for key in 0..60 {
+        if ask(key).await.expect("answered").node == "a" {
+            on_a.push(key);
+        }
+    }
+    assert!(!on_a.is_empty());
+
+    // `a` loses the server: it cannot renew, so it stops its instances;
+    // `b` takes the keys over once the leases expire.
+    relay.cut();
+    for &key in &on_a {
+        let moved = tokio::time::timeout(PATIENCE, async {
+            loop {
+                if let Some(seen) = ask(key).await
+                    && seen.node == "b"
+                {
+                    return;
+                }
+            }
+        })
+        .await;
+        assert!(moved.is_ok(), "key {key} taken over by b");
+    }
+    assert_eq!(stats(&a).shards_held, 0, "a fenced every shard");
+    assert_eq!(stats(&a).entities_active, 0);
+    let lives = lives.lock().clone();
+    for &key in &on_a {
+        let key = key.to_string();
+        let on = |node: &str| {
+            lives
+                .iter()
+                .filter(|(k, n, _, _)| *k == key && n == node)
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        let (old, new) = (on("a"), on("b"));
+        assert!(!new.is_empty());
+        for (_, _, _, ended) in &old {
+            let ended = ended.expect("a's instance stopped");
+            assert!(
+                new.iter().all(|(_, _, started, _)| *started > ended),
+                "key {key}: b started before a stopped"
+            );
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Separate processes
 // ---------------------------------------------------------------------------
