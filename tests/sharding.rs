@@ -629,18 +629,7 @@ async fn after_a_sigkill_every_key_is_served_again_and_every_durable_hit_is_hand
     let server = NatsServer::with_jetstream();
     let exe = sharding_example();
     let logs = log_dir("sharding-failover");
-    let mut nodes: Vec<cluster::NodeProcess> = ["n1", "n2", "n3"]
-        .iter()
-        .map(|name| {
-            cluster::NodeProcess::start(
-                &exe,
-                &server.url(),
-                name,
-                logs.join(format!("{name}.log")),
-                None,
-            )
-        })
-        .collect();
+    let mut nodes = cluster::NodeProcess::start_three(&exe, &server.url(), &logs);
     let broker = driver(&server).await;
     let hits = |first: u64| {
         let broker = broker.clone();

@@ -245,6 +245,14 @@ impl NodeProcess {
         }
     }
 
+    /// Nodes n1, n2 and n3, logging to `<name>.log` in `logs`.
+    pub fn start_three(exe: &Path, server: &str, logs: &Path) -> Vec<Self> {
+        ["n1", "n2", "n3"]
+            .iter()
+            .map(|name| Self::start(exe, server, name, logs.join(format!("{name}.log")), None))
+            .collect()
+    }
+
     /// SIGKILL; returns once the process is gone, with the time.
     pub fn kill(&mut self) -> u128 {
         let _ = self.child.kill();

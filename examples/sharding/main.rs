@@ -55,18 +55,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let logs = std::env::temp_dir().join(format!("airssys-sharding-{}", std::process::id()));
     std::fs::create_dir_all(&logs)?;
     let exe = std::env::current_exe()?;
-    let mut nodes: Vec<NodeProcess> = ["n1", "n2", "n3"]
-        .iter()
-        .map(|name| {
-            NodeProcess::start(
-                &exe,
-                &server.url(),
-                name,
-                logs.join(format!("{name}.log")),
-                None,
-            )
-        })
-        .collect();
+    let mut nodes = NodeProcess::start_three(&exe, &server.url(), &logs);
     println!(
         "nats-server (JetStream) on {}; nodes n1, n2, n3 up",
         server.url()

@@ -201,24 +201,34 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
             )
             .await
             .map_err(jetstream_error)?;
-        self.start(take_loop(Arc::downgrade(&self.inner), consumer));
+        self.start(consume(
+            Arc::downgrade(&self.inner),
+            consumer,
+            |inner, message| async move { inner.take(message).await },
+        ));
         Ok(())
     }
 }
 
-/// Takes durable messages and hands them to local actors, resuming after
-/// the server goes away and comes back.
-async fn take_loop<M: WireMessage, R: WireReply>(
+/// Takes `consumer`'s messages one at a time with `take`, resuming after
+/// the server goes away and comes back, until the broker is gone.
+pub(super) async fn consume<M, R, Take, Taking>(
     inner: Weak<Inner<M, R>>,
     consumer: consumer::PullConsumer,
-) {
+    mut take: Take,
+) where
+    M: WireMessage,
+    R: WireReply,
+    Take: FnMut(Arc<Inner<M, R>>, jetstream::Message) -> Taking,
+    Taking: Future<Output = ()>,
+{
     loop {
         match consumer.messages().await {
             Ok(mut messages) => {
                 while let Some(next) = messages.next().await {
                     let Some(inner) = inner.upgrade() else { return };
                     match next {
-                        Ok(message) => inner.take(message).await,
+                        Ok(message) => take(inner, message).await,
                         Err(e) => {
                             tracing::debug!(error = %e, "durable consumer interrupted");
                             break;

@@ -10,7 +10,6 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_nats::jetstream::{AckKind, consumer};
-use futures::StreamExt;
 use tokio::time::Instant;
 
 use super::host::{Held, Host, Refusal};
@@ -218,11 +217,14 @@ impl<M: WireMessage, R: WireReply> Coordinator<M, R> {
         }
         match self.consumer(broker, kind, shard).await {
             Ok(consumer) => {
-                let task = tokio::spawn(take_loop(
+                let (host, of_kind) = (self.host.clone(), kind.to_owned());
+                let task = tokio::spawn(durable::consume(
                     Arc::downgrade(&broker.inner),
-                    self.host.clone(),
-                    kind.to_owned(),
                     consumer,
+                    move |inner, message| {
+                        let (host, kind) = (host.clone(), of_kind.clone());
+                        async move { take(&inner, &host, &kind, message).await }
+                    },
                 ));
                 match self.host.held.lock().get_mut(&(kind.to_owned(), shard)) {
                     Some(held) => held.consumer = Some(task.abort_handle()),
@@ -315,39 +317,8 @@ impl<M: WireMessage, R: WireReply> Coordinator<M, R> {
     }
 }
 
-/// Hands a shard's durable messages to its entities, each acknowledged
-/// once its entity has handled it.
-async fn take_loop<M: WireMessage, R: WireReply>(
-    inner: Weak<Inner<M, R>>,
-    host: Arc<Host<M>>,
-    kind: String,
-    consumer: consumer::PullConsumer,
-) {
-    loop {
-        match consumer.messages().await {
-            Ok(mut messages) => {
-                while let Some(next) = messages.next().await {
-                    let Some(inner) = inner.upgrade() else { return };
-                    match next {
-                        Ok(message) => take(&inner, &host, &kind, message).await,
-                        Err(e) => {
-                            tracing::debug!(target: "airssys_rt::sharding", error = %e, "shard consumer interrupted");
-                            break;
-                        }
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::debug!(target: "airssys_rt::sharding", error = %e, "shard consumer unavailable")
-            }
-        }
-        if inner.strong_count() == 0 {
-            return;
-        }
-        tokio::time::sleep(RETRY_DELAY).await;
-    }
-}
-
+/// Hands one of a shard's durable messages to its entity, to be
+/// acknowledged once the entity has handled it.
 async fn take<M: WireMessage, R: WireReply>(
     inner: &Inner<M, R>,
     host: &Host<M>,

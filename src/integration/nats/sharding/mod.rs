@@ -65,6 +65,7 @@ mod entity;
 mod host;
 mod lease;
 mod placement;
+mod send;
 
 use std::sync::Arc;
 use std::time::Duration;
