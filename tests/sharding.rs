@@ -277,6 +277,32 @@ async fn a_joining_node_takes_shards_over_and_moved_entities_resume_from_their_s
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_leaving_hands_its_shards_over_with_their_state() {
+    let server = NatsServer::with_jetstream();
+    let a = node(&server, "a", sharding()).await;
+    let b = node(&server, "b", sharding()).await;
+    until_balanced(&[&a, &b]).await;
+    for key in 0..30 {
+        add(&b.broker, &key.to_string(), key).await;
+    }
+    assert!(stats(&a).entities_active > 0);
+    a.broker.leave_sharding().await.unwrap();
+    assert_eq!(stats(&a).shards_held, 0);
+    assert_eq!(stats(&a).entities_active, 0);
+    until_balanced(&[&b]).await;
+    for key in 0..30u64 {
+        let seen = get(&b.broker, &key.to_string()).await;
+        assert_eq!(
+            seen,
+            Seen {
+                node: "b".into(),
+                total: key
+            }
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_kinds_and_bad_keys_are_refused_with_the_message() {
     let server = NatsServer::with_jetstream();
     let a = node(&server, "a", sharding()).await;

@@ -91,12 +91,18 @@ pub(super) struct Inner<M: Message, R> {
     pub(super) durable: super::durable::Durable,
     /// This node's sharding, once started.
     pub(super) sharding: std::sync::OnceLock<Arc<super::sharding::Host<M>>>,
+    /// Its placement rounds (for leaving).
+    pub(super) coordinator: std::sync::OnceLock<Arc<super::sharding::Coordinator<M, R>>>,
 }
 
 impl<M: Message, R> Drop for Inner<M, R> {
     fn drop(&mut self) {
         for task in self.tasks.get_mut().drain(..) {
             task.abort();
+        }
+        // Nothing renews or fences their leases any more.
+        if let Some(host) = self.sharding.get() {
+            host.kill_all();
         }
     }
 }
@@ -239,6 +245,7 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
             bridged: Mutex::default(),
             tasks: Mutex::default(),
             sharding: std::sync::OnceLock::new(),
+            coordinator: std::sync::OnceLock::new(),
         });
         let broker = Self { inner };
         broker.start(serve::answer_loop(broker.inner.client.clone(), answers));

@@ -32,7 +32,7 @@ pub(crate) fn member_key(node: &str) -> String {
 }
 
 /// What a coordinator works with.
-pub(crate) struct Coordinator<M: WireMessage, R: WireReply> {
+pub(crate) struct Coordinator<M: crate::message::Message, R> {
     pub(crate) inner: Weak<Inner<M, R>>,
     pub(crate) host: Arc<Host<M>>,
     pub(crate) leases: Leases,
@@ -88,6 +88,9 @@ pub(crate) async fn fence<M: WireMessage, R: WireReply>(coordinator: Arc<Coordin
 impl<M: WireMessage, R: WireReply> Coordinator<M, R> {
     async fn round(&self, broker: &NatsMessageBroker<M, R>) {
         self.renew(broker).await;
+        if self.host.leaving.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
         // Unreadable this round (or slow): nothing is taken or handed off.
         let ttl = self.host.config.lease_ttl;
         let live = broker.live_nodes();
@@ -240,6 +243,16 @@ impl<M: WireMessage, R: WireReply> Coordinator<M, R> {
             .take_overs
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::info!(target: "airssys_rt::sharding", node = %self.host.node, kind, shard, "shard taken");
+    }
+
+    /// Hands every shard held to the other nodes, all at once.
+    pub(crate) async fn hand_off_all(&self, broker: &NatsMessageBroker<M, R>) {
+        let held: Vec<(String, u32)> = self.host.held.lock().keys().cloned().collect();
+        futures::future::join_all(
+            held.iter()
+                .map(|(kind, shard)| self.drop_shard(broker, kind, *shard, true)),
+        )
+        .await;
     }
 
     /// Stops serving `shard` of `kind`: no new messages, its entities

@@ -85,6 +85,8 @@ pub(crate) struct Host<M: Message> {
     pub(crate) held: Mutex<HashMap<(String, u32), Held>>,
     active: Mutex<HashMap<(String, String), Active<M>>>,
     pub(crate) counters: Counters,
+    /// Set by `leave_sharding`: no shard is taken any more.
+    pub(crate) leaving: std::sync::atomic::AtomicBool,
     /// The kinds some node registered (heard from yet or not), as of the
     /// last reading of the members (`None` before the first).
     pub(crate) hosted: Mutex<Option<std::collections::HashSet<String>>>,
@@ -148,6 +150,7 @@ impl<M: Message> Host<M> {
             held: Mutex::default(),
             active: Mutex::default(),
             counters: Counters::default(),
+            leaving: std::sync::atomic::AtomicBool::new(false),
             hosted: Mutex::new(None),
             epoch: Instant::now(),
         }
@@ -161,6 +164,14 @@ impl<M: Message> Host<M> {
             .put(super::coordinator::member_key(&self.node), value.into())
             .await
             .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Tells the other nodes this one hosts nothing any more.
+    pub(crate) async fn withdraw(&self) -> Result<(), String> {
+        self.members
+            .delete(super::coordinator::member_key(&self.node))
+            .await
             .map_err(|e| e.to_string())
     }
 
@@ -360,6 +371,15 @@ impl<M: Message> Host<M> {
                 futures::future::join_all(stopping.iter().map(ActorRef::wait_for_exit)),
             )
             .await;
+        }
+    }
+
+    /// Kills every instance at once (the broker is going away: nothing
+    /// would renew or fence their leases).
+    pub(crate) fn kill_all(&self) {
+        self.held.lock().clear();
+        for (_, running) in self.active.lock().drain() {
+            running.actor.kill();
         }
     }
 

@@ -72,6 +72,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, kv, stream};
 
+pub(crate) use coordinator::Coordinator;
 pub use entity::Entity;
 pub(crate) use host::{Host, Refusal, check_key};
 
@@ -244,6 +245,7 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
             host: host.clone(),
             leases: lease::Leases::new(leases, &node, config.lease_ttl),
         });
+        let _ = self.inner.coordinator.set(coordinator.clone());
         self.start(coordinator::fence(coordinator.clone()));
         self.start(coordinator::run(coordinator));
         Ok(())
@@ -276,6 +278,25 @@ impl<M: WireMessage, R: WireReply> NatsMessageBroker<M, R> {
             kinds.keys().cloned().collect()
         };
         host.announce(kinds).await.map_err(ShardingError::JetStream)
+    }
+
+    /// Leaves the cluster's sharding gracefully: takes no shard any more,
+    /// tells the other nodes it hosts nothing, and hands every shard it
+    /// holds over — its instances empty their mailboxes and stop (snapshots
+    /// saved), its leases are released — so the others take them at their
+    /// next round instead of after the lease TTL. Call it before shutting
+    /// a node down.
+    pub async fn leave_sharding(&self) -> Result<(), ShardingError> {
+        let (Some(host), Some(coordinator)) =
+            (self.inner.sharding.get(), self.inner.coordinator.get())
+        else {
+            return Err(ShardingError::NotStarted);
+        };
+        host.leaving
+            .store(true, std::sync::atomic::Ordering::Release);
+        host.withdraw().await.map_err(ShardingError::JetStream)?;
+        coordinator.hand_off_all(self).await;
+        Ok(())
     }
 
     /// What this node's sharding has done (`None` before
