@@ -109,10 +109,10 @@ impl<M: WireMessage, R: WireReply> Coordinator<M, R> {
             let mut wanted = Vec::new();
             let owners = placement::assign(kind, self.host.config.shards, members);
             for (shard, owner) in (0..self.host.config.shards).zip(owners) {
-                let owner = Some(owner);
-                placed += usize::from(owner == Some(me));
+                let mine = owner == me;
+                placed += usize::from(mine);
                 let held = self.host.held.lock().contains_key(&(kind.clone(), shard));
-                match (owner == Some(me), held) {
+                match (mine, held) {
                     (true, false) => wanted.push(shard),
                     (false, true) => hand_offs.push((kind.clone(), shard)),
                     _ => {}
