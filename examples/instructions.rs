@@ -6,7 +6,14 @@
 //! operation, setup left out.
 //!
 //! ```text
-//! cargo run --release --example instructions -- <tell|ask|spawn|restart|ring> <n>
+//! cargo run --release --example instructions -- <workload> <n>
+//! ```
+//!
+//! Workloads: `tell`, `ask`, `spawn`, `restart`, `ring`, and the raw-tokio
+//! floor of the first three (`floor-tell`, `floor-ask`, `floor-spawn`: a
+//! task and an unbounded channel, a oneshot per ask, no timeout).
+//!
+//! ```text
 //! ```
 
 use std::fmt;
@@ -145,10 +152,80 @@ async fn ring(system: &ActorSystem, hops: u64) {
     finished.recv().await.expect("the token came back");
 }
 
+/// The floor: a task with an unbounded channel, told `n` numbers, then
+/// asked their sum through a oneshot.
+async fn floor_tell(n: u64) {
+    let (to_task, mut inbox) = mpsc::unbounded_channel::<FloorOp>();
+    let task = tokio::spawn(async move {
+        let mut total = 0;
+        while let Some(op) = inbox.recv().await {
+            match op {
+                FloorOp::Add(k) => total += k,
+                FloorOp::Total(reply) => {
+                    let _ = reply.send(total);
+                }
+            }
+        }
+    });
+    for _ in 0..n {
+        to_task.send(FloorOp::Add(1)).expect("send");
+    }
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    to_task.send(FloorOp::Total(reply)).expect("send");
+    assert_eq!(answer.await.expect("answer"), n);
+    drop(to_task);
+    task.await.expect("task");
+}
+
+/// The floor's ask: a oneshot through an unbounded channel, no timeout.
+async fn floor_ask(n: u64) {
+    let (to_task, mut inbox) = mpsc::unbounded_channel::<FloorOp>();
+    let task = tokio::spawn(async move {
+        while let Some(op) = inbox.recv().await {
+            if let FloorOp::Total(reply) = op {
+                let _ = reply.send(0);
+            }
+        }
+    });
+    for _ in 0..n {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        to_task.send(FloorOp::Total(reply)).expect("send");
+        answer.await.expect("answer");
+    }
+    drop(to_task);
+    task.await.expect("task");
+}
+
+/// The floor's spawn: a task with its channel, asked once, then closed and
+/// awaited.
+async fn floor_spawn(n: u64) {
+    for _ in 0..n {
+        let (to_task, mut inbox) = mpsc::unbounded_channel::<FloorOp>();
+        let task = tokio::spawn(async move {
+            while let Some(op) = inbox.recv().await {
+                if let FloorOp::Total(reply) = op {
+                    let _ = reply.send(0);
+                }
+            }
+        });
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        to_task.send(FloorOp::Total(reply)).expect("send");
+        answer.await.expect("answer");
+        drop(to_task);
+        task.await.expect("task");
+    }
+}
+
+/// What the floor's tasks take.
+enum FloorOp {
+    Add(u64),
+    Total(tokio::sync::oneshot::Sender<u64>),
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let (Some(workload), Some(n)) = (args.get(1), args.get(2)) else {
-        return Err("usage: instructions <tell|ask|spawn|restart|ring> <n>".into());
+        return Err("usage: instructions <workload> <n> (see the file's docs)".into());
     };
     let n: u64 = n.parse()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -162,6 +239,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "spawn" => spawn(&system, n).await,
             "restart" => restart(&system, n).await,
             "ring" => ring(&system, n).await,
+            "floor-tell" => floor_tell(n).await,
+            "floor-ask" => floor_ask(n).await,
+            "floor-spawn" => floor_spawn(n).await,
             other => return Err(format!("unknown workload {other}").into()),
         }
         system.shutdown(PATIENCE).await;
