@@ -112,7 +112,9 @@ impl Refusal {
 }
 
 /// How a node takes part in sharding. Every node of a cluster must use the
-/// same number of shards.
+/// same number of shards and the same lease TTL (the first node to start
+/// makes the lease bucket with its TTL; nothing checks that the others
+/// agree).
 #[derive(Debug, Clone)]
 pub struct ShardingConfig {
     /// Shards per kind (64): the unit of placement and hand-off.
