@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::convert::Infallible;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -14,24 +13,10 @@ use airssys_rt::observer::{Observer, ObserverConfig};
 use airssys_rt::prelude::*;
 use airssys_rt::supervisor::SupervisionEvent;
 use airssys_rt::util::ActorId;
-use common::within;
+use common::{Idle, within};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-struct Idle;
-
-impl Actor for Idle {
-    type Message = u64;
-    type Error = Infallible;
-    async fn handle_message(
-        &mut self,
-        _: u64,
-        _: &mut ActorContext<u64>,
-    ) -> Result<(), Infallible> {
-        Ok(())
-    }
-}
 
 /// One Prometheus recorder for the whole test process (there can be only
 /// one), handed to every observer.

@@ -7,33 +7,21 @@
 //! (`apt-get install -y chromium chromium-driver`; `.ci/run` installs them).
 //! `CHROMIUM` and `CHROMEDRIVER` override the binaries' paths.
 
-use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use airssys_rt::observer::{Observer, ObserverConfig};
 use airssys_rt::prelude::*;
+use common::Idle;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
 /// How long any one DOM condition may take to hold.
 const WAIT: Duration = Duration::from_secs(10);
-
-struct Idle;
-
-impl Actor for Idle {
-    type Message = u64;
-    type Error = Infallible;
-    async fn handle_message(
-        &mut self,
-        _: u64,
-        _: &mut ActorContext<u64>,
-    ) -> Result<(), Infallible> {
-        Ok(())
-    }
-}
 
 fn binary(var: &str, default: &str) -> PathBuf {
     let path = PathBuf::from(std::env::var_os(var).unwrap_or_else(|| default.into()));

@@ -1,12 +1,13 @@
 //! Shared test actors and synchronisation helpers for the integration tests
-//! in `messaging.rs`, `backpressure.rs`, `lifecycle.rs`, `shutdown.rs` and
-//! `stress.rs`.
+//! (`messaging.rs`, `backpressure.rs`, `lifecycle.rs`, `shutdown.rs`,
+//! `stress.rs`, the observer's and others).
 //!
 //! Everything here synchronises with explicit signals (oneshot gates, a
 //! `Notify` on the journal, ask round trips, `wait_for_exit`); nothing waits
 //! for time to pass.
 #![allow(dead_code)]
 
+use std::convert::Infallible;
 use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,6 +40,22 @@ pub async fn within<F: Future>(future: F) -> F::Output {
 /// The actor's exit reason, failing instead of hanging if it never exits.
 pub async fn exit_of<M: Message>(actor: &ActorRef<M>) -> ExitReason {
     within(actor.wait_for_exit()).await
+}
+
+/// Takes `u64`s and does nothing with them: a live actor where a test needs
+/// actors to exist, not behaviour.
+pub struct Idle;
+
+impl Actor for Idle {
+    type Message = u64;
+    type Error = Infallible;
+    async fn handle_message(
+        &mut self,
+        _: u64,
+        _: &mut ActorContext<u64>,
+    ) -> Result<(), Infallible> {
+        Ok(())
+    }
 }
 
 // ---------------------------------------------------------------------------
