@@ -28,7 +28,7 @@ pub(crate) fn lease_key(kind: &str, shard: u32) -> String {
 
 /// The members bucket's key for `node`.
 pub(crate) fn member_key(node: &str) -> String {
-    super::host::snapshot_key("node", node)
+    format!("node.{}", super::host::kv_token(node))
 }
 
 /// What a coordinator works with.

@@ -117,12 +117,12 @@ pub(crate) fn check_key(key: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The state bucket's key for the snapshot of `key` of `kind` (KV keys
-/// take letters, digits and `-_/=.`: other bytes become `=` and two hex
-/// digits).
-pub(crate) fn snapshot_key(kind: &str, key: &str) -> String {
-    let mut out = format!("snap.{kind}.");
-    for byte in key.bytes() {
+/// `text` as one token of a key-value key (KV keys take letters, digits
+/// and `-_/=.`): letters, digits, `-` and `_` stay, other bytes become `=`
+/// and two hex digits, so no text adds a `.` level or clashes with another.
+pub(crate) fn kv_token(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' {
             out.push(byte as char);
         } else {
@@ -130,6 +130,11 @@ pub(crate) fn snapshot_key(kind: &str, key: &str) -> String {
         }
     }
     out
+}
+
+/// The state bucket's key for the snapshot of `key` of `kind`.
+pub(crate) fn snapshot_key(kind: &str, key: &str) -> String {
+    format!("snap.{kind}.{}", kv_token(key))
 }
 
 impl<M: Message> Host<M> {
