@@ -14,7 +14,7 @@ use super::{Actor, ActorState, ExitReason};
 use crate::mailbox::{Backpressure, DeadLetterReason, PushError, Pushed, SystemSignal};
 use crate::message::{Message, MessageEnvelope};
 use crate::system::{AskError, ReplyError, SendError, SendErrorKind};
-use crate::util::deadlines::Within;
+use crate::util::deadlines::{Due, Within};
 use crate::util::{ActorId, time};
 
 /// A handle to an actor that receives messages of type `M`.
@@ -234,9 +234,14 @@ impl<M: Message> ActorRef<M> {
         if super::running::is_running(actor) {
             return Err(AskError::SelfAsk { actor });
         }
-        let deadline = time::deadline_after(timeout);
+        // The usual case reads no clock: the registry counts the timeout
+        // from when it first sees the wait. Only a wait for mailbox room
+        // needs the instant at once.
+        let mut due = Due::After(timeout);
         let pushed = match self.cell.mailbox.try_push(Delivery::Tell(message)) {
             Err(PushError::Full(request)) if self.cell.mailbox.waits_when_full() => {
+                let deadline = time::deadline_after(timeout);
+                due = Due::At(deadline);
                 tokio::time::timeout_at(deadline, self.cell.mailbox.push_when_room(request))
                     .await
                     .map_err(|_| AskError::Timeout { actor, timeout })?
@@ -244,7 +249,7 @@ impl<M: Message> ActorRef<M> {
             pushed => pushed,
         };
         self.settle(pushed).map_err(|e| AskError::from_send(&e))?;
-        match Within::new(reply, &self.cell.shared.deadlines, deadline).await {
+        match Within::new(reply, &self.cell.shared.deadlines, due).await {
             Some(Ok(answer)) => Ok(answer),
             Some(Err(_)) => Err(AskError::NoReply { actor }),
             None => Err(AskError::Timeout { actor, timeout }),

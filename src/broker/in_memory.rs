@@ -16,7 +16,7 @@ use crate::address::ActorAddress;
 use crate::message::{Message, MessageEnvelope};
 use crate::system::{ActorSystem, SendError, SendErrorKind};
 use crate::util::MessageId;
-use crate::util::deadlines::Within;
+use crate::util::deadlines::{Due, Within};
 
 /// How [`InMemoryMessageBroker::push_to_static_name`] went.
 enum FastPath<M: Message> {
@@ -228,7 +228,7 @@ impl<M: Message, R: Send + 'static> MessageBroker<M> for InMemoryMessageBroker<M
             // The system's deadline registry, not a tokio timer: most replies
             // come long before the timeout, and a timer per request would wake
             // the timer driver each time.
-            match Within::new(reply, self.system.deadlines(), deadline).await {
+            match Within::new(reply, self.system.deadlines(), Due::At(deadline)).await {
                 Some(Ok(reply)) => {
                     // `complete` already took the entry out of the table.
                     ticket.completed();
