@@ -9,18 +9,20 @@
 //! cargo run --release --example instructions -- <workload> <n>
 //! ```
 //!
-//! Workloads: `tell`, `ask`, `spawn`, `restart`, `ring`, and the raw-tokio
-//! floor of the first three (`floor-tell`, `floor-ask`, `floor-spawn`: a
-//! task and an unbounded channel, a oneshot per ask, no timeout).
-//!
-//! ```text
-//! ```
+//! Workloads: `tell`, `ask`, `spawn`, `restart`, `ring`, `pool`, and the
+//! raw-tokio floor of all but the ring (`floor-tell`, `floor-ask`,
+//! `floor-spawn`, `floor-restart`, `floor-pool`: tasks and unbounded
+//! channels, a oneshot per ask, no timeout; the same shapes as the compare
+//! harness's raw-tokio column).
 
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use airssys_rt::address::{PoolSpec, PoolStrategy};
 use airssys_rt::prelude::*;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc, oneshot};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -56,6 +58,42 @@ struct Worker {
     total: u64,
     next: Option<(ActorRef<Op>, mpsc::UnboundedSender<()>)>,
     announce: Option<mpsc::UnboundedSender<ActorRef<Op>>>,
+}
+
+/// A pool member: counts the jobs it handles into the pool's [`Jobs`].
+struct Member(Arc<Jobs>);
+
+impl Actor for Member {
+    type Message = Op;
+    type Error = Crashed;
+
+    async fn handle_message(&mut self, op: Op, _: &mut ActorContext<Op>) -> Result<(), Crashed> {
+        if let Op::Add(n) = op {
+            self.0.handled(n);
+        }
+        Ok(())
+    }
+}
+
+/// Jobs handled by a pool's members, and the wake-up when all were.
+struct Jobs {
+    handled: AtomicU64,
+    expected: u64,
+    all_handled: Notify,
+}
+
+impl Jobs {
+    fn handled(&self, n: u64) {
+        if self.handled.fetch_add(n, Ordering::AcqRel) + n == self.expected {
+            self.all_handled.notify_one();
+        }
+    }
+
+    async fn all_handled(&self) {
+        if self.handled.load(Ordering::Acquire) < self.expected {
+            self.all_handled.notified().await;
+        }
+    }
 }
 
 impl Actor for Worker {
@@ -152,6 +190,29 @@ async fn ring(system: &ActorSystem, hops: u64) {
     finished.recv().await.expect("the token came back");
 }
 
+/// A work-sharing pool of 4 members, told `n` jobs; done when all were
+/// handled.
+async fn pool(system: &ActorSystem, n: u64) {
+    let jobs = Arc::new(Jobs {
+        handled: AtomicU64::new(0),
+        expected: n,
+        all_handled: Notify::new(),
+    });
+    let counted = jobs.clone();
+    let pool = system
+        .start_pool(
+            PoolSpec::new("jobs", 4, move || Member(counted.clone()))
+                .strategy(PoolStrategy::WorkSharing),
+        )
+        .await
+        .expect("pool");
+    for _ in 0..n {
+        pool.tell(Op::Add(1)).await.expect("job");
+    }
+    jobs.all_handled().await;
+    pool.shutdown().await;
+}
+
 /// The floor: a task with an unbounded channel, told `n` numbers, then
 /// asked their sum through a oneshot.
 async fn floor_tell(n: u64) {
@@ -164,13 +225,14 @@ async fn floor_tell(n: u64) {
                 FloorOp::Total(reply) => {
                     let _ = reply.send(total);
                 }
+                FloorOp::Crash => {}
             }
         }
     });
     for _ in 0..n {
         to_task.send(FloorOp::Add(1)).expect("send");
     }
-    let (reply, answer) = tokio::sync::oneshot::channel();
+    let (reply, answer) = oneshot::channel();
     to_task.send(FloorOp::Total(reply)).expect("send");
     assert_eq!(answer.await.expect("answer"), n);
     drop(to_task);
@@ -188,7 +250,7 @@ async fn floor_ask(n: u64) {
         }
     });
     for _ in 0..n {
-        let (reply, answer) = tokio::sync::oneshot::channel();
+        let (reply, answer) = oneshot::channel();
         to_task.send(FloorOp::Total(reply)).expect("send");
         answer.await.expect("answer");
     }
@@ -208,7 +270,7 @@ async fn floor_spawn(n: u64) {
                 }
             }
         });
-        let (reply, answer) = tokio::sync::oneshot::channel();
+        let (reply, answer) = oneshot::channel();
         to_task.send(FloorOp::Total(reply)).expect("send");
         answer.await.expect("answer");
         drop(to_task);
@@ -216,10 +278,84 @@ async fn floor_spawn(n: u64) {
     }
 }
 
+/// The floor's restart: a supervising task spawns a worker task with a
+/// fresh channel, announces its sender and spawns a replacement when it
+/// ends by a crash; each replacement is asked once.
+async fn floor_restart(n: u64) {
+    let (announce, mut announced) = mpsc::unbounded_channel();
+    let supervisor = tokio::spawn(async move {
+        loop {
+            let (to_worker, mut inbox) = mpsc::unbounded_channel::<FloorOp>();
+            let worker = tokio::spawn(async move {
+                while let Some(op) = inbox.recv().await {
+                    match op {
+                        FloorOp::Crash => return true,
+                        FloorOp::Total(reply) => {
+                            let _ = reply.send(0);
+                        }
+                        FloorOp::Add(_) => {}
+                    }
+                }
+                false
+            });
+            if announce.send(to_worker).is_err() {
+                let _ = worker.await;
+                return;
+            }
+            if let Ok(false) = worker.await {
+                return;
+            }
+        }
+    });
+    let mut current = announced.recv().await.expect("first instance");
+    for _ in 0..n {
+        current.send(FloorOp::Crash).expect("crash");
+        current = announced.recv().await.expect("replacement");
+        let (reply, answer) = oneshot::channel();
+        current.send(FloorOp::Total(reply)).expect("ask");
+        answer.await.expect("answer");
+    }
+    drop((current, announced));
+    supervisor.await.expect("supervisor");
+}
+
+/// The floor's pool: 4 tasks sharing one unbounded channel, its receiver
+/// behind a tokio `Mutex`.
+async fn floor_pool(n: u64) {
+    let (to_pool, inbox) = mpsc::unbounded_channel::<FloorOp>();
+    let inbox = Arc::new(tokio::sync::Mutex::new(inbox));
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let inbox = inbox.clone();
+            tokio::spawn(async move {
+                let mut handled = 0;
+                loop {
+                    let next = inbox.lock().await.recv().await;
+                    match next {
+                        Some(FloorOp::Add(k)) => handled += k,
+                        Some(_) => {}
+                        None => return handled,
+                    }
+                }
+            })
+        })
+        .collect();
+    for _ in 0..n {
+        to_pool.send(FloorOp::Add(1)).expect("job");
+    }
+    drop(to_pool);
+    let mut handled = 0;
+    for worker in workers {
+        handled += worker.await.expect("worker");
+    }
+    assert_eq!(handled, n);
+}
+
 /// What the floor's tasks take.
 enum FloorOp {
     Add(u64),
-    Total(tokio::sync::oneshot::Sender<u64>),
+    Total(oneshot::Sender<u64>),
+    Crash,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -239,9 +375,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "spawn" => spawn(&system, n).await,
             "restart" => restart(&system, n).await,
             "ring" => ring(&system, n).await,
+            "pool" => pool(&system, n).await,
             "floor-tell" => floor_tell(n).await,
             "floor-ask" => floor_ask(n).await,
             "floor-spawn" => floor_spawn(n).await,
+            "floor-restart" => floor_restart(n).await,
+            "floor-pool" => floor_pool(n).await,
             other => return Err(format!("unknown workload {other}").into()),
         }
         system.shutdown(PATIENCE).await;
