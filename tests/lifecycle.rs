@@ -576,6 +576,45 @@ async fn after_wait_for_exit_the_system_no_longer_counts_the_actor() {
     }
 }
 
+/// Several `wait_for_exit` calls waiting at once, one of them given up
+/// before the exit (which frees the first waiter's slot when it held it,
+/// for a later waiter to take): every waiter still waiting wakes with the
+/// exit reason. Repeated on two worker threads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_exit_waiter_wakes_whichever_waits_first_and_whoever_gave_up() {
+    let system = system();
+    let journal = Journal::new();
+    for round in 0..300usize {
+        let actor = spawn_recorder(&system, &journal, MailboxConfig::unbounded());
+        let mut quitter = Box::pin(actor.wait_for_exit());
+        if round % 3 == 0 {
+            // The quitter takes the slot first.
+            assert!(futures::poll!(quitter.as_mut()).is_pending());
+        }
+        let mut waiters: Vec<_> = (0..1 + round % 4)
+            .map(|_| Box::pin(actor.wait_for_exit()))
+            .collect();
+        for waiter in &mut waiters {
+            assert!(futures::poll!(waiter.as_mut()).is_pending());
+        }
+        assert!(futures::poll!(quitter.as_mut()).is_pending());
+        drop(quitter);
+        let mut late = Box::pin(actor.wait_for_exit());
+        assert!(futures::poll!(late.as_mut()).is_pending());
+        waiters.push(late);
+        let expected = if round % 2 == 0 {
+            actor.stop();
+            ExitReason::Normal
+        } else {
+            actor.kill();
+            ExitReason::Killed
+        };
+        for reason in within(futures::future::join_all(waiters)).await {
+            assert_eq!(reason, expected, "round {round}");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Metrics
 // ---------------------------------------------------------------------------

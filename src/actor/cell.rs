@@ -8,7 +8,12 @@
 //! reason is set once (`OnceLock`) before the state says `Stopped`; a
 //! waiter counts itself in `exit_waiters` and the exit reads that count,
 //! each behind a `SeqCst` fence, so either the waiter sees `Stopped` or the
-//! exit sees the waiter and wakes it.
+//! exit sees the waiter and wakes it. The first waiter waits on a plain
+//! `AtomicWaker` (the usual case: one `wait_for_exit` per actor); others
+//! on a tokio `Notify`, which the exit wakes only when the count says one
+//! is there. A waiter counts itself before it claims the slot and releases
+//! the slot before it uncounts itself, so "more waiters than the slot
+//! holds" never misses one.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -17,6 +22,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering, fence};
 use std::sync::{Arc, OnceLock};
 
+use futures::task::AtomicWaker;
 use parking_lot::Mutex;
 
 use tokio::sync::Notify;
@@ -115,9 +121,15 @@ pub(crate) struct ActorCell<M: Message> {
     /// The id of the envelope being handled (0: the message came by `tell`).
     current_envelope: AtomicU64,
     exit: OnceLock<ExitReason>,
+    /// Wakes the waiter that holds the slot below.
+    first_exit_waiter: AtomicWaker,
+    /// Whether a `wait_for_exit` waits on `first_exit_waiter`.
+    exit_slot_taken: AtomicBool,
+    /// Wakes every other waiter.
     exited: Notify,
-    /// Calls inside `wait_for_exit`: with none, the exit skips `exited`
-    /// (whose wake-up takes a lock even with nobody waiting).
+    /// Calls inside `wait_for_exit`: with none, the exit wakes nobody; with
+    /// no more than the slot holds, it skips `exited` (whose wake-up takes a
+    /// lock even with nobody waiting).
     exit_waiters: AtomicU32,
     /// Its task's abort handle: set when the task starts running it, taken
     /// back when a supervised worker's task moves on to a replacement.
@@ -168,6 +180,8 @@ impl<M: Message> ActorCell<M> {
                     registered: AtomicBool::new(false),
                     current_envelope: AtomicU64::new(0),
                     exit: OnceLock::new(),
+                    first_exit_waiter: AtomicWaker::new(),
+                    exit_slot_taken: AtomicBool::new(false),
                     exited: Notify::new(),
                     exit_waiters: AtomicU32::new(0),
                     abort: Mutex::new(None),
@@ -291,7 +305,12 @@ impl<M: Message> ActorCell<M> {
         // Pairs with the fence in `wait_for_exit`: either the waiter sees
         // `Stopped`, or this sees the waiter.
         fence(Ordering::SeqCst);
-        if self.exit_waiters.load(Ordering::SeqCst) > 0 {
+        let waiters = self.exit_waiters.load(Ordering::SeqCst);
+        if waiters == 0 {
+            return;
+        }
+        self.first_exit_waiter.wake();
+        if waiters > u32::from(self.exit_slot_taken.load(Ordering::SeqCst)) {
             self.exited.notify_waiters();
         }
     }
@@ -308,27 +327,53 @@ impl<M: Message> ActorCell<M> {
     pub(crate) async fn wait_for_exit(&self) -> ExitReason {
         self.exit_waiters.fetch_add(1, Ordering::SeqCst);
         fence(Ordering::SeqCst);
-        let _waiting = ExitWaiter(&self.exit_waiters);
+        let waiting = ExitWaiter {
+            waiters: &self.exit_waiters,
+            slot: (!self.exit_slot_taken.swap(true, Ordering::SeqCst))
+                .then_some(&self.exit_slot_taken),
+        };
+        if waiting.slot.is_some() {
+            return std::future::poll_fn(|cx| {
+                self.first_exit_waiter.register(cx.waker());
+                match self.final_exit() {
+                    Some(reason) => std::task::Poll::Ready(reason.clone()),
+                    None => std::task::Poll::Pending,
+                }
+            })
+            .await;
+        }
         loop {
             let exited = self.exited.notified();
             tokio::pin!(exited);
             exited.as_mut().enable();
-            if self.state() == ActorState::Stopped
-                && let Some(reason) = self.exit.get()
-            {
+            if let Some(reason) = self.final_exit() {
                 return reason.clone();
             }
             exited.await;
         }
     }
+
+    /// The exit reason once the actor is `Stopped` (left the registry).
+    fn final_exit(&self) -> Option<&ExitReason> {
+        (self.state() == ActorState::Stopped)
+            .then(|| self.exit.get())
+            .flatten()
+    }
 }
 
-/// Counts one call inside `wait_for_exit`, however it ends.
-struct ExitWaiter<'a>(&'a AtomicU32);
+/// Counts one call inside `wait_for_exit`, however it ends, and frees the
+/// waker slot it holds (first, see the module docs).
+struct ExitWaiter<'a> {
+    waiters: &'a AtomicU32,
+    slot: Option<&'a AtomicBool>,
+}
 
 impl Drop for ExitWaiter<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        if let Some(slot) = self.slot {
+            slot.store(false, Ordering::SeqCst);
+        }
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
