@@ -10,8 +10,8 @@
 //! each behind a `SeqCst` fence, so either the waiter sees `Stopped` or the
 //! exit sees the waiter and wakes it. The first waiter waits on a plain
 //! `AtomicWaker` (the usual case: one `wait_for_exit` per actor); others
-//! on a tokio `Notify`, which the exit wakes only when the count says one
-//! is there. A waiter counts itself before it claims the slot and releases
+//! on a tokio `Notify` the first of them makes, which the exit wakes only
+//! when the count says one is there. A waiter counts itself before it claims the slot and releases
 //! the slot before it uncounts itself, so "more waiters than the slot
 //! holds" never misses one.
 
@@ -125,8 +125,9 @@ pub(crate) struct ActorCell<M: Message> {
     first_exit_waiter: AtomicWaker,
     /// Whether a `wait_for_exit` waits on `first_exit_waiter`.
     exit_slot_taken: AtomicBool,
-    /// Wakes every other waiter.
-    exited: Notify,
+    /// Wakes every other waiter; made by the first of them (most actors
+    /// never have two waiters at once, and it is 32 bytes).
+    exited: OnceBox<Notify>,
     /// Calls inside `wait_for_exit`: with none, the exit wakes nobody; with
     /// no more than the slot holds, it skips `exited` (whose wake-up takes a
     /// lock even with nobody waiting).
@@ -182,7 +183,7 @@ impl<M: Message> ActorCell<M> {
                     exit: OnceLock::new(),
                     first_exit_waiter: AtomicWaker::new(),
                     exit_slot_taken: AtomicBool::new(false),
-                    exited: Notify::new(),
+                    exited: OnceBox::new(),
                     exit_waiters: AtomicU32::new(0),
                     abort: Mutex::new(None),
                     keeps_mailbox: keeps_mailbox && watcher.is_some(),
@@ -310,8 +311,10 @@ impl<M: Message> ActorCell<M> {
             return;
         }
         self.first_exit_waiter.wake();
-        if waiters > u32::from(self.exit_slot_taken.load(Ordering::SeqCst)) {
-            self.exited.notify_waiters();
+        if waiters > u32::from(self.exit_slot_taken.load(Ordering::SeqCst))
+            && let Some(exited) = self.exited.get()
+        {
+            exited.notify_waiters();
         }
     }
 
@@ -342,10 +345,15 @@ impl<M: Message> ActorCell<M> {
             })
             .await;
         }
+        let others = self.exited.get_or_init(Notify::new);
         loop {
-            let exited = self.exited.notified();
+            let exited = others.notified();
             tokio::pin!(exited);
             exited.as_mut().enable();
+            // Pairs with the fence in `mark_stopped`: either this sees
+            // `Stopped`, or the exit sees the `Notify` made above (and this
+            // `Notified`, made before the fence, receives its wake-up).
+            fence(Ordering::SeqCst);
             if let Some(reason) = self.final_exit() {
                 return reason.clone();
             }
