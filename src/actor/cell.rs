@@ -11,9 +11,9 @@
 //! exit sees the waiter and wakes it. The first waiter waits on a plain
 //! `AtomicWaker` (the usual case: one `wait_for_exit` per actor); others
 //! on a tokio `Notify` the first of them makes, which the exit wakes only
-//! when the count says one is there. A waiter counts itself before it claims the slot and releases
-//! the slot before it uncounts itself, so "more waiters than the slot
-//! holds" never misses one.
+//! when the count says one is there. A waiter counts itself before it
+//! claims the slot and frees the slot before it uncounts itself, so "more
+//! waiters than the slot holds" never misses one.
 
 use std::collections::VecDeque;
 use std::fmt;

@@ -297,18 +297,20 @@ impl Deadlines {
         pending.enlisted = true;
         drop(pending);
         if ticker::enlist(Arc::downgrade(self)).is_err() {
-            // No thread for the ticker: the watchdog takes this one at once.
+            // No thread for the ticker: the watchdog takes this one at once
+            // (and the next registration tries to start the thread again).
+            self.pending.lock().enlisted = false;
             self.promote_now(key);
         }
         key
     }
 
-    /// Hands a fresh deadline straight to the watchdog (when the ticker
-    /// thread could not be started).
+    /// Hands a fresh deadline straight to the watchdog, with its instant
+    /// counted from now (under a paused clock, or when the ticker thread
+    /// could not be started).
     fn promote_now(self: &Arc<Self>, key: DeadlineKey) {
         let now = self.now();
         let mut pending = self.pending.lock();
-        pending.enlisted = false;
         let Some(waiting) = pending.entry(key).and_then(|e| e.waiting.as_mut()) else {
             return;
         };
