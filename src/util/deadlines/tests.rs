@@ -157,7 +157,7 @@ async fn a_clock_paused_after_the_registry_was_made_is_noticed_by_the_ticker() {
 /// both at work: every wait ends, answered ones with their answer, the
 /// others never before their timeout, and nothing is left registered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn many_concurrent_waits_all_end_answered_or_after_their_timeout() {
+async fn many_waits_at_once_all_end_answered_or_after_their_timeout() {
     let deadlines = Arc::new(Deadlines::new(Handle::current()));
     let mut waits = tokio::task::JoinSet::new();
     for i in 0..400u64 {

@@ -53,9 +53,14 @@ static TICKER: LazyLock<Ticker> = LazyLock::new(|| Ticker {
 });
 
 /// Adds `registry` to the ticker's round, starting the thread if it does not
-/// run yet. Fails only if the thread cannot be started (the caller then
-/// hands its deadlines to the tokio watchdog directly).
+/// run yet. Fails if the thread cannot be started, and under Miri (the
+/// caller then hands its deadlines to the tokio watchdog directly).
 pub(super) fn enlist(registry: Weak<Deadlines>) -> std::io::Result<()> {
+    if cfg!(miri) {
+        // Miri checks the unsafe core; it does not support parking_lot's
+        // futex calls, which a second thread contending the locks makes.
+        return Err(std::io::Error::other("no ticker thread under Miri"));
+    }
     let ticker = &*TICKER;
     let mut incoming = ticker.incoming.lock();
     if !incoming.running {
