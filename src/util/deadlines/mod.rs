@@ -81,10 +81,9 @@ struct Entry {
 struct Pending {
     entries: Vec<Entry>,
     free: Vec<u32>,
-    /// Slots of the deadlines the ticker watches.
+    /// Slots of the live deadlines the ticker watches.
     fresh: Vec<u32>,
-    /// Live deadlines the ticker watches, and those the watchdog watches.
-    unpromoted: usize,
+    /// Live deadlines the watchdog watches.
     promoted: usize,
     /// The promoted deadline the watchdog sleeps towards (`None`: it waits
     /// only for a notification). A promotion notifies it only if earlier.
@@ -114,7 +113,6 @@ impl Pending {
         if waiting.promoted {
             self.promoted -= 1;
         } else {
-            self.unpromoted -= 1;
             self.unwatch(waiting.fresh_at);
         }
         Some(waiting)
@@ -145,7 +143,7 @@ impl Pending {
     }
 
     /// Frees `slot` and takes its waker, to wake it.
-    fn expire(&mut self, slot: u32) -> Option<Waker> {
+    fn fire(&mut self, slot: u32) -> Option<Waker> {
         self.release(slot)?;
         self.entries[slot as usize].waker.take()
     }
@@ -160,7 +158,6 @@ impl Pending {
         waiting.promoted = true;
         let fresh_at = waiting.fresh_at;
         self.unwatch(fresh_at);
-        self.unpromoted -= 1;
         self.promoted += 1;
         let earlier = self.armed.is_none_or(|armed| deadline < armed);
         if earlier {
@@ -277,15 +274,11 @@ impl Deadlines {
             promoted: false,
             fresh_at,
         });
-        match &mut entry.waker {
-            Some(kept) if kept.will_wake(waker) => {}
-            kept => *kept = Some(waker.clone()),
-        }
+        keep(&mut entry.waker, waker);
         let key = DeadlineKey {
             slot,
             generation: entry.generation,
         };
-        pending.unpromoted += 1;
         if self.paused.load(Ordering::Relaxed) {
             drop(pending);
             self.promote_now(key);
@@ -327,10 +320,7 @@ impl Deadlines {
     pub(crate) fn refresh(&self, key: DeadlineKey, waker: &Waker) -> bool {
         match self.pending.lock().entry(key) {
             Some(entry) => {
-                match &mut entry.waker {
-                    Some(kept) if kept.will_wake(waker) => {}
-                    kept => *kept = Some(waker.clone()),
-                }
+                keep(&mut entry.waker, waker);
                 true
             }
             None => false,
@@ -404,12 +394,12 @@ impl Deadlines {
             let deadline = waiting.instant(now);
             waiting.ticks = waiting.ticks.saturating_add(1);
             if deadline <= now {
-                due.extend(pending.expire(slot));
+                due.extend(pending.fire(slot));
             } else if promote_all || waiting.ticks > ticker::PROMOTE_AFTER_TICKS {
                 notify |= pending.promote(slot, deadline);
             }
         }
-        pending.idle_ticks = if pending.unpromoted == 0 {
+        pending.idle_ticks = if pending.fresh.is_empty() {
             pending.idle_ticks + 1
         } else {
             0
@@ -456,7 +446,7 @@ impl Deadlines {
                 _ => continue,
             };
             if deadline <= now {
-                due.extend(pending.expire(slot as u32));
+                due.extend(pending.fire(slot as u32));
             } else if next.is_none_or(|n| deadline < n) {
                 next = Some(deadline);
             }
@@ -472,7 +462,16 @@ impl Deadlines {
     #[cfg(test)]
     fn live(&self) -> (usize, usize) {
         let pending = self.pending.lock();
-        (pending.unpromoted, pending.promoted)
+        (pending.fresh.len(), pending.promoted)
+    }
+}
+
+/// Puts `waker` in `slot` unless the one there already wakes the same task
+/// (then no clone: two atomic operations saved).
+fn keep(slot: &mut Option<Waker>, waker: &Waker) {
+    match slot {
+        Some(kept) if kept.will_wake(waker) => {}
+        _ => *slot = Some(waker.clone()),
     }
 }
 
