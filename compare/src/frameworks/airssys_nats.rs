@@ -181,6 +181,25 @@ impl Entity for Doubler {}
 const ENTITY_KEY: &str = "42";
 
 /// A system and its broker, node `node` of the system "compare".
+/// Times `n` requests through `broker` to double their number at `address`,
+/// `in_flight` at a time.
+async fn measure_doubling(
+    n: u64,
+    in_flight: usize,
+    broker: &Broker,
+    address: ActorAddress,
+) -> Sample {
+    measure(n, in_flight, |i| {
+        let broker = broker.clone();
+        let request = MessageEnvelope::new(address.clone(), Double(i));
+        async move {
+            let answer = broker.request(request, PATIENCE).await.expect("request");
+            answer == i * 2
+        }
+    })
+    .await
+}
+
 async fn node(server: &NatsServer, node: &str) -> (ActorSystem, Broker) {
     let system = ActorSystem::new(SystemConfig::named("compare")).expect("inside a runtime");
     let broker =
@@ -203,15 +222,7 @@ impl Airssys {
             .spawn(Doubler(a_broker.clone()))
             .expect("spawn");
         a_broker.export_name(DOUBLER).await.expect("exported");
-        let sample = measure(n, in_flight, |i| {
-            let broker = b_broker.clone();
-            async move {
-                let request = MessageEnvelope::new(ActorAddress::named(DOUBLER), Double(i));
-                let answer = broker.request(request, PATIENCE).await.expect("request");
-                answer == i * 2
-            }
-        })
-        .await;
+        let sample = measure_doubling(n, in_flight, &b_broker, ActorAddress::named(DOUBLER)).await;
         drop((a_broker, b_broker));
         b.shutdown(PATIENCE).await;
         a.shutdown(PATIENCE).await;
@@ -250,16 +261,8 @@ impl Airssys {
         while a_broker.sharding_stats().map_or(0, |s| s.shards_held) < 16 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let sample = measure(n, in_flight, |i| {
-            let broker = b_broker.clone();
-            async move {
-                let entity = ActorAddress::entity("doubler", ENTITY_KEY);
-                let request = MessageEnvelope::new(entity, Double(i));
-                let answer = broker.request(request, PATIENCE).await.expect("request");
-                answer == i * 2
-            }
-        })
-        .await;
+        let entity = ActorAddress::entity("doubler", ENTITY_KEY);
+        let sample = measure_doubling(n, in_flight, &b_broker, entity).await;
         drop((a_broker, b_broker));
         b.shutdown(PATIENCE).await;
         a.shutdown(PATIENCE).await;
