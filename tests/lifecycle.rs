@@ -557,6 +557,59 @@ async fn kill_right_after_spawn_accounts_for_the_queue() {
     within(system.all_stopped()).await;
 }
 
+/// A killed actor is dropped, with its context, before its exit is
+/// published: when it drops, its handle still says it has not stopped.
+#[tokio::test]
+async fn a_killed_actor_is_dropped_before_its_exit_is_published() {
+    /// Notes, when dropped, whether its own actor had already stopped.
+    struct Witness {
+        me: Option<ActorRef<()>>,
+        started: Option<tokio::sync::oneshot::Sender<()>>,
+        stopped_when_dropped: Arc<Mutex<Option<bool>>>,
+    }
+    impl Actor for Witness {
+        type Message = ();
+        type Error = std::convert::Infallible;
+        async fn pre_start(&mut self, ctx: &mut ActorContext<()>) -> Result<(), Self::Error> {
+            self.me = Some(ctx.myself().clone());
+            let _ = self.started.take().map(|started| started.send(()));
+            Ok(())
+        }
+        async fn handle_message(
+            &mut self,
+            (): (),
+            _: &mut ActorContext<()>,
+        ) -> Result<(), Self::Error> {
+            Ok(())
+        }
+    }
+    impl Drop for Witness {
+        fn drop(&mut self) {
+            if let Some(me) = &self.me {
+                *self.stopped_when_dropped.lock() = Some(me.state() == ActorState::Stopped);
+            }
+        }
+    }
+    let system = system();
+    let seen = Arc::new(Mutex::new(None));
+    let (started, has_started) = tokio::sync::oneshot::channel();
+    let actor = system
+        .spawn(Witness {
+            me: None,
+            started: Some(started),
+            stopped_when_dropped: seen.clone(),
+        })
+        .unwrap();
+    has_started.await.unwrap();
+    actor.kill();
+    assert_eq!(exit_of(&actor).await, ExitReason::Killed);
+    assert_eq!(
+        *seen.lock(),
+        Some(false),
+        "dropped after its exit was published"
+    );
+}
+
 /// Whoever wakes from `wait_for_exit` sees a system that no longer counts
 /// the actor (the registry is updated before waiters are woken). Repeated on
 /// two worker threads to give the race a chance.

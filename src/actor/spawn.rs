@@ -96,7 +96,7 @@ where
 {
     let prepared = prepare_actor(system, options, actor, factory)?;
     let myself = prepared.myself().clone();
-    prepared.launch();
+    prepared.launch(myself.cell());
     Ok(myself)
 }
 
@@ -111,7 +111,7 @@ pub(crate) async fn start_actor<A: Actor>(
 ) -> Result<ActorRef<A::Message>, ExitReason> {
     let prepared = prepare_in_place(system, options, actor)?;
     let myself = prepared.myself().clone();
-    prepared.start().await?;
+    prepared.start(myself.cell()).await?;
     Ok(myself)
 }
 
@@ -213,12 +213,13 @@ impl<A: Actor, F: Rebuild<A>> Prepared<A, F> {
 
     /// Runs the actor's `pre_start` here, then spawns its task. On failure
     /// the actor has exited, with the returned reason; its watcher is not
-    /// told (the caller has the reason).
-    async fn start(mut self) -> Result<(), ExitReason> {
+    /// told (the caller has the reason). `cell` is the actor's own, held
+    /// by the caller (see [`launch_as`](Self::launch_as)).
+    async fn start(mut self, cell: &ActorCell<A::Message>) -> Result<(), ExitReason> {
         if let Err(reason) = self.pre_start_here().await {
             return Err(self.abandon(reason));
         }
-        self.launch();
+        self.launch(cell);
         Ok(())
     }
 
@@ -248,19 +249,21 @@ impl<A: Actor, F: Rebuild<A>> Prepared<A, F> {
 
     /// Spawns the actor's task, which starts it unless [`start`](Self::start)
     /// already did.
-    fn launch(self) {
-        self.launch_as(Self::run);
+    fn launch(self, cell: &ActorCell<A::Message>) {
+        self.launch_as(Self::run, cell);
     }
 
     /// Spawns a task running `task` of this actor, which aborting the
-    /// actor aborts.
-    fn launch_as<L>(self, task: impl FnOnce(Self) -> L)
+    /// actor aborts. `cell` is this actor's, borrowed from a handle the
+    /// caller keeps: the task may end (and drop its own) before its abort
+    /// handle is stored, and cloning it here cost every spawn two atomic
+    /// updates (the system's handle two more).
+    fn launch_as<L>(self, task: impl FnOnce(Self) -> L, cell: &ActorCell<A::Message>)
     where
         L: Future<Output = ()> + Send + 'static,
     {
-        let cell = self.exit.cell.clone();
-        let system = self.exit.system.clone();
-        let task = system.runtime().spawn(task(self));
+        debug_assert_eq!(cell.id, self.exit.cell.id);
+        let task = cell.shared.runtime.spawn(task(self));
         cell.set_abort_handle(task.abort_handle());
     }
 
@@ -268,7 +271,7 @@ impl<A: Actor, F: Rebuild<A>> Prepared<A, F> {
     /// actor's while polled: see [`super::running`]).
     fn run(self) -> impl Future<Output = ()> + Send {
         let actor = self.exit.cell.id;
-        Running::new(actor, run(self.actor, self.factory, self.ctx, self.exit))
+        Running::new(actor, run(self))
     }
 
     /// The actor runs in a task that already exists (see [`super::dock`]),
@@ -281,26 +284,27 @@ impl<A: Actor, F: Rebuild<A>> Prepared<A, F> {
 impl<A: Actor> Replacement<A> {
     /// Gives this started worker a task: the task of the exited instance
     /// `recycled` names if that task can take it (see [`super::dock`]),
-    /// else a new one. Returns the key to its task.
-    pub(crate) fn run_in(self, recycled: Option<DockKey>) -> DockKey {
+    /// else a new one. Returns the key to its task. `cell` is this worker's,
+    /// from a handle the caller keeps.
+    pub(crate) fn run_in(self, recycled: Option<DockKey>, cell: &ActorCell<A::Message>) -> DockKey {
         let reused = recycled.as_ref().and_then(DockKey::dock::<A>);
         match (recycled, reused) {
             (Some(key), Some(dock)) => match dock.hand(key, self) {
                 Ok(()) => dock.key(),
                 // That task cannot take it (it was killed meanwhile, or is
                 // being killed): a task of its own.
-                Err(started) => started.launch_docked(),
+                Err(started) => started.launch_docked(cell),
             },
-            _ => self.launch_docked(),
+            _ => self.launch_docked(cell),
         }
     }
 
     /// Spawns a task that runs this actor and then, while its supervisor
     /// hands it replacements, those; returns the key to that task.
-    fn launch_docked(self) -> DockKey {
+    fn launch_docked(self, cell: &ActorCell<A::Message>) -> DockKey {
         let dock = Dock::new();
         let key = dock.key();
-        self.launch_as(|started| run_docked(started, dock));
+        self.launch_as(|started| run_docked(started, dock), cell);
         key
     }
 }
@@ -384,98 +388,120 @@ enum LoopExit {
 
 /// The actor's task: the lifecycle loop, from `pre_start` (unless it already
 /// ran in place) to the final accounting.
-async fn run<A, F>(
-    actor: A,
-    mut factory: F,
-    context: ActorContext<A::Message>,
-    exit: ExitGuard<A::Message>,
-) where
+///
+/// An `async` block capturing the prepared actor whole, not an `async fn`
+/// of its four parts: an `async fn` keeps each parameter twice in its task
+/// (as passed, and as the local it is moved into), 96 bytes more that tokio
+/// copies five times per spawn. Captured whole, it is dropped in its
+/// fields' order if the task is killed: the actor and its context (timers,
+/// children, the handled count) before `exit` publishes the exit.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an `async fn` would store its parameter twice (see above)"
+)]
+fn run<A, F>(mut prepared: Prepared<A, F>) -> impl Future<Output = ()> + Send
+where
     A: Actor,
     F: Rebuild<A>,
 {
-    // Locals are dropped before parameters: if the task is killed, the actor
-    // and its context (timers, children, the handled count) go before `exit`
-    // publishes the exit.
-    let mut ctx = context;
-    let mut actor = actor;
-    let Some(mut inbox) = exit.cell.mailbox.receiver() else {
-        let reason =
-            ExitReason::Error("internal error: the actor's mailbox already had a receiver".into());
-        return exit.finish(reason);
-    };
-    tracing::debug!(actor = %exit.cell.id, name = ?exit.cell.name, "actor running");
-    // Already running if its supervisor ran the first `pre_start` in place
-    // (`Prepared::start`; a flag passed in would cost every idle actor
-    // another 128 bytes of task).
-    let mut started = exit.cell.state() == ActorState::Running;
-    let reason = loop {
-        if !started && let Err(reason) = pre_start(&mut actor, &mut ctx, &exit).await {
-            break reason;
-        }
-        started = false;
-        let loop_exit = match AssertUnwindSafe(serve(&mut actor, &mut ctx, &mut inbox))
-            .catch_unwind()
-            .await
-        {
-            Ok(loop_exit) => loop_exit,
-            Err(panic) => {
-                // A panic in the loop is a handler's (or `on_error`'s): the
-                // message it was handling is gone with it; say so.
-                let reason = exit.panicked(panic);
-                exit.cell.shared.dead_letters.record_crashed_in_handler(
-                    exit.cell.id,
-                    A::Message::MESSAGE_TYPE,
-                    &reason,
-                );
-                LoopExit::Stop(reason)
+    async move {
+        let Some(mut inbox) = prepared.exit.cell.mailbox.receiver() else {
+            let reason = ExitReason::Error(
+                "internal error: the actor's mailbox already had a receiver".into(),
+            );
+            return prepared.exit.finish(reason);
+        };
+        tracing::debug!(actor = %prepared.exit.cell.id, name = ?prepared.exit.cell.name, "actor running");
+        // Already running if its supervisor ran the first `pre_start` in place
+        // (`Prepared::start`; a flag passed in would cost every idle actor
+        // another 128 bytes of task).
+        let mut started = prepared.exit.cell.state() == ActorState::Running;
+        let reason = loop {
+            if !started
+                && let Err(reason) =
+                    pre_start(&mut prepared.actor, &mut prepared.ctx, &prepared.exit).await
+            {
+                break reason;
             }
-        };
-        let restarting = matches!(loop_exit, LoopExit::Restart);
-        if restarting {
-            exit.cell.set_state(ActorState::Restarting);
-        } else {
-            exit.cell.mailbox.close();
-            exit.cell.set_state(ActorState::Stopping);
-        }
-        let mut reason = match loop_exit {
-            LoopExit::Stop(reason) => reason,
-            LoopExit::Restart => ExitReason::Normal,
-        };
-        match AssertUnwindSafe(actor.post_stop(&ctx)).catch_unwind().await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::warn!(actor = %exit.cell.id, %error, "post_stop failed"),
-            Err(panic) => {
-                let panic = exit.panicked(panic);
-                if reason.is_normal() {
-                    reason = panic;
+            started = false;
+            let loop_exit =
+                match AssertUnwindSafe(serve(&mut prepared.actor, &mut prepared.ctx, &mut inbox))
+                    .catch_unwind()
+                    .await
+                {
+                    Ok(loop_exit) => loop_exit,
+                    Err(panic) => {
+                        // A panic in the loop is a handler's (or `on_error`'s): the
+                        // message it was handling is gone with it; say so.
+                        let reason = prepared.exit.panicked(panic);
+                        prepared
+                            .exit
+                            .cell
+                            .shared
+                            .dead_letters
+                            .record_crashed_in_handler(
+                                prepared.exit.cell.id,
+                                A::Message::MESSAGE_TYPE,
+                                &reason,
+                            );
+                        LoopExit::Stop(reason)
+                    }
+                };
+            let restarting = matches!(loop_exit, LoopExit::Restart);
+            if restarting {
+                prepared.exit.cell.set_state(ActorState::Restarting);
+            } else {
+                prepared.exit.cell.mailbox.close();
+                prepared.exit.cell.set_state(ActorState::Stopping);
+            }
+            let mut reason = match loop_exit {
+                LoopExit::Stop(reason) => reason,
+                LoopExit::Restart => ExitReason::Normal,
+            };
+            match AssertUnwindSafe(prepared.actor.post_stop(&prepared.ctx))
+                .catch_unwind()
+                .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::warn!(actor = %prepared.exit.cell.id, %error, "post_stop failed")
+                }
+                Err(panic) => {
+                    let panic = prepared.exit.panicked(panic);
+                    if reason.is_normal() {
+                        reason = panic;
+                    }
                 }
             }
-        }
-        if !restarting {
-            break reason;
-        }
-        match std::panic::catch_unwind(AssertUnwindSafe(|| factory.rebuild())) {
-            Ok(Some(fresh)) => {
-                ctx.release_dependents();
-                actor = fresh;
-                ctx.system().metrics().restarted();
-                tracing::debug!(actor = %exit.cell.id, "actor restarted");
+            if !restarting {
+                break reason;
             }
-            Ok(None) => {
-                break ExitReason::Error(
-                    "restart requested but the actor was spawned without a factory; \
-                     spawn it with spawn_with_factory to allow restarts"
-                        .into(),
-                );
+            match std::panic::catch_unwind(AssertUnwindSafe(|| prepared.factory.rebuild())) {
+                Ok(Some(fresh)) => {
+                    prepared.ctx.release_dependents();
+                    prepared.actor = fresh;
+                    prepared.ctx.system().metrics().restarted();
+                    tracing::debug!(actor = %prepared.exit.cell.id, "actor restarted");
+                }
+                Ok(None) => {
+                    break ExitReason::Error(
+                        "restart requested but the actor was spawned without a factory; \
+                         spawn it with spawn_with_factory to allow restarts"
+                            .into(),
+                    );
+                }
+                Err(panic) => break prepared.exit.panicked(panic),
             }
-            Err(panic) => break exit.panicked(panic),
-        }
-    };
-    // The receiver goes first: draining takes it again.
-    drop(inbox);
-    drop(ctx);
-    drop(actor);
-    exit.finish(reason);
+        };
+        // The receiver goes first: draining takes it again.
+        drop(inbox);
+        let Prepared {
+            actor, ctx, exit, ..
+        } = prepared;
+        drop(ctx);
+        drop(actor);
+        exit.finish(reason);
+    }
 }
 
 /// Runs `pre_start`, moving the actor from `Starting` to `Running`; on

@@ -415,7 +415,7 @@ impl<A: Actor> ChildStart for WorkerStart<A> {
                 return Err(worker.abandon(reason));
             }
             let actor_ref = worker.myself().clone();
-            let dock = worker.run_in(recycled);
+            let dock = worker.run_in(recycled, actor_ref.cell());
             let probe = self.probe.clone().map(|probe| {
                 let target = actor_ref.clone();
                 Box::new(move || probe(target.clone())) as BoundProbe

@@ -396,9 +396,16 @@ impl ActorSystem {
             let notified = self.inner.all_stopped.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if self.inner.actors.lock().is_empty() {
-                return;
+            {
+                let mut actors = self.inner.actors.lock();
+                if actors.is_empty() {
+                    return;
+                }
+                // Under the lock that exits take: the exit that empties the
+                // table sees this count and wakes us.
+                actors.awaiting_empty += 1;
             }
+            let _awaiting = AwaitingEmpty(self);
             notified.await;
         }
     }
@@ -424,26 +431,36 @@ impl ActorSystem {
             });
         }
         let slot = actors.insert(actor);
-        drop(actors);
+        // Counted under the lock, which orders the count's writers.
         self.inner.metrics.actor_spawned();
+        drop(actors);
         Ok(slot)
     }
 
     pub(crate) fn deregister(&self, slot: Slot) {
         let mut actors = self.inner.actors.lock();
-        let removed = actors.remove(slot);
-        let empty = actors.is_empty();
-        drop(actors);
-        if removed {
+        if actors.remove(slot) {
             self.inner.metrics.actor_stopped();
         }
-        if empty {
+        let wake = actors.is_empty() && actors.awaiting_empty > 0;
+        drop(actors);
+        if wake {
             self.inner.all_stopped.notify_waiters();
         }
     }
 
     fn live_actors(&self) -> Vec<Arc<dyn ActorControl>> {
         self.inner.actors.lock().snapshot()
+    }
+}
+
+/// One `all_stopped` call waiting (see `Registry::awaiting_empty`), until
+/// it is woken or dropped.
+struct AwaitingEmpty<'a>(&'a ActorSystem);
+
+impl Drop for AwaitingEmpty<'_> {
+    fn drop(&mut self) {
+        self.0.inner.actors.lock().awaiting_empty -= 1;
     }
 }
 

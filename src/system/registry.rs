@@ -17,6 +17,10 @@ pub(crate) struct Registry {
     slots: Vec<Option<Arc<dyn ActorControl>>>,
     free: Vec<Slot>,
     live: usize,
+    /// Calls of `ActorSystem::all_stopped` waiting for the table to empty:
+    /// with none, the last exit wakes nobody (the wake-up takes a lock and
+    /// two atomic updates).
+    pub(crate) awaiting_empty: usize,
 }
 
 impl Registry {

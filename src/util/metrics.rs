@@ -59,6 +59,11 @@ impl RuntimeMetricsSnapshot {
     }
 }
 
+/// Adds one to a counter whose writers are serialized by a lock they hold.
+fn bump(counter: &AtomicU64) {
+    counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
 impl RuntimeMetrics {
     /// Copies the current values.
     pub fn snapshot(&self) -> RuntimeMetricsSnapshot {
@@ -72,13 +77,19 @@ impl RuntimeMetrics {
         }
     }
 
+    /// Counts a spawned actor. Every caller holds the system's registry
+    /// lock, which orders the calls: a plain load and store does, without
+    /// an atomic read-modify-write (which drains the store buffer on every
+    /// spawn). Readers see a value no older than the last unlock.
     pub(crate) fn actor_spawned(&self) {
-        self.spawned.fetch_add(1, Ordering::Relaxed);
+        bump(&self.spawned);
         metrics::counter!("airssys_rt_actors_spawned_total").increment(1);
     }
 
+    /// Counts an exited actor; as [`actor_spawned`](Self::actor_spawned),
+    /// only under the system's registry lock.
     pub(crate) fn actor_stopped(&self) {
-        self.stopped.fetch_add(1, Ordering::Relaxed);
+        bump(&self.stopped);
         metrics::counter!("airssys_rt_actors_stopped_total").increment(1);
     }
 
