@@ -45,7 +45,7 @@
 //!   `waker_free` again.
 //! * `blocked_senders` and `room`: a `Block` sender registers before it
 //!   looks for room; the receiver notifies after each claim when the count
-//!   is non-zero; `close` notifies every waiter.
+//!   is non-zero; `close` notifies every waiter when it is non-zero.
 //!
 //! Where one side stores and then loads what the other stored (a signal
 //! against a park, a blocked sender against a claim), both sides make a
@@ -471,7 +471,13 @@ impl<T: MailboxItem> Mailbox<T> {
     /// the call that closed it.
     pub fn close(&self) -> bool {
         let previous = self.state.fetch_or(CLOSED, SeqCst);
-        self.room.notify_waiters();
+        // A blocked sender registers before its read-modify-write of
+        // `state`: if that came first, the one above sees the registration;
+        // if not, the sender's sees `CLOSED`. With none registered, no
+        // wake-up (it takes a lock and two atomic updates, twice per exit).
+        if self.blocked_senders.load(SeqCst) > 0 {
+            self.room.notify_waiters();
+        }
         previous & CLOSED == 0
     }
 
