@@ -5,7 +5,7 @@
 //! The cell is built in place in its `Arc` (the one `unsafe`: the value is
 //! written before `assume_init`). Its lifecycle words: `state` is written
 //! by the actor's task (release) and read by anyone (acquire); the exit
-//! reason is set once (`OnceLock`) before the state says `Stopped`; a
+//! reason is set once (`WriteOnce`) before the state says `Stopped`; a
 //! waiter counts itself in `exit_waiters` and the exit reads that count,
 //! each behind a `SeqCst` fence, so either the waiter sees `Stopped` or the
 //! exit sees the waiter and wakes it. The first waiter waits on a plain
@@ -19,8 +19,8 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering, fence};
-use std::sync::{Arc, OnceLock};
 
 use futures::task::AtomicWaker;
 use parking_lot::Mutex;
@@ -37,6 +37,7 @@ use crate::message::{Message, MessageEnvelope, MessagePriority};
 use crate::system::shared::SystemShared;
 use crate::util::ActorId;
 use crate::util::once_box::OnceBox;
+use crate::util::write_once::WriteOnce;
 
 /// A queued user message: a plain `tell` (no metadata, the hot path) or an
 /// envelope (TTL and metadata, boxed so plain messages stay small).
@@ -120,7 +121,7 @@ pub(crate) struct ActorCell<M: Message> {
     registered: AtomicBool,
     /// The id of the envelope being handled (0: the message came by `tell`).
     current_envelope: AtomicU64,
-    exit: OnceLock<ExitReason>,
+    exit: WriteOnce<ExitReason>,
     /// Wakes the waiter that holds the slot below.
     first_exit_waiter: AtomicWaker,
     /// Whether a `wait_for_exit` waits on `first_exit_waiter`.
@@ -180,7 +181,7 @@ impl<M: Message> ActorCell<M> {
                     state: AtomicU8::new(ActorState::Starting.to_u8()),
                     registered: AtomicBool::new(false),
                     current_envelope: AtomicU64::new(0),
-                    exit: OnceLock::new(),
+                    exit: WriteOnce::new(),
                     first_exit_waiter: AtomicWaker::new(),
                     exit_slot_taken: AtomicBool::new(false),
                     exited: OnceBox::new(),

@@ -9,6 +9,7 @@ pub(crate) mod once_box;
 pub(crate) mod subscribers;
 pub(crate) mod sync;
 pub mod time;
+pub(crate) mod write_once;
 
 pub use ids::{ActorId, MessageId};
 pub use metrics::{RuntimeMetrics, RuntimeMetricsSnapshot};
