@@ -176,7 +176,7 @@ where
     let prepared = Prepared {
         actor,
         factory,
-        ctx: ActorContext::new(myself.clone(), system.clone()),
+        ctx: ActorContext::new(myself, system.clone()),
         exit: ExitGuard {
             cell,
             system: system.clone(),
