@@ -430,22 +430,7 @@ where
                     .await
                 {
                     Ok(loop_exit) => loop_exit,
-                    Err(panic) => {
-                        // A panic in the loop is a handler's (or `on_error`'s): the
-                        // message it was handling is gone with it; say so.
-                        let reason = prepared.exit.panicked(panic);
-                        prepared
-                            .exit
-                            .cell
-                            .shared
-                            .dead_letters
-                            .record_crashed_in_handler(
-                                prepared.exit.cell.id,
-                                A::Message::MESSAGE_TYPE,
-                                &reason,
-                            );
-                        LoopExit::Stop(reason)
-                    }
+                    Err(panic) => LoopExit::Stop(prepared.exit.handler_panicked(panic)),
                 };
             let restarting = matches!(loop_exit, LoopExit::Restart);
             if restarting {
@@ -721,6 +706,18 @@ impl<M: Message> ExitGuard<M> {
         tracing::warn!(actor = %self.cell.id, panic = %text, "actor panicked");
         self.system.metrics().panic_caught();
         ExitReason::Panic(text)
+    }
+
+    /// A panic in the message loop is a handler's (or `on_error`'s): the
+    /// message it was handling is gone with it; say so.
+    fn handler_panicked(&self, payload: Box<dyn std::any::Any + Send>) -> ExitReason {
+        let reason = self.panicked(payload);
+        self.cell.shared.dead_letters.record_crashed_in_handler(
+            self.cell.id,
+            M::MESSAGE_TYPE,
+            &reason,
+        );
+        reason
     }
 
     fn finish(mut self, reason: ExitReason) {

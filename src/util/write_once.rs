@@ -126,7 +126,13 @@ mod tests {
                 .into_iter()
                 .map(|side| {
                     let once = once.clone();
-                    std::thread::spawn(move || once.set(side.repeat(8)).is_ok())
+                    std::thread::spawn(move || match once.set(side.repeat(8)) {
+                        Ok(()) => true,
+                        Err(back) => {
+                            assert_eq!(back, side.repeat(8), "the loser's own value");
+                            false
+                        }
+                    })
                 })
                 .collect();
             let reader = {
