@@ -303,6 +303,10 @@ impl<M: Message> ActorCell<M> {
     }
 
     /// Records the exit reason: readable from now on through `exit_reason`.
+    /// Its one caller is the actor's exit (`ExitGuard::conclude`, which runs
+    /// once per cell): a second call is ignored, and one racing the first
+    /// would return before the first is readable (`WriteOnce::set` does not
+    /// wait), so the exit must stay the only writer.
     pub(crate) fn record_exit(&self, reason: ExitReason) {
         let _ = self.exit.set(reason);
     }

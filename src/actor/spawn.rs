@@ -392,9 +392,12 @@ enum LoopExit {
 /// An `async` block capturing the prepared actor whole, not an `async fn`
 /// of its four parts: an `async fn` keeps each parameter twice in its task
 /// (as passed, and as the local it is moved into), 96 bytes more that tokio
-/// copies five times per spawn. Captured whole, it is dropped in its
-/// fields' order if the task is killed: the actor and its context (timers,
-/// children, the handled count) before `exit` publishes the exit.
+/// copies five times per spawn. Captured whole (the block's first line: it
+/// uses only fields, which it would otherwise capture one by one, dropped
+/// in an order the language leaves unspecified), it is dropped in its
+/// fields' declaration order if the task is killed: the actor and its
+/// context (timers, children, the handled count) before `exit` publishes
+/// the exit.
 #[expect(
     clippy::manual_async_fn,
     reason = "an `async fn` would store its parameter twice (see above)"
@@ -405,6 +408,7 @@ where
     F: Rebuild<A>,
 {
     async move {
+        let _ = &prepared;
         let Some(mut inbox) = prepared.exit.cell.mailbox.receiver() else {
             let reason = ExitReason::Error(
                 "internal error: the actor's mailbox already had a receiver".into(),

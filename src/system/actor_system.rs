@@ -434,16 +434,21 @@ impl ActorSystem {
         // Counted under the lock, which orders the count's writers.
         self.inner.metrics.actor_spawned();
         drop(actors);
+        RuntimeMetrics::export_actor_spawned();
         Ok(slot)
     }
 
     pub(crate) fn deregister(&self, slot: Slot) {
         let mut actors = self.inner.actors.lock();
-        if actors.remove(slot) {
+        let removed = actors.remove(slot);
+        if removed {
             self.inner.metrics.actor_stopped();
         }
         let wake = actors.is_empty() && actors.awaiting_empty > 0;
         drop(actors);
+        if removed {
+            RuntimeMetrics::export_actor_stopped();
+        }
         if wake {
             self.inner.all_stopped.notify_waiters();
         }

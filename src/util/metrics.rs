@@ -80,16 +80,26 @@ impl RuntimeMetrics {
     /// Counts a spawned actor. Every caller holds the system's registry
     /// lock, which orders the calls: a plain load and store does, without
     /// an atomic read-modify-write (which drains the store buffer on every
-    /// spawn). Readers see a value no older than the last unlock.
+    /// spawn). Readers see a value no older than the last unlock. The
+    /// facade hears of it through [`export_actor_spawned`](Self::export_actor_spawned),
+    /// after the lock (a recorder's code must not run under it).
     pub(crate) fn actor_spawned(&self) {
         bump(&self.spawned);
-        metrics::counter!("airssys_rt_actors_spawned_total").increment(1);
     }
 
     /// Counts an exited actor; as [`actor_spawned`](Self::actor_spawned),
     /// only under the system's registry lock.
     pub(crate) fn actor_stopped(&self) {
         bump(&self.stopped);
+    }
+
+    /// Reports a spawn through the [`metrics`] facade.
+    pub(crate) fn export_actor_spawned() {
+        metrics::counter!("airssys_rt_actors_spawned_total").increment(1);
+    }
+
+    /// Reports an exit through the [`metrics`] facade.
+    pub(crate) fn export_actor_stopped() {
         metrics::counter!("airssys_rt_actors_stopped_total").increment(1);
     }
 
