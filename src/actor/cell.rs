@@ -254,10 +254,7 @@ impl<M: Message> ActorCell<M> {
     /// actor that keeps its mailbox leaves it with its watcher instead, for
     /// its replacement.
     pub(crate) fn close_and_drain(&self, exit: &ExitReason) {
-        // The actor's loop closed it already, unless it was killed.
-        if !self.mailbox.is_closed() {
-            self.mailbox.close();
-        }
+        self.mailbox.close();
         // Closed, a mailbox gains nothing more (a push in flight is already
         // counted): an empty one has nothing to drain.
         if self.mailbox.is_empty() {

@@ -470,6 +470,12 @@ impl<T: MailboxItem> Mailbox<T> {
     /// and blocked senders wake up to get their item back. Returns `true` for
     /// the call that closed it.
     pub fn close(&self) -> bool {
+        // Closing stays closed: a second call (an actor's exit closes from
+        // its loop and again when it drains) needs no read-modify-write,
+        // and whoever closed it first woke the blocked senders.
+        if self.is_closed() {
+            return false;
+        }
         let previous = self.state.fetch_or(CLOSED, SeqCst);
         // A blocked sender registers before its read-modify-write of
         // `state`: if that came first, the one above sees the registration;
